@@ -1,0 +1,288 @@
+"""The ``moebench`` command line (SPEC section 7).
+
+Every bad input ends as one line on stderr and exit code 2; ``solve`` and ``evaluate`` print
+one JSON object on stdout and nothing else (solver banners are sent to stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from moebench.errors import InputError
+
+
+def _params(pairs: Sequence[str] | None, flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in pairs or []:
+        if "=" not in item:
+            raise InputError(f"expected key=value, got {item!r}", where=flag)
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send file descriptor 1 to stderr for the duration (C libraries print banners)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=_json_default))
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+# ---- commands -------------------------------------------------------------------------
+def cmd_solve(args: argparse.Namespace) -> int:
+    from moebench.harness import run_method
+    from moebench.instance_file import load_instance
+    from moebench.placement import save_placement
+
+    inst = load_instance(args.instance)
+    options: dict[str, Any] = _params(args.option, "--option")
+    for key in ("formulation", "solver", "profile"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    isolate = False if args.no_isolate else None
+    with stdout_to_stderr():
+        rec = run_method(
+            inst, args.method, time_limit=args.time_limit, seed=args.seed, options=options, isolate=isolate
+        )
+    if args.output and rec.placement is not None:
+        from moebench.placement import from_triples
+
+        save_placement(inst, from_triples(inst, rec.placement), args.output)
+    _print_json(rec.to_dict())
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from moebench.evaluate import evaluate
+    from moebench.instance_file import load_instance
+    from moebench.placement import load_placement
+
+    inst = load_instance(args.instance)
+    x = load_placement(inst, args.placement)
+    ev = evaluate(inst, x)
+    out = {"instance": inst.name, **ev.to_dict()}
+    _print_json(out)
+    return 0 if ev.feasible else 1
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from moebench.methods import get_method, modifiers, registered
+
+    rows = []
+    for reg in registered():
+        for ex in reg.examples:
+            rows.append(get_method(ex).info.to_dict())
+    if args.json:
+        _print_json({"methods": rows, "modifiers": modifiers()})
+        return 0
+    for r in rows:
+        g = r["guarantee"]
+        gtxt = (
+            "none"
+            if g is None
+            else f">= {g['ratio']:.4f} x OPT gain ({g['source']}; when {', '.join(g['conditions']) or 'always'})"
+        )
+        print(f"{r['name']}  [{r['kind']}{'' if r['deterministic'] else ', randomized'}]")
+        print(f"    {r['summary']}")
+        print(f"    assumes: {', '.join(r['assumptions']) or 'nothing'}; guarantee: {gtxt}")
+    if modifiers():
+        print("modifiers: " + ", ".join(f"<method>+{m}" for m in modifiers()))
+    return 0
+
+
+def cmd_instances_list(args: argparse.Namespace) -> int:
+    from moebench.families import families
+
+    fams = families()
+    if args.json:
+        _print_json(
+            [
+                {
+                    "name": f.name,
+                    "kind": f.kind,
+                    "summary": f.summary,
+                    "params": [
+                        {"name": p.name, "default": p.default, "type": p.type, "help": p.help} for p in f.params
+                    ],
+                }
+                for f in fams
+            ]
+        )
+        return 0
+    for f in fams:
+        print(f"{f.name}  [{f.kind}]  {f.summary}")
+        if args.verbose:
+            for p in f.params:
+                print(f"    {p.name:<18} {p.type:<7} default {p.default!r:<12} {p.help}")
+    if not args.verbose:
+        print("(moebench instances list -v shows every parameter)")
+    return 0
+
+
+def cmd_instances_generate(args: argparse.Namespace) -> int:
+    from moebench.families import generate
+    from moebench.instance_file import save_instance
+
+    inst = generate(args.family, _params(args.param, "--param"), seed=args.seed, instance_name=args.name)
+    save_instance(inst, args.output)
+    print(
+        f"wrote {args.output}: {inst.name} (K={inst.K}, {inst.N} servers, {inst.L} layers, "
+        f"{inst.G} experts, {inst.M} activation sets)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_instances_show(args: argparse.Namespace) -> int:
+    from moebench.instance_file import load_instance
+
+    inst = load_instance(args.instance)
+    info = {
+        "name": inst.name,
+        "K": inst.K,
+        "servers": inst.N,
+        "layers": inst.L,
+        "experts": inst.G,
+        "experts_per_layer": sorted(set(int(e) for e in inst.n_experts)),
+        "activation_sets": inst.M,
+        "capacity_mb": [float(c) for c in inst.capacity],
+        "total_expert_mb": inst.total_size,
+        "capacity_fraction": float(inst.capacity.sum() / inst.total_size),
+        "latency_range_ms": [float(inst.latency.min()), float(inst.latency.max())],
+        "fallback_range_ms": [float(inst.fallback.min()), float(inst.fallback.max())],
+        "empty_latency_ms": inst.empty_latency,
+        "content_hash": inst.content_hash,
+        "meta": dict(inst.meta),
+    }
+    _print_json(info)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from moebench.bench.cli import run_command
+
+    return run_command(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from moebench.report.cli import report_command
+
+    return report_command(args)
+
+
+# ---- parser ---------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    from moebench import __version__
+
+    p = argparse.ArgumentParser(
+        prog="moebench", description="Benchmark MoE expert-placement algorithms against exact references."
+    )
+    p.add_argument("--version", action="version", version=f"moebench {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("solve", help="solve an instance with one method; prints JSON")
+    s.add_argument("instance", help="instance file (.json or .json.gz)")
+    s.add_argument("--method", "-m", required=True, help="method name, e.g. sgd-levels[dp]+ls (see `moebench methods`)")
+    s.add_argument("--time-limit", type=float, default=None, help="wall-clock limit in seconds")
+    s.add_argument("--seed", type=int, default=0, help="random seed")
+    s.add_argument(
+        "--formulation", choices=("assign", "cover", "k1"), default=None, help="exact methods: MILP formulation"
+    )
+    s.add_argument("--solver", default=None, help="milp-pyomo: Pyomo solver name (default highs)")
+    s.add_argument("--profile", default=None, help="exact methods: solver profile from solvers/*.toml")
+    s.add_argument("--option", action="append", metavar="KEY=VALUE", help="further method option (repeatable)")
+    s.add_argument("--no-isolate", action="store_true", help="run in this process even with a time limit")
+    s.add_argument("-o", "--output", default=None, help="write the placement file here")
+    s.set_defaults(func=cmd_solve)
+
+    e = sub.add_parser("evaluate", help="evaluate a placement; prints JSON, exit 1 when infeasible")
+    e.add_argument("instance")
+    e.add_argument("placement")
+    e.set_defaults(func=cmd_evaluate)
+
+    m = sub.add_parser("methods", help="list methods with assumptions and guarantees")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_methods)
+
+    i = sub.add_parser("instances", help="instance families and files")
+    isub = i.add_subparsers(dest="instances_command", required=True, metavar="ACTION")
+    il = isub.add_parser("list", help="list instance families")
+    il.add_argument("-v", "--verbose", action="store_true", help="show parameters")
+    il.add_argument("--json", action="store_true")
+    il.set_defaults(func=cmd_instances_list)
+    ig = isub.add_parser("generate", help="generate an instance file from a family")
+    ig.add_argument("family")
+    ig.add_argument("--param", "-p", action="append", metavar="KEY=VALUE", help="family parameter (repeatable)")
+    ig.add_argument("--seed", type=int, default=0)
+    ig.add_argument("--name", default=None, help="instance name (default derived from the parameters)")
+    ig.add_argument("-o", "--output", required=True, help="output file (.json or .json.gz)")
+    ig.set_defaults(func=cmd_instances_generate)
+    ish = isub.add_parser("show", help="summarize an instance file")
+    ish.add_argument("instance")
+    ish.set_defaults(func=cmd_instances_show)
+
+    r = sub.add_parser("run", help="run a benchmark suite (TOML)")
+    r.add_argument("suite", help="suite file")
+    r.add_argument("--jobs", "-j", type=int, default=None, help="parallel tasks (default: number of cores)")
+    r.add_argument("--executor", choices=("local", "dask"), default="local")
+    r.add_argument("--scheduler", default=None, help="Dask scheduler address (default: a LocalCluster)")
+    r.add_argument("--out", default=None, help="output folder (default: next to the suite file)")
+    r.add_argument("--resume", action="store_true", help="skip tasks already finished in --out")
+    r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_run)
+
+    rep = sub.add_parser("report", help="tables, guarantee checks and plots from a results table")
+    rep.add_argument("results", help="results folder or table (parquet/CSV)")
+    rep.add_argument("--format", default="csv,latex,md,html", help="comma-separated: csv, latex, md, html")
+    rep.add_argument("--out", default=None, help="output folder (default: <results>/report)")
+    rep.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``moebench`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as err:
+        print(f"moebench: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("moebench: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Instance families: anything that maps parameters + seed to an :class:`~moebench.Instance`.
+
+Families register through :func:`register_family`; third-party ones arrive through the
+``moebench.families`` entry-point group. The same parameters and seed always give the same
+instance (bit for bit), which the curated library checks with content hashes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from moebench.errors import InputError
+from moebench.instance import Instance
+
+
+def _as_float_list(v: Any) -> tuple[float, ...]:
+    if isinstance(v, str):
+        v = [s for s in v.replace(";", ",").split(",") if s.strip()]
+    if isinstance(v, (int, float)):
+        v = [v]
+    return tuple(float(x) for x in v)
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "int": lambda v: int(v) if not isinstance(v, float) or v.is_integer() else int("x"),
+    "float": float,
+    "str": str,
+    "floats": _as_float_list,
+    "bool": lambda v: (
+        v if isinstance(v, bool) else {"true": True, "1": True, "false": False, "0": False}[str(v).lower()]
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """A family parameter.
+
+    Attributes
+    ----------
+    name : str
+        Parameter name (``--param name=value``).
+    default : Any
+        Default value (None means "derived", explained in ``help``).
+    type : str
+        One of ``int``, ``float``, ``str``, ``floats`` (comma-separated list), ``bool``.
+    help : str
+        Meaning and unit.
+    choices : tuple or None
+        Allowed values for ``str`` parameters.
+    """
+
+    name: str
+    default: Any
+    type: str
+    help: str
+    choices: tuple[str, ...] | None = None
+
+    def convert(self, raw: Any, family: str) -> Any:
+        """Convert a raw (string or JSON) value, raising :class:`InputError` when it does not fit."""
+        if raw is None:
+            return None
+        try:
+            value = _CONVERTERS[self.type](raw)
+        except (ValueError, KeyError, TypeError):
+            raise InputError(
+                f"{family}: parameter {self.name} expects {self.type}, got {raw!r}", where=self.name
+            ) from None
+        if self.choices is not None and value not in self.choices:
+            raise InputError(
+                f"{family}: parameter {self.name} must be one of {', '.join(self.choices)}, got {value!r}",
+                where=self.name,
+            )
+        return value
+
+
+GeneratorFn = Callable[[dict[str, Any], int], Instance]
+
+
+@dataclass(frozen=True)
+class Family:
+    """A registered family."""
+
+    name: str
+    fn: GeneratorFn
+    params: tuple[Param, ...]
+    summary: str
+    kind: str  # "generated", "trace" or "surrogate"
+
+    def resolve(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Full parameter dict: defaults overridden by ``raw`` (converted and checked)."""
+        known = {p.name: p for p in self.params}
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            raise InputError(
+                f"{self.name}: unknown parameter(s) {', '.join(unknown)} (known: {', '.join(known)})", where=unknown[0]
+            )
+        out = {p.name: p.default for p in self.params}
+        for k, v in raw.items():
+            out[k] = known[k].convert(v, self.name)
+        return out
+
+    def generate(self, params: Mapping[str, Any] | None = None, seed: int = 0, name: str | None = None) -> Instance:
+        """Generate the instance for ``params`` and ``seed``."""
+        full = self.resolve(params or {})
+        inst = self.fn(full, seed)
+        if name is not None and name != inst.name:
+            from moebench.instance import replace_arrays
+
+            inst = replace_arrays(inst, name=name)
+        return inst
+
+
+_FAMILIES: dict[str, Family] = {}
+_BUILTIN_MODULES = ("moebench.families.generated", "moebench.families.traces")
+_loaded = False
+
+
+def register_family(
+    name: str, *, params: Sequence[Param], summary: str, kind: str = "generated"
+) -> Callable[[GeneratorFn], GeneratorFn]:
+    """Decorator registering a generator ``fn(params, seed) -> Instance`` as family ``name``."""
+
+    def deco(fn: GeneratorFn) -> GeneratorFn:
+        if name in _FAMILIES and _FAMILIES[name].fn is not fn:
+            raise ValueError(f"family {name!r} registered twice")
+        _FAMILIES[name] = Family(name, fn, tuple(params), summary, kind)
+        return fn
+
+    return deco
+
+
+def _load_builtins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for mod in _BUILTIN_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
+    from moebench.plugins import load_entry_points
+
+    load_entry_points("moebench.families")
+
+
+def get_family(name: str) -> Family:
+    """The family registered as ``name``.
+
+    Raises
+    ------
+    InputError
+        For an unknown name.
+    """
+    _load_builtins()
+    if name not in _FAMILIES:
+        raise InputError(f"unknown family {name!r} (known: {', '.join(sorted(_FAMILIES))})", where="family")
+    return _FAMILIES[name]
+
+
+def families() -> list[Family]:
+    """Every registered family, sorted by name."""
+    _load_builtins()
+    return sorted(_FAMILIES.values(), key=lambda f: f.name)
+
+
+def generate(
+    name: str, params: Mapping[str, Any] | None = None, seed: int = 0, instance_name: str | None = None
+) -> Instance:
+    """Generate an instance of family ``name``; see :meth:`Family.generate`."""
+    return get_family(name).generate(params, seed, instance_name)

@@ -1,0 +1,205 @@
+"""Generated families: ``uniform``, ``zipf`` and ``clustered`` (SPEC section 6).
+
+All three share the physical parameters of :mod:`moebench.families.physical` and the
+structure parameters ``layers``, ``experts``, ``K`` and ``tokens``. Activation sets are
+sampled per token (``tokens`` tokens per layer) and stored as counts, like a routing trace;
+``uniform`` with ``tokens=0`` instead lists every K-subset with equal probability.
+Everything is drawn from ``numpy.random.default_rng(seed)`` in a fixed order, so parameters
+and seed determine the instance bit for bit.
+"""
+
+from __future__ import annotations
+
+from math import comb
+from typing import Any
+
+import numpy as np
+
+from moebench.errors import InputError
+from moebench.families import Param, register_family
+from moebench.families.physical import (
+    PHYSICAL_PARAMS,
+    capacities,
+    expert_flops,
+    expert_inter,
+    expert_size_mb,
+    hardware,
+    latencies,
+    regime,
+)
+from moebench.instance import Instance, LayerSpec, build_instance
+
+#: Largest number of K-subsets ``uniform`` lists exhaustively.
+MAX_ALL_SETS = 50_000
+
+STRUCTURE_PARAMS: tuple[Param, ...] = (
+    Param("layers", 4, "int", "number of MoE layers L"),
+    Param("experts", 16, "int", "routed experts per layer E"),
+    Param("K", 2, "int", "experts activated per token (Top-K)"),
+    Param("tokens", 2000, "int", "tokens sampled per layer (their Top-K sets become the activation sets)"),
+)
+
+
+def _check_structure(p: dict[str, Any]) -> tuple[int, int, int, int]:
+    nl, e, k, t = int(p["layers"]), int(p["experts"]), int(p["K"]), int(p["tokens"])
+    if nl < 1:
+        raise InputError("layers must be >= 1", where="layers")
+    if k < 1:
+        raise InputError("K must be >= 1", where="K")
+    if e < k:
+        raise InputError(f"experts ({e}) must be >= K ({k})", where="experts")
+    if t < 0:
+        raise InputError("tokens must be >= 0", where="tokens")
+    return nl, e, k, t
+
+
+def sample_topk(rng: np.random.Generator, weights: np.ndarray, k: int, tokens: int) -> np.ndarray:
+    """Sample ``tokens`` sets of ``k`` distinct experts, without replacement, proportionally to ``weights``.
+
+    Uses the Gumbel-top-k trick (equivalent to successive sampling without replacement),
+    vectorized over tokens. Returns shape (tokens, k).
+    """
+    logw = np.log(np.asarray(weights, float))
+    keys = logw[None, :] + rng.gumbel(size=(tokens, len(weights)))
+    return np.argpartition(-keys, k - 1, axis=1)[:, :k]
+
+
+def to_counts(sets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge sampled sets into (unique sorted sets, counts), in first-occurrence order."""
+    s = np.sort(sets, axis=1)
+    uniq, first, counts = np.unique(s, axis=0, return_index=True, return_counts=True)
+    order = np.argsort(first, kind="stable")
+    return uniq[order], counts[order].astype(float)
+
+
+def assemble(
+    family: str,
+    p: dict[str, Any],
+    seed: int,
+    n_experts: int,
+    k: int,
+    layer_sets: list[tuple[np.ndarray, np.ndarray, bool]],
+    rng: np.random.Generator,
+    extra_meta: dict[str, Any] | None = None,
+) -> Instance:
+    """Build the instance from sampled sets and the physical parameters.
+
+    Parameters
+    ----------
+    layer_sets
+        Per layer ``(sets, weights, weights_are_counts)`` with local ids.
+    rng
+        Generator used for the expert-size jitter (drawn after the sets).
+    """
+    nl = len(layer_sets)
+    hw = hardware(p)
+    inter = expert_inter(p, nl, n_experts, rng)
+    size = expert_size_mb(hw.hidden, inter, hw.bytes_weight)
+    t, t0 = latencies(hw, expert_flops(hw.hidden, inter))  # t: (N, L, E), t0: (L, E)
+    cap = capacities(p, float(size.sum()), len(hw.delay))
+    specs = [LayerSpec(size[l], t[:, l, :], t0[l], s, w, counts=c) for l, (s, w, c) in enumerate(layer_sets)]
+    offs = np.arange(nl + 1) * n_experts
+    meta = {
+        "family": family,
+        "params": {key: (list(v) if isinstance(v, tuple) else v) for key, v in p.items()},
+        "seed": seed,
+        "hardware": hw.to_meta(),
+        "regime": regime(size.ravel(), np.full(nl, n_experts), cap, t, t0, offs),
+        **(extra_meta or {}),
+    }
+    name = f"{family}-L{nl}-E{n_experts}-K{k}-N{len(hw.delay)}-s{seed}"
+    return build_instance(name, k, cap, specs, server_names=[f"edge-{i}" for i in range(len(hw.delay))], meta=meta)
+
+
+@register_family(
+    "uniform",
+    params=(*STRUCTURE_PARAMS, *PHYSICAL_PARAMS),
+    summary="every token's Top-K set uniform over all K-subsets (tokens=0: all subsets listed, equal probability)",
+)
+def uniform(p: dict[str, Any], seed: int) -> Instance:
+    """Uniform activation: no popularity, no co-activation structure."""
+    nl, e, k, t = _check_structure(p)
+    rng = np.random.default_rng(seed)
+    layers = []
+    if t == 0:
+        n_sets = comb(e, k)
+        if n_sets > MAX_ALL_SETS:
+            raise InputError(f"C({e},{k}) = {n_sets} sets is too many to list; give tokens=N to sample", where="tokens")
+        from itertools import combinations
+
+        all_sets = np.array(list(combinations(range(e), k)), dtype=np.int64)
+        probs = np.full(len(all_sets), 1.0 / len(all_sets))
+        layers = [(all_sets, probs, False) for _ in range(nl)]
+    else:
+        for _ in range(nl):
+            s, c = to_counts(sample_topk(rng, np.ones(e), k, t))
+            layers.append((s, c, True))
+    return assemble("uniform", p, seed, e, k, layers, rng)
+
+
+@register_family(
+    "zipf",
+    params=(
+        *STRUCTURE_PARAMS,
+        Param("alpha", 1.0, "float", "Zipf exponent of expert popularity (0 = uniform)"),
+        *PHYSICAL_PARAMS,
+    ),
+    summary="skewed popularity: expert weights 1/rank^alpha (random ranks per layer), K drawn without replacement",
+)
+def zipf(p: dict[str, Any], seed: int) -> Instance:
+    """Zipf popularity, independent draws within a token (weak co-activation structure)."""
+    nl, e, k, t = _check_structure(p)
+    if t < 1:
+        raise InputError("zipf needs tokens >= 1", where="tokens")
+    alpha = float(p["alpha"])
+    if alpha < 0:
+        raise InputError("alpha must be >= 0", where="alpha")
+    rng = np.random.default_rng(seed)
+    layers = []
+    for _ in range(nl):
+        w = np.empty(e)
+        w[rng.permutation(e)] = 1.0 / np.arange(1, e + 1) ** alpha
+        s, c = to_counts(sample_topk(rng, w, k, t))
+        layers.append((s, c, True))
+    return assemble("zipf", p, seed, e, k, layers, rng)
+
+
+@register_family(
+    "clustered",
+    params=(
+        *STRUCTURE_PARAMS,
+        Param("block", 0, "int", "experts per block (0: K, i.e. each block is one activation set)"),
+        Param("coherence", 0.8, "float", "probability that a token draws all K experts from one block"),
+        Param("alpha", 1.0, "float", "Zipf exponent of block popularity"),
+        *PHYSICAL_PARAMS,
+    ),
+    summary="blocks of experts that fire together (co-activation matters); the rest uniform noise",
+)
+def clustered(p: dict[str, Any], seed: int) -> Instance:
+    """Clustered co-activation: the regime where per-expert popularity is misleading."""
+    nl, e, k, t = _check_structure(p)
+    if t < 1:
+        raise InputError("clustered needs tokens >= 1", where="tokens")
+    block = int(p["block"]) or k
+    if block < k or block > e:
+        raise InputError(f"block must be in [K, experts] = [{k}, {e}], got {block}", where="block")
+    coherence = float(p["coherence"])
+    if not 0 <= coherence <= 1:
+        raise InputError("coherence must be in [0, 1]", where="coherence")
+    alpha = float(p["alpha"])
+    n_blocks = e // block
+    rng = np.random.default_rng(seed)
+    layers = []
+    for _ in range(nl):
+        perm = rng.permutation(e)
+        blocks = perm[: n_blocks * block].reshape(n_blocks, block)
+        bw = np.empty(n_blocks)
+        bw[rng.permutation(n_blocks)] = 1.0 / np.arange(1, n_blocks + 1) ** alpha
+        coherent = rng.random(t) < coherence
+        which = rng.choice(n_blocks, size=t, p=bw / bw.sum())
+        inside = sample_topk(rng, np.ones(block), k, t)  # positions inside the chosen block
+        noise = sample_topk(rng, np.ones(e), k, t)
+        sets = np.where(coherent[:, None], blocks[which[:, None], inside], noise)
+        s, c = to_counts(sets)
+        layers.append((s, c, True))
+    return assemble("clustered", p, seed, e, k, layers, rng, {"n_blocks": n_blocks, "block": block})

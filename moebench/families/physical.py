@@ -1,0 +1,184 @@
+"""Latencies and sizes from physical parameters (SPEC section 2).
+
+For server n and expert (l, e):
+
+    T[n, l, e] = 2 * D / r[n] + delta[n] + flops[l, e] / f[n]
+
+with D = hidden x bytes per activation (the token's hidden state travels there and back),
+r the link rate, delta a fixed per-request delay and f the compute speed. The cloud fallback
+T0 uses the same formula with the WAN parameters. A SwiGLU expert has three matrices of
+hidden x intermediate weights, hence
+
+    size[l, e]  = 3 * hidden * inter[l, e] * bytes_per_weight      (bytes)
+    flops[l, e] = 2 * 3 * hidden * inter[l, e]                     (per token)
+
+Defaults are those of DeepSeek-V2-Lite (hidden 2048, expert intermediate 1408, bf16):
+17.3 MB and 17.3 MFLOP per expert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from moebench.errors import InputError
+from moebench.families import Param
+
+#: Parameters shared by every family that builds latencies physically.
+PHYSICAL_PARAMS: tuple[Param, ...] = (
+    Param("servers", 3, "int", "number of edge servers N"),
+    Param("capacity", 0.25, "float", "total edge storage as a fraction of the size of all experts"),
+    Param("capacity_weights", None, "floats", "relative share of each server in the capacity (default: equal)"),
+    Param("hidden", 2048, "int", "hidden size of the model"),
+    Param("inter", 1408, "int", "expert intermediate (FFN) size"),
+    Param(
+        "inter_jitter",
+        0.0,
+        "float",
+        "per-expert intermediate size varies uniformly by +-this fraction (0: equal sizes)",
+    ),
+    Param("bytes_weight", 2.0, "float", "bytes per weight (2 = bf16, 0.5 = int4)"),
+    Param("bytes_act", 2.0, "float", "bytes per activation element sent over the link"),
+    Param(
+        "delays", None, "floats", "fixed delay per server in ms (default: evenly spaced from delay_min to delay_max)"
+    ),
+    Param("delay_min", 2.0, "float", "fixed delay of the fastest server, ms"),
+    Param("delay_max", 8.0, "float", "fixed delay of the slowest server, ms"),
+    Param("link_rate", (100.0,), "floats", "link rate per server in Mbit/s (one value for all or one per server)"),
+    Param("compute", (100.0,), "floats", "compute speed per server in GFLOP/s (one value for all or one per server)"),
+    Param("cloud_delay", 30.0, "float", "fixed WAN delay of the cloud fallback, ms"),
+    Param("cloud_rate", (50.0,), "floats", "link rate to the cloud, Mbit/s"),
+    Param("cloud_compute", (1000.0,), "floats", "cloud compute speed, GFLOP/s"),
+)
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """Resolved per-server physical parameters (ms, Mbit/s, GFLOP/s)."""
+
+    delay: tuple[float, ...]
+    link_rate: tuple[float, ...]
+    compute: tuple[float, ...]
+    cloud_delay: float
+    cloud_rate: float
+    cloud_compute: float
+    hidden: int
+    bytes_act: float
+    bytes_weight: float
+
+    def to_meta(self) -> dict[str, Any]:
+        """Metadata stored in the instance file."""
+        return asdict(self)
+
+
+def _per_server(values: Any, n: int, name: str) -> tuple[float, ...]:
+    vals = tuple(float(v) for v in values)
+    if len(vals) == 1:
+        vals = vals * n
+    if len(vals) != n:
+        raise InputError(f"{name} needs 1 or {n} values (one per server), got {len(vals)}", where=name)
+    if any(not np.isfinite(v) or v <= 0 for v in vals) and name != "delays":
+        raise InputError(f"{name} values must be > 0", where=name)
+    if any(not np.isfinite(v) or v < 0 for v in vals):
+        raise InputError(f"{name} values must be >= 0", where=name)
+    return vals
+
+
+def hardware(p: dict[str, Any]) -> Hardware:
+    """Resolve the physical parameters of a family's parameter dict."""
+    n = int(p["servers"])
+    if n < 1:
+        raise InputError("servers must be >= 1", where="servers")
+    delays = p.get("delays")
+    if delays is None:
+        delays = (
+            tuple(np.linspace(float(p["delay_min"]), float(p["delay_max"]), n)) if n > 1 else (float(p["delay_min"]),)
+        )
+    return Hardware(
+        delay=_per_server(delays, n, "delays"),
+        link_rate=_per_server(p["link_rate"], n, "link_rate"),
+        compute=_per_server(p["compute"], n, "compute"),
+        cloud_delay=float(p["cloud_delay"]),
+        cloud_rate=_per_server(p["cloud_rate"], 1, "cloud_rate")[0],
+        cloud_compute=_per_server(p["cloud_compute"], 1, "cloud_compute")[0],
+        hidden=int(p["hidden"]),
+        bytes_act=float(p["bytes_act"]),
+        bytes_weight=float(p["bytes_weight"]),
+    )
+
+
+def expert_inter(p: dict[str, Any], n_layers: int, n_experts: int, rng: np.random.Generator) -> np.ndarray:
+    """Intermediate size of every expert, shape (L, E), with the requested jitter."""
+    j = float(p["inter_jitter"])
+    if not 0 <= j < 1:
+        raise InputError("inter_jitter must be in [0, 1)", where="inter_jitter")
+    base = float(p["inter"])
+    if j == 0:
+        return np.full((n_layers, n_experts), base)
+    return np.round(base * rng.uniform(1 - j, 1 + j, size=(n_layers, n_experts)))
+
+
+def expert_size_mb(hidden: int, inter: np.ndarray, bytes_weight: float) -> np.ndarray:
+    """SwiGLU expert size in MB (10^6 bytes)."""
+    return 3.0 * hidden * np.asarray(inter, float) * bytes_weight / 1e6
+
+
+def expert_flops(hidden: int, inter: np.ndarray) -> np.ndarray:
+    """FLOPs of one token through one SwiGLU expert."""
+    return 6.0 * hidden * np.asarray(inter, float)
+
+
+def transfer_ms(hidden: int, bytes_act: float, rate_mbps: float) -> float:
+    """Round trip of one token's hidden state over a link of ``rate_mbps`` Mbit/s, in ms."""
+    bytes_per_ms = rate_mbps * 1e6 / 8 / 1e3
+    return 2.0 * hidden * bytes_act / bytes_per_ms
+
+
+def latencies(hw: Hardware, flops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """T[n, ...] and T0[...] in ms for experts with the given FLOPs (any shape)."""
+    flops = np.asarray(flops, float)
+    t = np.stack(
+        [
+            transfer_ms(hw.hidden, hw.bytes_act, r) + d + flops / (f * 1e6)
+            for r, d, f in zip(hw.link_rate, hw.delay, hw.compute)
+        ]
+    )
+    t0 = transfer_ms(hw.hidden, hw.bytes_act, hw.cloud_rate) + hw.cloud_delay + flops / (hw.cloud_compute * 1e6)
+    return t, t0
+
+
+def capacities(p: dict[str, Any], total_mb: float, n: int) -> np.ndarray:
+    """Per-server capacity in MB from the ``capacity`` fraction and ``capacity_weights``."""
+    frac = float(p["capacity"])
+    if not frac >= 0 or not np.isfinite(frac):
+        raise InputError("capacity must be a fraction >= 0", where="capacity")
+    w = p.get("capacity_weights")
+    w = np.ones(n) if w is None else np.asarray(_per_server(w, n, "capacity_weights"))
+    return frac * total_mb * w / w.sum()
+
+
+def regime(
+    size: np.ndarray,
+    n_experts: np.ndarray,
+    capacity: np.ndarray,
+    t: np.ndarray,
+    t0: np.ndarray,
+    expert_offset: np.ndarray,
+) -> list[str]:
+    """Tags naming the regimes of SPEC section 6 an instance is in."""
+    layer_mb = np.add.reduceat(size, expert_offset[:-1])
+    total = float(capacity.sum())
+    tags = []
+    if total < layer_mb.min():
+        tags.append("capacity-below-one-layer")
+    elif total >= 2 * layer_mb.max():
+        tags.append("capacity-several-layers")
+    else:
+        tags.append("capacity-about-one-layer")
+    if float(np.median(t0)) < 2.0 * float(np.max(t)):
+        tags.append("fallback-near-edge")
+    else:
+        tags.append("fallback-far")
+    return tags

@@ -1,0 +1,443 @@
+"""The method registry: exact back ends, approximation algorithms and baselines alike.
+
+A *method* maps an instance to a placement. Each is registered under a base name with a
+builder that receives the bracket arguments of the full name, e.g. ``greedy-enum[2]`` or
+``sgd-levels[maxconv,eps=0.1]``; a ``+ls`` suffix wraps any method in local search. Every
+method declares, as data, its assumptions, its guarantee and whether it is deterministic, so
+that the CLI, the runner and the reports treat all methods alike.
+
+Third-party packages add methods through the ``moebench.methods`` entry-point group: the
+entry point must name a callable (or module) that registers its methods when imported/called.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from moebench.errors import InputError
+from moebench.instance import Instance
+
+
+class Status(str, Enum):
+    """Outcome of one method run.
+
+    OPTIMAL
+        Proven optimal (exact methods, within the stated gap tolerance, 0 by default).
+    FEASIBLE
+        A feasible placement without proof of optimality (every heuristic's normal result).
+    TIME_LIMIT
+        The wall-clock limit was hit; the best incumbent so far (if any) is kept.
+    INFEASIBLE
+        The solver declared the model infeasible (cannot happen for a correct model: caching
+        nothing is always feasible, so it signals a bug).
+    INVALID
+        The method returned a placement that violates a capacity.
+    ERROR
+        The method raised, crashed, or its own objective disagrees with the evaluator's.
+    UNAVAILABLE
+        A required optional dependency or external solver is not installed.
+    NOT_APPLICABLE
+        The instance is outside the method's declared assumptions (e.g. ``K = 1`` only).
+    """
+
+    OPTIMAL = "optimal"
+    FEASIBLE = "feasible"
+    TIME_LIMIT = "time-limit"
+    INFEASIBLE = "infeasible"
+    INVALID = "invalid"
+    ERROR = "error"
+    UNAVAILABLE = "unavailable"
+    NOT_APPLICABLE = "not-applicable"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def has_placement(self) -> bool:
+        """True when a result with this status carries a usable placement."""
+        return self in (Status.OPTIMAL, Status.FEASIBLE, Status.TIME_LIMIT)
+
+
+# ---- conditions: the vocabulary of assumptions and guarantee conditions -----------------
+CONDITIONS: dict[str, Callable[[Instance], bool]] = {
+    "K = 1": lambda inst: inst.K == 1,
+    "single server": lambda inst: inst.N == 1,
+    "equal expert sizes": lambda inst: bool(np.all(inst.size == inst.size[0])),
+    "single layer": lambda inst: inst.L == 1,
+}
+
+
+def check_conditions(conditions: tuple[str, ...], inst: Instance) -> list[str]:
+    """The conditions among ``conditions`` that ``inst`` does not satisfy."""
+    return [c for c in conditions if not CONDITIONS[c](inst)]
+
+
+@dataclass(frozen=True)
+class Guarantee:
+    """A proven lower bound on the gain ratio R(method) / R(opt).
+
+    Attributes
+    ----------
+    ratio : float
+        The bound (e.g. ``1 - 1/e``).
+    source : str
+        The theorem it comes from.
+    conditions : tuple of str
+        Conditions (keys of :data:`CONDITIONS`) under which the theorem applies; the
+        guarantee check in reports only flags instances satisfying all of them.
+    """
+
+    ratio: float
+    source: str
+    conditions: tuple[str, ...] = ()
+
+    def applies(self, inst: Instance) -> bool:
+        """True when ``inst`` satisfies every condition of the theorem."""
+        return not check_conditions(self.conditions, inst)
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """What a method declares about itself.
+
+    Attributes
+    ----------
+    name : str
+        Full name including bracket arguments and modifiers.
+    kind : str
+        ``"exact"``, ``"approximation"``, ``"heuristic"`` or ``"baseline"``.
+    summary : str
+        One line.
+    assumptions : tuple of str
+        Conditions required to run at all; outside them the result is NOT_APPLICABLE.
+    guarantee : Guarantee or None
+        The declared approximation guarantee, if any.
+    deterministic : bool
+        Same instance and seed give the same placement.
+    """
+
+    name: str
+    kind: str
+    summary: str
+    assumptions: tuple[str, ...] = ()
+    guarantee: Guarantee | None = None
+    deterministic: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        g = self.guarantee
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "summary": self.summary,
+            "assumptions": list(self.assumptions),
+            "guarantee": None
+            if g is None
+            else {"ratio": g.ratio, "source": g.source, "conditions": list(g.conditions)},
+            "deterministic": self.deterministic,
+        }
+
+
+@dataclass
+class SolveRequest:
+    """What the harness hands to a method.
+
+    Attributes
+    ----------
+    time_limit : float or None
+        Wall-clock seconds the method may use (the harness enforces it from outside too).
+    seed : int
+        Random seed (randomized methods and solver seeds).
+    options : dict
+        Method options (e.g. ``formulation``, ``profile``, ``solver``).
+    on_incumbent : callable or None
+        Exact methods call it with each improved ``(placement, bound)`` so that a harness that
+        has to kill them still reports the best incumbent and bound found.
+    """
+
+    time_limit: float | None = None
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+    on_incumbent: Callable[[np.ndarray, float | None], None] | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def remaining(self) -> float | None:
+        """Seconds left before the time limit (None when unlimited)."""
+        if self.time_limit is None:
+            return None
+        return max(0.0, self.time_limit - (time.monotonic() - self.started))
+
+
+@dataclass
+class Solution:
+    """What a method returns. The harness recomputes every objective from ``placement``.
+
+    Attributes
+    ----------
+    placement : ndarray of bool, shape (N, G)
+        The placement (the empty placement for statuses without one).
+    status : Status
+        See :class:`Status`.
+    bound : float or None
+        Upper bound on the optimal gain R* proven by the method (exact methods only).
+    solver_latency : float or None
+        The method's own value of Lat(placement), kept beside the recomputed one.
+    build_time, solve_time : float or None
+        Seconds spent building the model and solving it (exact methods).
+    solver, solver_version : str or None
+        Back-end identification.
+    options : dict
+        The options actually used (threads, seed, gap tolerances, time limit, ...).
+    info : dict
+        Anything else worth recording (e.g. which per-layer profile was used).
+    error : str or None
+        Error text for ERROR / UNAVAILABLE / NOT_APPLICABLE statuses.
+    """
+
+    placement: np.ndarray
+    status: Status = Status.FEASIBLE
+    bound: float | None = None
+    solver_latency: float | None = None
+    build_time: float | None = None
+    solve_time: float | None = None
+    solver: str | None = None
+    solver_version: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+SolveFn = Callable[[Instance, SolveRequest], Solution]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A runnable method: its declaration plus its solve function."""
+
+    info: MethodInfo
+    solve: SolveFn
+    #: option names the method accepts (others are rejected with a clear error)
+    options: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """Full method name."""
+        return self.info.name
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A parsed method name: ``base[args,key=value]+modifier``."""
+
+    base: str
+    args: tuple[str, ...] = ()
+    kwargs: Mapping[str, str] = field(default_factory=dict)
+    modifiers: tuple[str, ...] = ()
+
+    @property
+    def full_name(self) -> str:
+        """Canonical spelling of the name."""
+        inner = [*self.args, *(f"{k}={v}" for k, v in self.kwargs.items())]
+        core = self.base + (f"[{','.join(inner)}]" if inner else "")
+        return core + "".join(f"+{m}" for m in self.modifiers)
+
+    @property
+    def core_name(self) -> str:
+        """The name without modifiers."""
+        return MethodSpec(self.base, self.args, self.kwargs).full_name
+
+
+Builder = Callable[[MethodSpec], Method]
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A registered base name: its builder and how ``moebench methods`` lists it."""
+
+    base: str
+    builder: Builder
+    examples: tuple[str, ...]
+    summary: str
+
+
+_REGISTRY: dict[str, Registration] = {}
+_MODIFIERS: dict[str, Callable[[Method, MethodSpec], Method]] = {}
+_BUILTIN_MODULES = (
+    "moebench.algorithms.baselines",
+    "moebench.algorithms.greedy",
+    "moebench.algorithms.sgd",
+    "moebench.algorithms.local_search",
+    "moebench.exact.bruteforce",
+    "moebench.exact.backends",
+)
+_loaded = False
+
+
+def register_method(
+    base: str, *, examples: tuple[str, ...] | None = None, summary: str = ""
+) -> Callable[[Builder], Builder]:
+    """Decorator registering ``builder`` under ``base``.
+
+    Parameters
+    ----------
+    base
+        Base name (without brackets), e.g. ``"greedy-enum"``.
+    examples
+        Full names shown by ``moebench methods`` (default: ``(base,)``).
+    summary
+        One-line description.
+    """
+
+    def deco(builder: Builder) -> Builder:
+        if base in _REGISTRY and _REGISTRY[base].builder is not builder:
+            raise ValueError(f"method {base!r} registered twice")
+        _REGISTRY[base] = Registration(base, builder, tuple(examples or (base,)), summary)
+        return builder
+
+    return deco
+
+
+def register_modifier(
+    name: str,
+) -> Callable[[Callable[[Method, MethodSpec], Method]], Callable[[Method, MethodSpec], Method]]:
+    """Decorator registering a ``+name`` suffix that wraps any method (e.g. ``+ls``)."""
+
+    def deco(fn: Callable[[Method, MethodSpec], Method]) -> Callable[[Method, MethodSpec], Method]:
+        _MODIFIERS[name] = fn
+        return fn
+
+    return deco
+
+
+def _load_builtins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for mod in _BUILTIN_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            # a built-in module that does not exist yet is fine; a missing dependency is not
+            if exc.name != mod:
+                raise
+    from moebench.plugins import load_entry_points
+
+    load_entry_points("moebench.methods")
+
+
+_NAME_RE = re.compile(r"^(?P<base>[A-Za-z0-9_.+-]+?)(?:\[(?P<inner>[^\[\]]*)\])?(?P<mods>(?:\+[A-Za-z0-9_-]+)*)$")
+
+
+def parse_method_name(name: str) -> MethodSpec:
+    """Parse ``base[args,key=value]+modifier`` into a :class:`MethodSpec`.
+
+    Raises
+    ------
+    InputError
+        When the name is malformed or names no registered method.
+    """
+    _load_builtins()
+    name = name.strip()
+    # modifiers are only the registered suffixes: "greedy-ratio+single" is a base name
+    mods: list[str] = []
+    core = name
+    while True:
+        for m in _MODIFIERS:
+            if core.endswith("+" + m) and core[: -len(m) - 1] and core not in _REGISTRY:
+                mods.insert(0, m)
+                core = core[: -len(m) - 1]
+                break
+        else:
+            break
+    match = _NAME_RE.match(core)
+    if not match or match.group("mods"):
+        raise InputError(f"malformed method name {name!r} (expected base[args]+modifier)", where="method")
+    base = match.group("base")
+    if base not in _REGISTRY:
+        raise InputError(f"unknown method {base!r}; `moebench methods` lists them", where="method")
+    args: list[str] = []
+    kwargs: dict[str, str] = {}
+    inner = match.group("inner")
+    if inner:
+        for part in (p.strip() for p in inner.split(",")):
+            if not part:
+                raise InputError(f"empty argument in {name!r}", where="method")
+            if "=" in part:
+                k, v = (s.strip() for s in part.split("=", 1))
+                kwargs[k] = v
+            else:
+                args.append(part)
+    return MethodSpec(base, tuple(args), kwargs, tuple(mods))
+
+
+def get_method(name: str) -> Method:
+    """Build the method named ``name`` (with its bracket arguments and modifiers).
+
+    Raises
+    ------
+    InputError
+        For unknown names or bad bracket arguments.
+    """
+    spec = parse_method_name(name)
+    method = _REGISTRY[spec.base].builder(MethodSpec(spec.base, spec.args, spec.kwargs))
+    for m in spec.modifiers:
+        method = _MODIFIERS[m](method, spec)
+    return method
+
+
+def registered() -> list[Registration]:
+    """All registered base names, sorted."""
+    _load_builtins()
+    return sorted(_REGISTRY.values(), key=lambda r: r.base)
+
+
+def modifiers() -> list[str]:
+    """Registered ``+suffix`` modifiers."""
+    _load_builtins()
+    return sorted(_MODIFIERS)
+
+
+def method_names(examples_only: bool = True) -> list[str]:
+    """Every example full name of every registered method."""
+    return [ex for reg in registered() for ex in reg.examples]
+
+
+# ---- helpers for builders ------------------------------------------------------------------
+def no_args(spec: MethodSpec) -> None:
+    """Reject bracket arguments for methods that take none."""
+    if spec.args or spec.kwargs:
+        raise InputError(f"method {spec.base!r} takes no bracket arguments", where="method")
+
+
+def float_arg(spec: MethodSpec, key: str, default: float, *, lo: float, hi: float) -> float:
+    """A float keyword bracket argument with range check."""
+    raw = spec.kwargs.get(key)
+    if raw is None:
+        return default
+    try:
+        v = float(raw)
+    except ValueError:
+        raise InputError(f"{spec.base}: {key} must be a number, got {raw!r}", where="method") from None
+    if not lo < v < hi:
+        raise InputError(f"{spec.base}: {key} must be in ({lo}, {hi}), got {v}", where="method")
+    return v
+
+
+def int_arg(raw: str, spec: MethodSpec, what: str, *, lo: int, hi: int) -> int:
+    """An integer bracket argument with range check."""
+    try:
+        v = int(raw)
+    except ValueError:
+        raise InputError(f"{spec.base}: {what} must be an integer, got {raw!r}", where="method") from None
+    if not lo <= v <= hi:
+        raise InputError(f"{spec.base}: {what} must be in [{lo}, {hi}], got {v}", where="method")
+    return v
