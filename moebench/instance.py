@@ -8,6 +8,7 @@ Activation sets are stored as rows of global expert ids, grouped by layer.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -17,6 +18,19 @@ from typing import Any
 import numpy as np
 
 from moebench.errors import InputError
+
+
+def jsonable(obj: Any) -> Any:
+    """Convert numpy scalars/arrays and tuples inside ``obj`` to plain JSON types."""
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return obj
 
 
 def _frozen(a: Any, dtype: Any) -> np.ndarray:
@@ -81,7 +95,8 @@ class Instance:
         set_(self, "probs", _frozen(self.probs, np.float64))
         set_(self, "set_offset", _frozen(self.set_offset, np.int64))
         set_(self, "server_names", tuple(self.server_names))
-        set_(self, "meta", MappingProxyType(dict(self.meta)))
+        # meta is kept exactly as it reads back from JSON (tuples become lists, numpy scalars floats)
+        set_(self, "meta", MappingProxyType(json.loads(json.dumps(jsonable(self.meta)))))
         self._check()
 
     def _check(self) -> None:

@@ -13,7 +13,6 @@ import gzip
 import json
 import math
 import os
-from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from moebench.errors import InputError
-from moebench.instance import Instance, LayerSpec, build_instance
+from moebench.instance import Instance, LayerSpec, build_instance, jsonable
 
 FORMAT = "moebench-instance/1"
 PROB_TOL = 1e-6
@@ -313,20 +312,8 @@ def instance_to_dict(inst: Instance) -> dict[str, Any]:
         "K": inst.K,
         "servers": [{"name": nm, "capacity": float(c)} for nm, c in zip(inst.server_names, inst.capacity)],
         "layers": layers,
-        "meta": _jsonable(inst.meta),
+        "meta": jsonable(inst.meta),
     }
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return obj
 
 
 def dumps_instance(inst: Instance) -> str:
