@@ -38,8 +38,10 @@ def main() -> None:
         t = time.perf_counter()
         latency(inst, x)
         lat.append(time.perf_counter() - t)
-    print(f"instance: {inst.L} layers x {int(inst.n_experts[0])} experts, K={inst.K}, {inst.N} servers, "
-          f"{inst.M} activation sets ({inst.M / inst.L:.0f} per layer); generated in {build:.2f} s")
+    print(
+        f"instance: {inst.L} layers x {int(inst.n_experts[0])} experts, K={inst.K}, {inst.N} servers, "
+        f"{inst.M} activation sets ({inst.M / inst.L:.0f} per layer); generated in {build:.2f} s"
+    )
     print(f"{'operation':<28}{'median ms':>12}{'best ms':>10}")
     for name, ts in (("evaluate (full)", full), ("latency only", lat)):
         print(f"{name:<28}{1e3 * statistics.median(ts):>12.2f}{1e3 * min(ts):>10.2f}")

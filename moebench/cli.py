@@ -185,6 +185,35 @@ def cmd_instances_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stress(args: argparse.Namespace) -> int:
+    from moebench.instance_file import save_instance
+    from moebench.stress import stress
+
+    def progress(res: Any) -> None:
+        if not args.quiet:
+            print(
+                f"  {res.history[-1][0]:6.1f} s  restarts {res.restarts:<5} worst ratio {res.ratio:.4f}",
+                file=sys.stderr,
+            )
+
+    res = stress(
+        args.method,
+        args.family,
+        _params(args.param, "--param"),
+        budget=args.budget,
+        seed=args.seed,
+        reference=args.reference,
+        progress=progress,
+    )
+    out = res.to_dict()
+    if res.instance is not None:
+        path = args.output or f"stress-{args.method}-{args.family}-s{args.seed}.json"
+        save_instance(res.instance, path)
+        out["file"] = path
+    _print_json(out)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from moebench.bench.cli import run_command
 
@@ -248,6 +277,23 @@ def build_parser() -> argparse.ArgumentParser:
     ish = isub.add_parser("show", help="summarize an instance file")
     ish.add_argument("instance")
     ish.set_defaults(func=cmd_instances_show)
+
+    st = sub.add_parser("stress", help="search for instances where a method's gain ratio is lowest")
+    st.add_argument("method", help="method under test, e.g. greedy-ratio")
+    st.add_argument("--family", "-f", required=True, help="family giving the starting instances")
+    st.add_argument(
+        "--param",
+        "-p",
+        action="append",
+        metavar="KEY=VALUE",
+        help="family parameter (repeatable; default: a brute-force-sized instance)",
+    )
+    st.add_argument("--budget", type=float, default=60.0, help="wall-clock seconds (default 60)")
+    st.add_argument("--seed", type=int, default=0)
+    st.add_argument("--reference", default="bruteforce", help="exact method giving the optimum")
+    st.add_argument("-o", "--output", default=None, help="where to write the worst instance found")
+    st.add_argument("--quiet", "-q", action="store_true")
+    st.set_defaults(func=cmd_stress)
 
     r = sub.add_parser("run", help="run a benchmark suite (TOML)")
     r.add_argument("suite", help="suite file")

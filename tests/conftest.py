@@ -35,7 +35,11 @@ def random_instance(
     for _ in range(layers):
         size = rng.integers(1, 6, experts).astype(float) if hetero else np.full(experts, 2.0)
         fallback = rng.uniform(5, 10, experts) if hetero else np.full(experts, 8.0)
-        lat = rng.uniform(0.5, 11, (servers, experts)) if hetero else np.tile(np.arange(1, servers + 1, dtype=float)[:, None], experts)
+        lat = (
+            rng.uniform(0.5, 11, (servers, experts))
+            if hetero
+            else np.tile(np.arange(1, servers + 1, dtype=float)[:, None], experts)
+        )
         all_sets = list(itertools.combinations(range(experts), K))
         pick = rng.choice(len(all_sets), size=min(sets, len(all_sets)), replace=False)
         s = np.array([all_sets[i] for i in pick])

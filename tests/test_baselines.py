@@ -18,8 +18,11 @@ BASELINES = ["none", "random", "random[5]", "popularity", "popularity-indep", "l
 @pytest.mark.parametrize("K", [1, 2, 4, 6])
 @pytest.mark.parametrize("jitter", [0.0, 0.4])
 def test_baselines_feasible_everywhere(family, K, jitter):
-    inst = generate(family, {"K": K, "layers": 3, "experts": 12, "servers": 3, "tokens": 300,
-                             "inter_jitter": jitter, "capacity": 0.4}, seed=K)
+    inst = generate(
+        family,
+        {"K": K, "layers": 3, "experts": 12, "servers": 3, "tokens": 300, "inter_jitter": jitter, "capacity": 0.4},
+        seed=K,
+    )
     for m in BASELINES:
         rec = run_method(inst, m)
         assert rec.status == "feasible", (m, rec.error)
@@ -44,7 +47,10 @@ def test_popularity_takes_most_active_experts():
 
 def test_whole_layer_prefers_complete_layers():
     # K = 2: popularity spreads over two layers and gains nothing; whole-layer completes one
-    layers = [_layer(3, [[0, 1], [1, 2], [0, 2]], [0.4, 0.3, 0.3]), _layer(3, [[0, 1], [1, 2], [0, 2]], [0.4, 0.3, 0.3])]
+    layers = [
+        _layer(3, [[0, 1], [1, 2], [0, 2]], [0.4, 0.3, 0.3]),
+        _layer(3, [[0, 1], [1, 2], [0, 2]], [0.4, 0.3, 0.3]),
+    ]
     inst = build_instance("wl", 2, [3.0], layers)
     rec = run_method(inst, "whole-layer")
     assert rec.gain == pytest.approx(9.0)
@@ -52,7 +58,9 @@ def test_whole_layer_prefers_complete_layers():
 
 
 def test_never_caches_where_slower_than_cloud():
-    spec = LayerSpec(np.ones(2), np.array([[20.0, 1.0]]), np.array([10.0, 10.0]), np.array([[0], [1]]), np.array([0.9, 0.1]))
+    spec = LayerSpec(
+        np.ones(2), np.array([[20.0, 1.0]]), np.array([10.0, 10.0]), np.array([[0], [1]]), np.array([0.9, 0.1])
+    )
     inst = build_instance("slow", 1, [5.0], [spec])
     for m in BASELINES:
         assert [0, 0, 0] not in run_method(inst, m).placement

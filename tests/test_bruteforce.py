@@ -27,8 +27,14 @@ def exhaustive_best(inst) -> float:
 def test_bruteforce_equals_exhaustive(seed):
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 3))
-    inst = random_instance(rng, servers=n, layers=int(rng.integers(1, 3)), experts=int(rng.integers(2, 6 - 2 * (n - 1) + 1)),
-                           K=int(rng.integers(1, 3)), sets=5)
+    inst = random_instance(
+        rng,
+        servers=n,
+        layers=int(rng.integers(1, 3)),
+        experts=int(rng.integers(2, 6 - 2 * (n - 1) + 1)),
+        K=int(rng.integers(1, 3)),
+        sets=5,
+    )
     rec = run_method(inst, "bruteforce")
     assert rec.status == "optimal"
     assert rec.latency == pytest.approx(exhaustive_best(inst), rel=1e-12, abs=1e-12)

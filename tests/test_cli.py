@@ -18,8 +18,32 @@ def run(args, cwd=None):
 @pytest.fixture()
 def tiny(tmp_path):
     path = tmp_path / "t.json"
-    assert main(["instances", "generate", "uniform", "-p", "K=2", "-p", "layers=2", "-p", "experts=4",
-                 "-p", "servers=2", "-p", "tokens=0", "-p", "capacity=0.4", "--seed", "1", "-o", str(path)]) == 0
+    assert (
+        main(
+            [
+                "instances",
+                "generate",
+                "uniform",
+                "-p",
+                "K=2",
+                "-p",
+                "layers=2",
+                "-p",
+                "experts=4",
+                "-p",
+                "servers=2",
+                "-p",
+                "tokens=0",
+                "-p",
+                "capacity=0.4",
+                "--seed",
+                "1",
+                "-o",
+                str(path),
+            ]
+        )
+        == 0
+    )
     return path
 
 
@@ -82,5 +106,8 @@ def test_unknown_method_and_option_are_clear(tiny):
 
 def test_generate_is_reproducible(tmp_path):
     for name in ("a", "b"):
-        assert main(["instances", "generate", "zipf", "-p", "K=3", "--seed", "9", "-o", str(tmp_path / f"{name}.json.gz")]) == 0
+        assert (
+            main(["instances", "generate", "zipf", "-p", "K=3", "--seed", "9", "-o", str(tmp_path / f"{name}.json.gz")])
+            == 0
+        )
     assert (tmp_path / "a.json.gz").read_bytes() == (tmp_path / "b.json.gz").read_bytes()

@@ -41,7 +41,9 @@ def layer_cake_latency(inst, x) -> float:
         value = levels[0]
         for k in range(len(levels) - 1):
             v = levels[k]
-            available = [(inst.fallback[g] <= v) or any(x[n, g] and inst.latency[n, g] <= v for n in range(inst.N)) for g in s]
+            available = [
+                (inst.fallback[g] <= v) or any(x[n, g] and inst.latency[n, g] <= v for n in range(inst.N)) for g in s
+            ]
             if not all(available):
                 value += levels[k + 1] - levels[k]
         total += inst.probs[m] * value
@@ -110,7 +112,9 @@ def test_submodular_at_k1(params):
 
 def pair_instance():
     """SPEC section 2's example: two experts always activated together (K = 2)."""
-    spec = LayerSpec(np.array([1.0, 1.0]), np.array([[1.0, 1.0]]), np.array([10.0, 10.0]), np.array([[0, 1]]), np.array([1.0]))
+    spec = LayerSpec(
+        np.array([1.0, 1.0]), np.array([[1.0, 1.0]]), np.array([10.0, 10.0]), np.array([[0, 1]]), np.array([1.0])
+    )
     return build_instance("pair", 2, [2.0], [spec])
 
 

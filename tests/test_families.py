@@ -20,8 +20,21 @@ def test_deterministic_from_params_and_seed(family):
 
 
 def test_physical_latency_formula():
-    inst = generate("uniform", {"K": 1, "layers": 1, "experts": 4, "servers": 2, "tokens": 0, "delays": "2,8",
-                                "link_rate": "100,50", "compute": 100, "cloud_delay": 30}, seed=0)
+    inst = generate(
+        "uniform",
+        {
+            "K": 1,
+            "layers": 1,
+            "experts": 4,
+            "servers": 2,
+            "tokens": 0,
+            "delays": "2,8",
+            "link_rate": "100,50",
+            "compute": 100,
+            "cloud_delay": 30,
+        },
+        seed=0,
+    )
     flops = 6 * 2048 * 1408
     assert inst.size[0] == pytest.approx(3 * 2048 * 1408 * 2 / 1e6)  # 17.3 MB, DeepSeek-V2-Lite expert
     assert inst.latency[0, 0] == pytest.approx(2 * 2048 * 2 / (100e6 / 8 / 1e3) + 2 + flops / 100e6)

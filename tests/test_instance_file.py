@@ -22,10 +22,22 @@ BAD = DATA / "bad"
 EXPECTED = json.loads((BAD / "expected.json").read_text())
 # defects that only the loader can see (cross-field checks, JSON-level problems)
 NOT_SCHEMA_EXPRESSIBLE = {
-    "not-json.json", "nan-fallback.json", "inf-capacity.json", "overflow-capacity.json", "not-gzip.json.gz",
-    "empty.json", "set-wrong-size.json", "set-id-out-of-range.json", "probs-not-sum-1.json", "probs-length.json",
-    "latency-server-count.json", "latency-expert-count.json", "size-expert-count.json",
-    "fallback-expert-count.json", "fewer-experts-than-K.json", "duplicate-server-name.json",
+    "not-json.json",
+    "nan-fallback.json",
+    "inf-capacity.json",
+    "overflow-capacity.json",
+    "not-gzip.json.gz",
+    "empty.json",
+    "set-wrong-size.json",
+    "set-id-out-of-range.json",
+    "probs-not-sum-1.json",
+    "probs-length.json",
+    "latency-server-count.json",
+    "latency-expert-count.json",
+    "size-expert-count.json",
+    "fallback-expert-count.json",
+    "fewer-experts-than-K.json",
+    "duplicate-server-name.json",
     "set-id-float.json",  # JSON Schema counts 2.0 as an integer; the loader is stricter
 }
 
@@ -82,8 +94,9 @@ def test_bad_corpus_in_process(name, capsys):
 def test_bad_corpus_cli_no_traceback():
     """The real console script: exit code 2, one line, no traceback, for every bad file."""
     for name in sorted(EXPECTED):
-        proc = subprocess.run([sys.executable, "-m", "moebench.cli", "instances", "show", name], cwd=BAD,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "moebench.cli", "instances", "show", name], cwd=BAD, capture_output=True, text=True
+        )
         assert proc.returncode == 2, name
         assert proc.stdout == ""
         assert proc.stderr == f"moebench: error: {EXPECTED[name]}\n", name
