@@ -150,7 +150,14 @@ def cmd_instances_generate(args: argparse.Namespace) -> int:
     from moebench.families import generate
     from moebench.instance_file import save_instance
 
-    inst = generate(args.family, _params(args.param, "--param"), seed=args.seed, instance_name=args.name)
+    params: dict[str, Any] = _params(args.param, "--param")
+    if args.data_dir is not None:
+        from moebench.families import get_family
+
+        if "data_dir" not in {p.name for p in get_family(args.family).params}:
+            raise InputError(f"family {args.family!r} reads no data folder", where="--data-dir")
+        params["data_dir"] = args.data_dir
+    inst = generate(args.family, params, seed=args.seed, instance_name=args.name)
     save_instance(inst, args.output)
     print(
         f"wrote {args.output}: {inst.name} (K={inst.K}, {inst.N} servers, {inst.L} layers, "
@@ -272,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     ig.add_argument("--param", "-p", action="append", metavar="KEY=VALUE", help="family parameter (repeatable)")
     ig.add_argument("--seed", type=int, default=0)
     ig.add_argument("--name", default=None, help="instance name (default derived from the parameters)")
+    ig.add_argument("--data-dir", default=None,
+                    help="trace data folder for model-derived families (default: $MOEBENCH_DATA or ../shared/data/moe-traces)")
     ig.add_argument("-o", "--output", required=True, help="output file (.json or .json.gz)")
     ig.set_defaults(func=cmd_instances_generate)
     ish = isub.add_parser("show", help="summarize an instance file")
@@ -310,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("results", help="results folder or table (parquet/CSV)")
     rep.add_argument("--format", default="csv,latex,md,html", help="comma-separated: csv, latex, md, html")
     rep.add_argument("--out", default=None, help="output folder (default: <results>/report)")
+    rep.add_argument(
+        "--references", default=None, help="reference file (.solu; default: references.solu beside the results)"
+    )
     rep.set_defaults(func=cmd_report)
     return p
 

@@ -1,0 +1,787 @@
+"""Model-derived families: real routing traces and documented surrogates (SPEC section 6).
+
+Families
+--------
+``deepseek-v2-lite-esft`` (kind ``trace``)
+    The real per-token Top-6 sets of DeepSeek-V2-Lite's 26 MoE layers, recorded by the ESFT
+    repository on four tasks. A token's sets in all layers come from the same position of the
+    same sequence (line i of every layer file is sequence i). Sequences are split into train
+    and test at random (``split`` = train fraction, seeded); ``which`` picks the tokens whose
+    sets form the instance. Train and test instances of the same parameters and seed differ
+    only in their sets, so a placement optimized on train can be evaluated on test
+    (:func:`deepseek_train_test`).
+``olmoe-counts``, ``mixtral-counts`` (kind ``surrogate``)
+    The OLMoE paper's per-layer selection counts (layers 0, 7 and 15) give the marginal
+    activation rate of each expert; the Top-K sets are drawn from the *conditional Poisson*
+    distribution (the maximum-entropy distribution over K-sets), P(S) proportional to
+    prod_{e in S} w_e, with weights fitted so that its inclusion probabilities equal the
+    measured marginals. It has no co-activation beyond what the marginals force.
+``catalog-surrogate`` (kind ``surrogate``)
+    Any catalog model (:mod:`moebench.families.catalog`) with the same conditional Poisson
+    model and Zipf weights w_e = rank_e^-alpha (random ranks per layer), alpha fitted to the
+    DeepSeek-V2-Lite traces (:data:`ZIPF_ALPHA_DEEPSEEK`, :func:`fit_zipf_alpha`).
+
+Data
+----
+Data files are read at generation time from the data folder: the ``data_dir`` parameter, else
+the environment variable ``MOEBENCH_DATA``, else ``<repo root>/../shared/data/moe-traces``. The
+folder's layout is that of ``shared/data/moe-traces`` (see docs/data.md); nothing is copied
+into the project. A missing or incomplete folder raises :class:`~moebench.errors.InputError`
+naming the missing files. The folder path is not stored in the instance metadata, so the same
+parameters and seed give the same instance file on every machine.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import combinations
+from math import comb
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import moebench
+from moebench.errors import InputError
+from moebench.families import Param, register_family
+from moebench.families.catalog import ModelSpec, catalog, get_model
+from moebench.families.generated import MAX_ALL_SETS, to_counts
+from moebench.families.physical import PHYSICAL_PARAMS, capacities, hardware, latencies, regime
+from moebench.instance import Instance, LayerSpec, build_instance
+
+#: Environment variable naming the data folder (the folder holding ``PROVENANCE.md``).
+ENV_VAR = "MOEBENCH_DATA"
+
+ESFT_DIR = "deepseek-v2-lite-esft/expert_scores"
+ESFT_TASKS = ("intent", "law", "summary", "translation")
+ESFT_LAYERS = 26
+ESFT_EXPERTS = 64
+ESFT_K = 6
+COUNTS_JSON = "derived/olmoe_repo_expert_counts.json"
+
+ESFT_SOURCE: dict[str, str] = {
+    "repo": "https://github.com/deepseek-ai/ESFT",
+    "commit": "579a7711e4b332b4c57b47e378a0cf240d85caa6",
+    "license": "MIT (LICENSE-CODE)",
+    "source_paths": "results/expert_scores/<task>/expert_weights_<1..26>.txt",
+    "model": "deepseek-ai/ESFT-vanilla-lite (DeepSeek-V2-Lite architecture)",
+}
+OLMOE_SOURCE: dict[str, str] = {
+    "repo": "https://github.com/allenai/OLMoE",
+    "commit": "357454f4f647385839c0ff6b99a688dc7cd9c13f",
+    "license": "Apache-2.0",
+    "source_paths": "scripts/routing_output/<model>/expert_counts/<domain>.pkl (via derived/olmoe_repo_expert_counts.json)",
+}
+
+#: Zipf exponent of the catalog surrogate: weights rank^-alpha under conditional Poisson
+#: sampling, least-squares fit of the sorted inclusion probabilities to the mean sorted
+#: per-layer marginal profile of the DeepSeek-V2-Lite ESFT traces (4 tasks x 26 layers).
+#: Recomputed by :func:`fit_zipf_alpha`; tests check that the constant matches the data. The
+#: fit is rough in the tail (max abs error 0.042 over the 64 sorted marginals: the real traces'
+#: least used experts are rarer than Zipf says); per task the exponent ranges from 0.52 (law)
+#: to 0.92 (translation).
+ZIPF_ALPHA_DEEPSEEK = 0.6722
+
+ACTIVATION_REAL = "real per-token Top-K sets"
+ACTIVATION_COUNTS = "surrogate: independent sampling matched to real marginals (no real co-activation)"
+
+#: Physical parameters of model-derived families: the architecture (hidden size, expert
+#: intermediate size) comes from the model, so those three are not parameters here.
+TRACE_PHYSICAL_PARAMS: tuple[Param, ...] = tuple(
+    p for p in PHYSICAL_PARAMS if p.name not in ("hidden", "inter", "inter_jitter")
+)
+DATA_DIR_PARAM = Param(
+    "data_dir", None, "str", f"data folder (default: ${ENV_VAR}, else <repo>/../shared/data/moe-traces)"
+)
+
+
+# ---- data folder ---------------------------------------------------------------------------
+def default_data_dir() -> Path:
+    """``$MOEBENCH_DATA`` if set, else ``<repo root>/../shared/data/moe-traces``."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env)
+    return Path(moebench.__file__).resolve().parents[1].parent / "shared" / "data" / "moe-traces"
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The data folder to read: ``data_dir`` if given, else :func:`default_data_dir`.
+
+    Raises
+    ------
+    InputError
+        When the folder does not exist.
+    """
+    root = Path(data_dir) if data_dir else default_data_dir()
+    if not root.is_dir():
+        raise InputError(
+            f"data folder {root} not found; set {ENV_VAR} or pass data_dir=... (docs/data.md says where to get it)",
+            where="data_dir",
+        )
+    return root
+
+
+def _require(root: Path, rel: list[str], what: str) -> None:
+    missing = [r for r in rel if not (root / r).is_file()]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise InputError(f"incomplete data folder {root}: {what} needs {shown} (see docs/data.md)", where="data_dir")
+
+
+# ---- DeepSeek-V2-Lite ESFT traces -----------------------------------------------------------
+@dataclass(frozen=True)
+class EsftTrace:
+    """The per-token Top-6 sets of one ESFT task.
+
+    Attributes
+    ----------
+    task : str
+        Task name.
+    sets : ndarray, shape (26, T, 6)
+        Routed expert ids (0..63) of every token at every MoE layer, in file order.
+    seq : ndarray, shape (T,)
+        Sequence (line) number of every token.
+    n_seq : int
+        Number of sequences.
+    sha256 : str
+        SHA-256 over the uncompressed bytes of the 26 layer files, in layer order.
+    """
+
+    task: str
+    sets: np.ndarray
+    seq: np.ndarray
+    n_seq: int
+    sha256: str
+
+
+def _esft_file(root: Path, task: str, layer: int) -> Path | None:
+    base = root / ESFT_DIR / task / f"expert_weights_{layer}.txt"
+    for cand in (base.with_name(base.name + ".gz"), base):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _parse_esft_layer(path: Path) -> tuple[list[np.ndarray], bytes]:
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    seqs = []
+    for i, line in enumerate(raw.decode("ascii").splitlines()):
+        if not line:
+            continue
+        left = line.partition("\t\t")[0]
+        try:
+            ids = np.array(left.split("\t"), dtype=np.int64)
+        except ValueError:
+            raise InputError("expert ids are not integers", file=str(path), where=f"line {i + 1}") from None
+        if ids.size % ESFT_K or ids.min() < 0 or ids.max() >= ESFT_EXPERTS:
+            raise InputError(
+                f"expected groups of {ESFT_K} ids in [0, {ESFT_EXPERTS})", file=str(path), where=f"line {i + 1}"
+            )
+        tok = ids.reshape(-1, ESFT_K)
+        if np.any(np.diff(np.sort(tok, axis=1), axis=1) == 0):
+            raise InputError("a token repeats an expert id", file=str(path), where=f"line {i + 1}")
+        seqs.append(tok)
+    return seqs, raw
+
+
+@lru_cache(maxsize=8)
+def load_esft(root: str, task: str) -> EsftTrace:
+    """Read the 26 layer files of ``task`` from data folder ``root`` (cached).
+
+    Raises
+    ------
+    InputError
+        When files are missing or malformed, or their sequences do not line up across layers.
+    """
+    if task not in ESFT_TASKS:
+        raise InputError(f"unknown ESFT task {task!r} (known: {', '.join(ESFT_TASKS)})", where="task")
+    base = Path(root)
+    files = [_esft_file(base, task, layer) for layer in range(1, ESFT_LAYERS + 1)]
+    _require(
+        base,
+        [f"{ESFT_DIR}/{task}/expert_weights_{i + 1}.txt.gz" for i, f in enumerate(files) if f is None],
+        f"deepseek-v2-lite-esft task {task}",
+    )
+    digest = hashlib.sha256()
+    layers, lengths = [], None
+    for f in files:
+        assert f is not None
+        seqs, raw = _parse_esft_layer(f)
+        digest.update(raw)
+        lens = [len(s) for s in seqs]
+        if lengths is None:
+            lengths = lens
+        elif lens != lengths:
+            raise InputError("sequences do not line up with layer 1 (line i must be the same sequence)", file=str(f))
+        layers.append(np.concatenate(seqs))
+    assert lengths is not None
+    sets = np.stack(layers).astype(np.int8)
+    seq = np.repeat(np.arange(len(lengths)), lengths)
+    sets.setflags(write=False)  # shared through the cache
+    seq.setflags(write=False)
+    return EsftTrace(task, sets, seq, len(lengths), digest.hexdigest())
+
+
+def _split_tokens(trace: EsftTrace, split: float, which: str, tokens: int, seed: int) -> tuple[np.ndarray, dict]:
+    """Token indices of the instance, and a summary for the metadata."""
+    perm = np.random.default_rng([seed, 0]).permutation(trace.n_seq)
+    n_train = min(trace.n_seq, max(1, round(split * trace.n_seq)))
+    parts = {"train": np.sort(perm[:n_train]), "test": np.sort(perm[n_train:])}
+    chosen = parts[which]
+    if chosen.size == 0:
+        raise InputError(
+            f"split={split} leaves no test sequence of the {trace.n_seq} of task {trace.task}", where="split"
+        )
+    pool = np.flatnonzero(np.isin(trace.seq, chosen))
+    if tokens == 0 or tokens >= pool.size:
+        idx = pool
+    else:
+        # independent streams for train and test: both instances share the split, not the draw
+        rng = np.random.default_rng([seed, 1 if which == "train" else 2])
+        idx = np.sort(rng.choice(pool, size=tokens, replace=False))
+    info = {
+        "n_sequences": trace.n_seq,
+        "train_sequences": parts["train"].tolist(),
+        "test_sequences": parts["test"].tolist(),
+        "tokens_available": int(pool.size),
+        "tokens_used": int(idx.size),
+        "token_index_min": int(idx.min()),
+        "token_index_max": int(idx.max()),
+        "token_index_sha256": hashlib.sha256(idx.astype(np.int64).tobytes()).hexdigest(),
+    }
+    return idx, info
+
+
+# ---- conditional Poisson sampling (maximum-entropy K-sets with given marginals) -------------
+def _esp_suffix(w: np.ndarray, k: int) -> np.ndarray:
+    """S[i, j] = e_j(w_i, ..., w_{E-1}), elementary symmetric polynomials; shape (E+1, k+1)."""
+    n = len(w)
+    s = np.zeros((n + 1, k + 1))
+    s[:, 0] = 1.0
+    for i in range(n - 1, -1, -1):
+        s[i, 1:] = s[i + 1, 1:] + w[i] * s[i + 1, :-1]
+    return s
+
+
+def _esp_prefix(w: np.ndarray, k: int) -> np.ndarray:
+    """P[i, j] = e_j(w_0, ..., w_{i-1}); shape (E+1, k+1)."""
+    n = len(w)
+    p = np.zeros((n + 1, k + 1))
+    p[:, 0] = 1.0
+    for i in range(n):
+        p[i + 1, 1:] = p[i, 1:] + w[i] * p[i, :-1]
+    return p
+
+
+def cps_inclusion(w: np.ndarray, k: int) -> np.ndarray:
+    """Inclusion probabilities of conditional Poisson sampling of ``k`` items with weights ``w``.
+
+    P(S) is proportional to prod_{e in S} w_e over the sets of size k, and
+    pi_e = w_e * e_{k-1}(w without e) / e_k(w), computed from prefix and suffix elementary
+    symmetric polynomials (sums of positive terms only, so no cancellation).
+    """
+    w = np.asarray(w, float)
+    suf = _esp_suffix(w, k)
+    pre = _esp_prefix(w, k)
+    # e_{k-1}(w without e) = sum_j pre[e, j] * suf[e+1, k-1-j]
+    without = np.einsum("ej,ej->e", pre[:-1, :k], suf[1:, k - 1 :: -1])
+    return w * without / suf[0, k]
+
+
+def fit_cps(target: np.ndarray, k: int, tol: float = 1e-12, max_iter: int = 20_000) -> tuple[np.ndarray, float]:
+    """Weights whose conditional Poisson inclusion probabilities equal ``target``.
+
+    Parameters
+    ----------
+    target
+        Marginal inclusion probabilities, in [0, 1) and summing to ``k``; experts with
+        target 0 get weight 0 (never drawn).
+    k
+        Set size.
+
+    Returns
+    -------
+    w : ndarray
+        Fitted weights (normalized to mean 1 over the positive ones).
+    err : float
+        max_e |pi_e(w) - target_e| achieved.
+
+    Notes
+    -----
+    Iterates the odds update w_e <- w_e * [t_e / (1 - t_e)] / [pi_e / (1 - pi_e)], a fixed
+    point of which is the exact fit (Chen, Dempster and Liu 1994 show it exists and is unique
+    up to scale when 0 < t < 1 and sum t = k).
+    """
+    t = np.asarray(target, float)
+    pos = t > 0
+    if int(pos.sum()) < k or np.any(t >= 1) or abs(t.sum() - k) > 1e-6 * k:
+        raise InputError(f"marginals must be in [0, 1), sum to K={k}, with at least K positive", where="counts")
+    w = np.zeros_like(t)
+    w[pos] = t[pos] / (1 - t[pos])
+    err = np.inf
+    for _ in range(max_iter):
+        pi = cps_inclusion(w, k)
+        err = float(np.max(np.abs(pi - t)))
+        if err <= tol:
+            break
+        ratio = (t[pos] * (1 - pi[pos])) / (pi[pos] * (1 - t[pos]))
+        w[pos] *= ratio
+        w[pos] /= w[pos].mean()
+    return w, err
+
+
+def cps_sample(rng: np.random.Generator, w: np.ndarray, k: int, n: int) -> np.ndarray:
+    """``n`` sets of ``k`` distinct ids drawn by conditional Poisson sampling; shape (n, k).
+
+    Sequential exact method: expert i is taken with probability
+    w_i * e_{r-1}(w_{i+1..}) / e_r(w_{i..}) where r is the number still needed. Vectorized
+    over the n sets.
+    """
+    w = np.asarray(w, float)
+    s = _esp_suffix(w, k)
+    e = len(w)
+    need = np.full(n, k, dtype=np.int64)
+    out = np.empty((n, k), dtype=np.int64)
+    filled = np.zeros(n, dtype=np.int64)
+    rows = np.arange(n)
+    for i in range(e):
+        r = need
+        denom = s[i, r]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            prob = np.where((r > 0) & (denom > 0), w[i] * s[i + 1, np.maximum(r - 1, 0)] / denom, 0.0)
+        prob = np.where(r >= e - i, 1.0, prob)  # must take all that remain
+        prob = np.where(r > 0, np.minimum(prob, 1.0), 0.0)
+        take = rng.random(n) < prob
+        out[rows[take], filled[take]] = i
+        filled += take
+        need = need - take
+    if np.any(filled != k):
+        raise AssertionError("conditional Poisson sampler did not fill every set")
+    return out
+
+
+def cps_exact(w: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every K-set with its conditional Poisson probability (only for small C(E, K))."""
+    sets = np.array(list(combinations(range(len(w)), k)), dtype=np.int64)
+    prob = np.prod(np.asarray(w, float)[sets], axis=1)
+    keep = prob > 0
+    return sets[keep], prob[keep] / prob.sum()
+
+
+def _cps_layer(
+    rng: np.random.Generator, w: np.ndarray, k: int, tokens: int
+) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray]:
+    """(sets, weights, weights_are_counts, empirical marginals) of one surrogate layer."""
+    e = len(w)
+    if tokens == 0:
+        if comb(e, k) > MAX_ALL_SETS:
+            raise InputError(
+                f"C({e},{k}) = {comb(e, k)} sets is too many to list; give tokens=N to sample", where="tokens"
+            )
+        sets, probs = cps_exact(w, k)
+        marg = np.bincount(sets.ravel(), weights=np.repeat(probs, k), minlength=e)
+        return sets, probs, False, marg
+    drawn = cps_sample(rng, w, k, tokens)
+    sets, counts = to_counts(drawn)
+    marg = np.bincount(drawn.ravel(), minlength=e) / tokens
+    return sets, counts, True, marg
+
+
+# ---- instance assembly ----------------------------------------------------------------------
+def _recorded(p: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as stored in the metadata (no machine-specific data folder)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.items() if k != "data_dir"}
+
+
+def assemble_model(
+    family: str,
+    name: str,
+    p: dict[str, Any],
+    seed: int,
+    model: ModelSpec,
+    layer_sets: list[tuple[np.ndarray, np.ndarray, bool]],
+    extra_meta: dict[str, Any],
+) -> Instance:
+    """Build an instance with ``model``'s expert sizes and the physical parameters of ``p``.
+
+    Parameters
+    ----------
+    family, name
+        Family and instance name.
+    p
+        Resolved family parameters (physical ones as in :data:`TRACE_PHYSICAL_PARAMS`).
+    seed
+        Seed (recorded only).
+    model
+        Catalog row: hidden size, expert intermediate size and MLP matrices fix every
+        expert's size and FLOPs.
+    layer_sets
+        Per layer ``(sets, weights, weights_are_counts)`` with local ids.
+    extra_meta
+        Further metadata (provenance, activation model).
+    """
+    nl, e, k = len(layer_sets), model.routed_experts, model.K
+    hw = hardware({**p, "hidden": model.hidden})
+    size = np.full((nl, e), model.expert_mb(float(p["bytes_weight"])))
+    t, t0 = latencies(hw, np.full((nl, e), model.expert_flops))
+    cap = capacities(p, float(size.sum()), len(hw.delay))
+    specs = [LayerSpec(size[l], t[:, l, :], t0[l], s, w, counts=c) for l, (s, w, c) in enumerate(layer_sets)]
+    meta = {
+        "family": family,
+        "params": _recorded(p),
+        "seed": seed,
+        "model": model.name,
+        "architecture": {
+            "hf_repo": model.hf_repo,
+            "config_url": model.config_url,
+            "hidden": model.hidden,
+            "expert_inter": model.expert_inter,
+            "mlp_matrices": model.mlp_matrices,
+            "routed_experts": e,
+            "shared_experts_on_device": model.shared_experts,
+            "K": k,
+            "expert_mb": float(size[0, 0]),
+        },
+        "hardware": hw.to_meta(),
+        "regime": regime(size.ravel(), np.full(nl, e), cap, t, t0, np.arange(nl + 1) * e),
+        **extra_meta,
+    }
+    return build_instance(name, k, cap, specs, server_names=[f"edge-{i}" for i in range(len(hw.delay))], meta=meta)
+
+
+def _check_seed(seed: int) -> None:
+    if seed < 0:
+        raise InputError("seed must be >= 0", where="seed")
+
+
+# ---- deepseek-v2-lite-esft --------------------------------------------------------------------
+ESFT_PARAMS: tuple[Param, ...] = (
+    Param("task", "law", "str", "ESFT task whose traces are used", choices=ESFT_TASKS),
+    Param("layers", ESFT_LAYERS, "int", "MoE layers used: the first n of the 26 (HF decoder layers 1..n)"),
+    Param(
+        "tokens",
+        0,
+        "int",
+        "tokens sampled from the chosen split, same tokens in every layer (0 or more than the split has = all)",
+    ),
+    Param("split", 0.8, "float", "fraction of the sequences in the train split (random, seeded)"),
+    Param("which", "train", "str", "which split's tokens give the activation sets", choices=("train", "test")),
+    DATA_DIR_PARAM,
+    *TRACE_PHYSICAL_PARAMS,
+)
+
+
+@register_family(
+    "deepseek-v2-lite-esft",
+    params=ESFT_PARAMS,
+    kind="trace",
+    summary="real per-token Top-6 sets of DeepSeek-V2-Lite (26 layers, 64 experts) from the ESFT traces; train/test split by sequence",
+)
+def deepseek_v2_lite_esft(p: dict[str, Any], seed: int) -> Instance:
+    """Real routing traces; see the module docstring."""
+    _check_seed(seed)
+    nl, tokens, split = int(p["layers"]), int(p["tokens"]), float(p["split"])
+    if not 1 <= nl <= ESFT_LAYERS:
+        raise InputError(f"layers must be in [1, {ESFT_LAYERS}]", where="layers")
+    if tokens < 0:
+        raise InputError("tokens must be >= 0", where="tokens")
+    if not 0 < split <= 1:
+        raise InputError("split must be in (0, 1]", where="split")
+    root = resolve_data_dir(p["data_dir"])
+    trace = load_esft(str(root), p["task"])
+    idx, info = _split_tokens(trace, split, p["which"], tokens, seed)
+    layer_sets = []
+    for layer in range(nl):
+        s, c = to_counts(trace.sets[layer, idx].astype(np.int64))
+        layer_sets.append((s, c, True))
+    model = get_model("deepseek-v2-lite")
+    tag = "all" if tokens == 0 else str(tokens)
+    name = f"deepseek-v2-lite-esft-{p['task']}-L{nl}-T{tag}-split{split:g}-N{int(p['servers'])}-{p['which']}-s{seed}"
+    meta = {
+        "activation_model": ACTIVATION_REAL,
+        "provenance": {
+            **ESFT_SOURCE,
+            "task": p["task"],
+            "split": split,
+            "which": p["which"],
+            "hf_decoder_layers": list(range(1, nl + 1)),
+            "data_sha256": trace.sha256,
+            **info,
+        },
+    }
+    return assemble_model("deepseek-v2-lite-esft", name, p, seed, model, layer_sets, meta)
+
+
+def deepseek_train_test(params: dict[str, Any] | None = None, seed: int = 0) -> tuple[Instance, Instance]:
+    """The train and the test instance of the same parameters and seed.
+
+    They share servers, capacities, sizes and latencies (so a placement of one is a placement
+    of the other) and differ only in their activation sets.
+    """
+    from moebench.families import generate
+
+    base = {k: v for k, v in (params or {}).items() if k != "which"}
+    return (
+        generate("deepseek-v2-lite-esft", {**base, "which": "train"}, seed),
+        generate("deepseek-v2-lite-esft", {**base, "which": "test"}, seed),
+    )
+
+
+# ---- olmoe-counts / mixtral-counts --------------------------------------------------------------
+@lru_cache(maxsize=4)
+def _load_counts_json(root: str) -> dict[str, Any]:
+    path = Path(root) / COUNTS_JSON
+    _require(Path(root), [COUNTS_JSON], "olmoe-counts / mixtral-counts")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON: {exc}", file=str(path)) from None
+
+
+OLMOE_MODELS = {"base": "olmoe-1b-7b-0924", "sft": "olmoe-1b-7b-0924-sft", "dpo": "olmoe-1b-7b-0924-instruct"}
+OLMOE_DOMAINS = ("arxiv", "book", "c4", "github", "tulu", "wikipedia")
+MIXTRAL_DOMAINS = ("arxiv", "book", "c4", "github", "wikipedia")
+RECORDED_LAYERS = (0, 7, 15)
+
+
+def selection_counts(root: Path, model_key: str, domain: str) -> tuple[np.ndarray, int, int]:
+    """(counts (3, E), tokens, K) of one model and domain from the derived counts JSON.
+
+    Raises
+    ------
+    InputError
+        When the model or domain is not in the file, or the counts are inconsistent.
+    """
+    data = _load_counts_json(str(root))
+    where = f"{COUNTS_JSON}: models.{model_key}"
+    try:
+        entry = data["models"][model_key]
+        dom = entry["domains"][domain]["expert_counts"]
+    except KeyError:
+        have = sorted(data.get("models", {}).get(model_key, {}).get("domains", {}))
+        raise InputError(
+            f"no counts for domain {domain!r} (available: {', '.join(have) or 'none'})", where=where
+        ) from None
+    per = dom["per_layer_counts"]
+    counts = np.array([per[str(layer)] for layer in RECORDED_LAYERS], dtype=np.int64)
+    k, n = int(dom["top_k"]), int(dom["num_tokens"])
+    if counts.shape[1] != int(entry["num_experts"]) or np.any(counts.sum(axis=1) != k * n):
+        raise InputError("per-layer counts do not sum to top_k x num_tokens", where=where)
+    return counts, n, k
+
+
+def _counts_family(
+    family: str, model_name: str, model_key: str, domain: str, p: dict[str, Any], seed: int, extra: dict[str, Any]
+) -> Instance:
+    _check_seed(seed)
+    nl, tokens = int(p["layers"]), int(p["tokens"])
+    if not 1 <= nl <= len(RECORDED_LAYERS):
+        raise InputError(f"layers must be in [1, {len(RECORDED_LAYERS)}]", where="layers")
+    if tokens < 0:
+        raise InputError("tokens must be >= 0", where="tokens")
+    root = resolve_data_dir(p["data_dir"])
+    counts, n_tok, k = selection_counts(root, model_key, domain)
+    model = get_model(model_name)
+    if k != model.K or counts.shape[1] != model.routed_experts:
+        raise InputError(f"counts have K={k}, E={counts.shape[1]}; catalog {model.name} says otherwise", where="model")
+    rng = np.random.default_rng(seed)
+    layer_sets, fit_err, sample_err = [], 0.0, 0.0
+    for layer in range(nl):
+        target = counts[layer] / n_tok
+        w, err = fit_cps(target, k)
+        s, c, is_counts, marg = _cps_layer(rng, w, k, tokens)
+        layer_sets.append((s, c, is_counts))
+        fit_err = max(fit_err, err)
+        sample_err = max(sample_err, float(np.max(np.abs(marg - target))))
+    tag = "exact" if tokens == 0 else f"T{tokens}"
+    name = f"{family}-{extra.get('variant', '')}{domain}-L{nl}-{tag}-N{int(p['servers'])}-s{seed}".replace("--", "-")
+    meta = {
+        "activation_model": ACTIVATION_COUNTS,
+        "independence_model": (
+            "conditional Poisson sampling: P(S) proportional to prod_{e in S} w_e over K-sets, weights fitted so that "
+            "the inclusion probabilities equal the measured per-layer marginals (maximum-entropy K-set distribution "
+            "with those marginals); tokens=0 lists every K-set with its exact probability"
+        ),
+        "fit_max_marginal_error": fit_err,
+        "sample_max_marginal_error": sample_err,
+        "provenance": {
+            **OLMOE_SOURCE,
+            "counts_model": model_key,
+            "domain": domain,
+            "recorded_layers": list(RECORDED_LAYERS[:nl]),
+            "count_tokens": n_tok,
+        },
+    }
+    return assemble_model(family, name, p, seed, model, layer_sets, meta)
+
+
+@register_family(
+    "olmoe-counts",
+    params=(
+        Param(
+            "model",
+            "base",
+            "str",
+            "OLMoE checkpoint: base, sft or dpo (sft/dpo: domain tulu only)",
+            choices=tuple(OLMOE_MODELS),
+        ),
+        Param("domain", "c4", "str", "text domain of the counts", choices=OLMOE_DOMAINS),
+        Param("layers", 3, "int", "recorded layers used: the first n of decoder layers 0, 7, 15"),
+        Param("tokens", 2000, "int", "tokens sampled per layer (0 = exact distribution; too large for 64 choose 8)"),
+        DATA_DIR_PARAM,
+        *TRACE_PHYSICAL_PARAMS,
+    ),
+    kind="surrogate",
+    summary="OLMoE-1B-7B (64 experts, top-8): real per-layer marginals, Top-K sets sampled independently (surrogate)",
+)
+def olmoe_counts(p: dict[str, Any], seed: int) -> Instance:
+    """OLMoE counts with conditional Poisson sets; see the module docstring."""
+    if p["model"] != "base" and p["domain"] != "tulu":
+        raise InputError(f"model={p['model']} has counts for domain tulu only", where="domain")
+    key = OLMOE_MODELS[p["model"]]
+    return _counts_family("olmoe-counts", "olmoe-1b-7b", key, p["domain"], p, seed, {"variant": f"{p['model']}-"})
+
+
+@register_family(
+    "mixtral-counts",
+    params=(
+        Param("domain", "c4", "str", "text domain of the counts", choices=MIXTRAL_DOMAINS),
+        Param("layers", 3, "int", "recorded layers used: the first n of decoder layers 0, 7, 15"),
+        Param("tokens", 0, "int", "tokens sampled per layer (0 = all 28 Top-2 sets with exact probabilities)"),
+        DATA_DIR_PARAM,
+        *TRACE_PHYSICAL_PARAMS,
+    ),
+    kind="surrogate",
+    summary="Mixtral-8x7B (8 experts, top-2): real per-layer marginals, Top-K sets from an independence model (surrogate)",
+)
+def mixtral_counts(p: dict[str, Any], seed: int) -> Instance:
+    """Mixtral counts with conditional Poisson sets; see the module docstring."""
+    return _counts_family("mixtral-counts", "mixtral-8x7b", "mixtral-8x7b-v0.1", p["domain"], p, seed, {})
+
+
+# ---- catalog-surrogate ---------------------------------------------------------------------
+def zipf_weights(e: int, alpha: float) -> np.ndarray:
+    """Weights rank^-alpha for ranks 1..e (rank 1 first)."""
+    return 1.0 / np.arange(1, e + 1, dtype=float) ** alpha
+
+
+def deepseek_marginal_profile(root: Path) -> np.ndarray:
+    """Sorted (descending) per-layer marginals of the ESFT traces, one row per (task, layer).
+
+    Read from ``derived/deepseek-v2-lite-esft_expert_and_pair_counts.json``: expert_counts
+    divided by the number of tokens; each row sums to K = 6.
+    """
+    rel = "derived/deepseek-v2-lite-esft_expert_and_pair_counts.json"
+    _require(root, [rel], "the Zipf fit")
+    data = json.loads((root / rel).read_text(encoding="utf-8"))
+    rows = []
+    for task in ESFT_TASKS:
+        t = data["tasks"][task]
+        counts = np.asarray(t["expert_counts"], float)
+        rows.append(-np.sort(-counts / float(t["num_tokens"]), axis=1))
+    return np.vstack(rows)
+
+
+def _golden_min(f: Any, lo: float, hi: float, tol: float = 1e-6) -> float:
+    """Minimizer of a unimodal ``f`` on [lo, hi] by golden-section search."""
+    g = (np.sqrt(5) - 1) / 2
+    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    fa, fb = f(a), f(b)
+    while hi - lo > tol:
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - g * (hi - lo)
+            fa = f(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + g * (hi - lo)
+            fb = f(b)
+    return (lo + hi) / 2
+
+
+def fit_zipf_alpha(data_dir: str | os.PathLike[str] | None = None, task: str | None = None) -> tuple[float, float]:
+    """Zipf exponent whose conditional Poisson marginals best match the DeepSeek traces.
+
+    Least squares between the sorted inclusion probabilities of CPS with weights
+    rank^-alpha (E = 64, K = 6) and the mean sorted per-layer marginal profile of the ESFT
+    traces (all tasks, or only ``task``, and all 26 layers); golden-section search on [0, 4].
+
+    Returns
+    -------
+    alpha : float
+        The fitted exponent, rounded to 4 decimals.
+    max_error : float
+        Largest absolute difference between the fitted and the measured sorted profile.
+    """
+    prof = deepseek_marginal_profile(resolve_data_dir(data_dir))
+    if task is not None:
+        i = ESFT_TASKS.index(task)
+        prof = prof[i * ESFT_LAYERS : (i + 1) * ESFT_LAYERS]
+    target = prof.mean(axis=0)
+
+    def model(alpha: float) -> np.ndarray:
+        return cps_inclusion(zipf_weights(ESFT_EXPERTS, alpha), ESFT_K)
+
+    alpha = float(round(_golden_min(lambda a: float(np.sum((model(a) - target) ** 2)), 0.0, 4.0), 4))
+    return alpha, float(np.max(np.abs(model(alpha) - target)))
+
+
+@register_family(
+    "catalog-surrogate",
+    params=(
+        Param("model", "qwen3-30b-a3b", "str", "catalog model (moebench.families.catalog)", choices=tuple(catalog())),
+        Param("layers", 0, "int", "MoE layers used: the first n (0 = all of the model)"),
+        Param("tokens", 2000, "int", "tokens sampled per layer (0 = exact distribution when C(E,K) <= 50000)"),
+        Param(
+            "alpha",
+            None,
+            "float",
+            f"Zipf exponent (default {ZIPF_ALPHA_DEEPSEEK}: fitted to the DeepSeek-V2-Lite traces)",
+        ),
+        *TRACE_PHYSICAL_PARAMS,
+    ),
+    kind="surrogate",
+    summary="any catalog model's architecture; Zipf popularity fitted to DeepSeek traces, independent Top-K sampling (surrogate)",
+)
+def catalog_surrogate(p: dict[str, Any], seed: int) -> Instance:
+    """Catalog architecture with surrogate activations; see the module docstring."""
+    _check_seed(seed)
+    model = get_model(p["model"])
+    nl = int(p["layers"]) or model.moe_layers
+    tokens = int(p["tokens"])
+    alpha = ZIPF_ALPHA_DEEPSEEK if p["alpha"] is None else float(p["alpha"])
+    if not 1 <= nl <= model.moe_layers:
+        raise InputError(f"layers must be in [0, {model.moe_layers}] for {model.name}", where="layers")
+    if tokens < 0:
+        raise InputError("tokens must be >= 0", where="tokens")
+    if not np.isfinite(alpha) or alpha < 0:
+        raise InputError("alpha must be >= 0", where="alpha")
+    rng = np.random.default_rng(seed)
+    e, k = model.routed_experts, model.K
+    base = zipf_weights(e, alpha)
+    layer_sets = []
+    for _ in range(nl):
+        w = np.empty(e)
+        w[rng.permutation(e)] = base
+        s, c, is_counts, _ = _cps_layer(rng, w, k, tokens)
+        layer_sets.append((s, c, is_counts))
+    tag = "exact" if tokens == 0 else f"T{tokens}"
+    name = f"catalog-surrogate-{model.name}-L{nl}-{tag}-N{int(p['servers'])}-s{seed}"
+    meta = {
+        "activation_model": (
+            f"surrogate: Zipf popularity (alpha={alpha:g}, "
+            f"{'fitted to DeepSeek-V2-Lite ESFT traces' if p['alpha'] is None else 'given'}), "
+            "independent sampling (no real co-activation)"
+        ),
+        "independence_model": (
+            "conditional Poisson sampling: P(S) proportional to prod_{e in S} w_e over K-sets, "
+            "w_e = rank_e^-alpha with a random rank permutation per layer"
+        ),
+        "zipf_alpha": alpha,
+    }
+    return assemble_model("catalog-surrogate", name, {**p, "alpha": alpha}, seed, model, layer_sets, meta)
