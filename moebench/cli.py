@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from moebench.errors import InputError
@@ -221,6 +222,23 @@ def cmd_stress(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_instances_library(args: argparse.Namespace) -> int:
+    from moebench.library import ROOT, build, load_manifest
+
+    manifest = args.manifest or str(ROOT / "manifest.toml")
+    entries = load_manifest(manifest)
+    if args.only:
+        entries = [e for e in entries if e.name in set(args.only)]
+    results = build(entries, root=Path(manifest).parent, write=not args.check, data_dir=args.data_dir)
+    bad = 0
+    for e, h, ok in results:
+        flag = "ok" if ok and e.hash else ("NEW (no hash in manifest)" if e.hash is None else "HASH MISMATCH")
+        bad += not ok
+        print(f"{e.name:<40} {e.tier:<7} {e.store:<7} {h[:16]}  {flag}")
+    print(f"{len(results)} instances, {bad} mismatching", file=sys.stderr)
+    return 1 if bad else 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from moebench.bench.cli import run_command
 
@@ -279,8 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     ig.add_argument("--param", "-p", action="append", metavar="KEY=VALUE", help="family parameter (repeatable)")
     ig.add_argument("--seed", type=int, default=0)
     ig.add_argument("--name", default=None, help="instance name (default derived from the parameters)")
-    ig.add_argument("--data-dir", default=None,
-                    help="trace data folder for model-derived families (default: $MOEBENCH_DATA or ../shared/data/moe-traces)")
+    ig.add_argument(
+        "--data-dir",
+        default=None,
+        help="trace data folder for model-derived families (default: $MOEBENCH_DATA or ../shared/data/moe-traces)",
+    )
     ig.add_argument("-o", "--output", required=True, help="output file (.json or .json.gz)")
     ig.set_defaults(func=cmd_instances_generate)
     ish = isub.add_parser("show", help="summarize an instance file")
@@ -303,6 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("-o", "--output", default=None, help="where to write the worst instance found")
     st.add_argument("--quiet", "-q", action="store_true")
     st.set_defaults(func=cmd_stress)
+
+    ilib = isub.add_parser("library", help="regenerate the curated library (instances/manifest.toml), checking hashes")
+    ilib.add_argument("--check", action="store_true", help="only verify content hashes, write nothing")
+    ilib.add_argument("--only", action="append", metavar="NAME", help="only this entry (repeatable)")
+    ilib.add_argument("--manifest", default=None, help="manifest file (default: instances/manifest.toml)")
+    ilib.add_argument("--data-dir", default=None, help="trace data folder for model-derived entries")
+    ilib.set_defaults(func=cmd_instances_library)
 
     r = sub.add_parser("run", help="run a benchmark suite (TOML)")
     r.add_argument("suite", help="suite file")
