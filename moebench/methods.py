@@ -334,7 +334,7 @@ def _load_builtins() -> None:
     load_entry_points("moebench.methods")
 
 
-_NAME_RE = re.compile(r"^(?P<base>[A-Za-z0-9_.+-]+?)(?:\[(?P<inner>[^\[\]]*)\])?(?P<mods>(?:\+[A-Za-z0-9_-]+)*)$")
+_NAME_RE = re.compile(r"^(?P<base>[A-Za-z0-9_.+-]+)(?:\[(?P<inner>[^\[\]]*)\])?$")
 
 
 def parse_method_name(name: str) -> MethodSpec:
@@ -359,7 +359,7 @@ def parse_method_name(name: str) -> MethodSpec:
         else:
             break
     match = _NAME_RE.match(core)
-    if not match or match.group("mods"):
+    if not match:
         raise InputError(f"malformed method name {name!r} (expected base[args]+modifier)", where="method")
     base = match.group("base")
     if base not in _REGISTRY:

@@ -1,0 +1,122 @@
+"""Contract over the whole method registry: feasible placements on every generated family and K,
+honest statuses, determinism; plus the local-search modifier's own contract."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from conftest import random_instance
+
+from moebench.algorithms.local_search import add_gains, local_search
+from moebench.evaluate import effective_latency, evaluate, gain
+from moebench.families import generate
+from moebench.harness import run_method
+from moebench.methods import check_conditions, get_method, method_names
+from moebench.placement import from_triples
+
+FAMILIES = ["uniform", "zipf", "clustered"]
+KS = [1, 2, 4, 6]
+EXTRA = ["sgd-levels[dp]+ls", "greedy-marginal+ls", "greedy-ratio+single+ls", "sgd-servers[maxconv,eps=0.3]"]
+
+
+def _instance(family: str, k: int, tiny: bool):
+    params = {"K": k, "layers": 1 if tiny else 2, "experts": 7 if tiny else 10, "servers": 2 if tiny else 3}
+    params.update({"tokens": 150, "capacity": 0.35, "inter_jitter": 0.3 if k % 2 else 0.0})
+    return generate(family, params, seed=k)
+
+
+def _check(inst, name):
+    method = get_method(name)
+    exact = method.info.kind == "exact"
+    rec = run_method(inst, name)  # in-process: tiny instances, no time limit needed
+    excluded = check_conditions(method.info.assumptions, inst)
+    if excluded:
+        assert rec.status == "not-applicable", (name, rec.status, rec.error)
+        return
+    allowed = {"optimal", "feasible"} | ({"unavailable"} if exact else set())
+    assert rec.status in allowed, (name, inst.name, rec.status, rec.error)
+    if rec.status == "unavailable":
+        return
+    x = from_triples(inst, rec.placement)
+    ev = evaluate(inst, x)
+    assert ev.feasible and ev.gain == pytest.approx(rec.gain) and rec.gain >= -1e-12
+    if method.info.deterministic and not exact:  # exact back ends' determinism is tested with them
+        again = run_method(inst, name)
+        assert again.placement == rec.placement, name
+    return rec
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("k", KS)
+def test_every_heuristic_is_feasible_and_deterministic(family, k):
+    inst = _instance(family, k, tiny=False)
+    names = [n for n in method_names() if get_method(n).info.kind != "exact"] + EXTRA
+    for name in names:
+        _check(inst, name)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("k", KS)
+def test_every_method_including_exact_on_a_bruteforce_sized_instance(family, k):
+    inst = _instance(family, k, tiny=True)
+    recs = {name: _check(inst, name) for name in [*method_names(), *EXTRA]}
+    best = recs["bruteforce"].gain
+    for name, rec in recs.items():
+        if rec is not None and rec.status in ("optimal", "feasible"):
+            assert rec.gain <= best + 1e-6 * max(1.0, best), name  # nobody beats the optimum
+
+
+def test_ls_never_worse_and_reaches_a_local_optimum():
+    rng = np.random.default_rng(8)
+    for i in range(25):
+        inst = random_instance(rng, servers=2, layers=2, experts=4, K=int(rng.integers(1, 4)), sets=5, name=f"ls{i}")
+        start = rng.random((inst.N, inst.G)) < 0.15
+        start &= inst.latency < inst.fallback[None, :]
+        # make the random start feasible by dropping experts from overfull servers
+        for n in range(inst.N):
+            for g in np.flatnonzero(start[n]):
+                if start[n] @ inst.size > inst.capacity[n]:
+                    start[n, g] = False
+        x, info = local_search(inst, start)
+        assert evaluate(inst, x).feasible
+        assert gain(inst, x) >= gain(inst, start) - 1e-12
+        assert info["final_gain"] == pytest.approx(gain(inst, x))
+        # no add and no drop-add move improves (checked by brute force over all moves)
+        g0 = gain(inst, x)
+        cells = list(itertools.product(range(inst.N), range(inst.G)))
+        for n, g in [c for c in cells if x[c]] + [(None, None)]:
+            y = x.copy()
+            if n is not None:
+                y[n, g] = False
+            for n2, g2 in cells:
+                if y[n2, g2] or (n2, g2) == (n, g):
+                    continue
+                z = y.copy()
+                z[n2, g2] = True
+                if evaluate(inst, z).feasible:
+                    assert gain(inst, z) <= g0 + 1e-9, (inst.name, (n, g), (n2, g2))
+
+
+def test_ls_add_gains_match_evaluator_per_layer():
+    rng = np.random.default_rng(9)
+    inst = random_instance(rng, servers=2, layers=3, experts=4, K=2, sets=5)
+    x = rng.random((inst.N, inst.G)) < 0.3
+    tau = effective_latency(inst, x)
+    full = add_gains(inst, tau)
+    for layer in range(inst.L):
+        lo, hi = inst.expert_offset[layer], inst.expert_offset[layer + 1]
+        assert np.allclose(add_gains(inst, tau, layer), full[:, lo:hi])
+
+
+def test_ls_modifier_declares_base_and_respects_move_budget():
+    inst = generate("zipf", {"K": 2, "layers": 2, "experts": 10, "servers": 2, "tokens": 300}, seed=1)
+    m = get_method("popularity+ls")
+    assert m.info.name == "popularity+ls" and m.info.deterministic and "max_moves" in m.options
+    base = run_method(inst, "popularity")
+    none = run_method(inst, "popularity+ls", options={"max_moves": 0})
+    assert none.placement == base.placement
+    full = run_method(inst, "popularity+ls")
+    assert full.gain >= base.gain - 1e-12
+    assert get_method("greedy-enum[2]+ls").info.guarantee == get_method("greedy-enum[2]").info.guarantee
