@@ -1,0 +1,43 @@
+"""``moebench run SUITE.toml``: run a benchmark suite, write the results table and the report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from moebench.errors import InputError
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the suite named by ``args.suite``; see :func:`moebench.bench.runner.run_suite`.
+
+    Returns
+    -------
+    int
+        0 when the suite ran (failed tasks are rows, not a failed run); 2 for a bad suite.
+    """
+    from moebench.bench.runner import run_suite
+    from moebench.bench.suite import load_suite
+
+    if args.jobs is not None and args.jobs < 1:
+        raise InputError("must be >= 1", where="--jobs")
+    if args.scheduler is not None and args.executor != "dask":
+        raise InputError("--scheduler needs --executor dask", where="--scheduler")
+    suite = load_suite(args.suite)
+    summary = run_suite(
+        suite,
+        args.out,
+        jobs=args.jobs,
+        executor=args.executor,
+        scheduler=args.scheduler,
+        resume=args.resume,
+        progress=not args.quiet,
+        report=not args.no_report,
+    )
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(summary.status_counts.items())) or "nothing to run"
+    print(
+        f"moebench: {summary.tasks} tasks ({summary.skipped} already done, {summary.ran} run: {counts}); "
+        f"results in {summary.out_dir}",
+        file=sys.stderr,
+    )
+    return 0

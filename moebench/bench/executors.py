@@ -1,0 +1,172 @@
+"""Executors: where tasks run. Both hand every finished result to a callback in the runner
+process, which alone writes the store.
+
+- :class:`LocalExecutor`: a pool of ``jobs`` threads, each running one task at a time in its
+  own child process (:func:`moebench.bench.worker.execute_task`).
+- :class:`DaskExecutor`: the same function submitted to a ``dask.distributed`` cluster (the
+  given scheduler, or a ``LocalCluster``). On a worker the task again runs in a child process
+  with its own limit, except inside daemonic worker processes, which may not have children:
+  there it runs in the worker process without a hard kill (start workers with
+  ``distributed.worker.daemon: false`` to keep the kill).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from typing import Any
+
+from moebench.bench.tasks import Task
+from moebench.bench.worker import STOP, execute_task
+
+OnResult = Callable[[Task, dict[str, Any]], None]
+
+
+class Progress:
+    """A plain-text progress bar on stderr: tasks done, failures, elapsed, estimated time left.
+
+    On a terminal it redraws one line; otherwise it prints a line every 10 % of the tasks.
+    """
+
+    def __init__(self, total: int, *, done: int = 0, enabled: bool = True, stream: Any = None) -> None:
+        self.total, self.done, self.failed = total, done, 0
+        self.skipped = done
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self.start = time.monotonic()
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._last_line = -1
+
+    def update(self, failed: bool, label: str = "") -> None:
+        """Count one finished task."""
+        self.done += 1
+        self.failed += int(failed)
+        if not self.enabled:
+            return
+        ran = self.done - self.skipped
+        elapsed = time.monotonic() - self.start
+        left = (self.total - self.done) * elapsed / ran if ran else 0.0
+        width = 30
+        fill = int(width * self.done / max(1, self.total))
+        bar = "#" * fill + "." * (width - fill)
+        line = (
+            f"[{bar}] {self.done}/{self.total} tasks, {self.failed} failed, "
+            f"{_hms(elapsed)} elapsed, ~{_hms(left)} left  {label[:40]}"
+        )
+        if self.tty:
+            self.stream.write("\r" + line.ljust(110))
+            if self.done == self.total:
+                self.stream.write("\n")
+        else:
+            step = max(1, self.total // 10)
+            if self.done == self.total or self.done // step != self._last_line:
+                self._last_line = self.done // step
+                self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def _hms(sec: float) -> str:
+    sec = round(sec)
+    return f"{sec // 3600}:{sec % 3600 // 60:02d}:{sec % 60:02d}"
+
+
+class LocalExecutor:
+    """Run tasks on this machine, ``jobs`` at a time, each in its own child process."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = max(1, jobs)
+
+    def run(self, tasks: Sequence[Task], on_result: OnResult) -> None:
+        """Run every task; ``on_result`` is called in this thread as each one finishes."""
+        STOP.clear()
+        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="moebench-task")
+        try:
+            pending = {pool.submit(execute_task, t): t for t in tasks}
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    task = pending.pop(fut)
+                    on_result(task, _result_or_error(task, fut.result, fut.exception))
+        except BaseException:
+            # Ctrl-C: drop queued tasks and kill running children; unfinished tasks stay unrecorded
+            STOP.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+
+
+def _result_or_error(task: Task, result: Callable[[], Any], exception: Callable[[], Any]) -> dict[str, Any]:
+    """The task's record, or an ``error`` record when the executor itself failed."""
+    exc = exception()
+    if exc is None:
+        return result()
+    inst = task.instance
+    return {
+        "instance": inst.name,
+        "instance_hash": inst.content_hash,
+        "method": task.method,
+        "seed": task.seed,
+        "status": "error",
+        "empty_latency": inst.empty_latency,
+        "time_limit": task.time_limit,
+        "error": f"executor: {type(exc).__name__}: {exc}",
+    }
+
+
+class DaskExecutor:
+    """Run tasks on a ``dask.distributed`` cluster.
+
+    Parameters
+    ----------
+    scheduler
+        Scheduler address (``tcp://host:8786``); None starts a ``LocalCluster``.
+    jobs
+        Size of the LocalCluster (threads of one in-process worker); ignored with a scheduler.
+    processes
+        LocalCluster with worker processes instead of threads (non-daemonic, so that tasks
+        still run in their own children).
+    """
+
+    def __init__(self, scheduler: str | None = None, jobs: int = 1, processes: bool = False) -> None:
+        self.scheduler = scheduler
+        self.jobs = max(1, jobs)
+        self.processes = processes
+
+    def run(self, tasks: Sequence[Task], on_result: OnResult) -> None:
+        """Submit every task and hand each result to ``on_result`` as it completes."""
+        try:
+            import dask
+            from distributed import Client, LocalCluster, as_completed
+        except ImportError:
+            from moebench.errors import UnavailableError
+
+            raise UnavailableError("the Dask executor needs dask[distributed]: pip install 'moebench[dask]'") from None
+        cluster = None
+        with dask.config.set({"distributed.worker.daemon": False}):
+            if self.scheduler is None:
+                if self.processes:
+                    cluster = LocalCluster(
+                        n_workers=self.jobs, threads_per_worker=1, processes=True, dashboard_address=None
+                    )
+                else:
+                    cluster = LocalCluster(
+                        n_workers=1, threads_per_worker=self.jobs, processes=False, dashboard_address=None
+                    )
+                client = Client(cluster)
+            else:
+                client = Client(self.scheduler)
+            try:
+                futures = {}
+                for t in tasks:
+                    # pure=False: a repetition of the same task must run again, never be deduplicated
+                    fut = client.submit(execute_task, t, pure=False, key=f"moebench-{t.task_id}")
+                    futures[fut.key] = (fut, t)
+                for fut in as_completed([f for f, _ in futures.values()]):
+                    task = futures[fut.key][1]
+                    on_result(task, _result_or_error(task, fut.result, fut.exception))
+            finally:
+                client.close()
+                if cluster is not None:
+                    cluster.close()

@@ -1,0 +1,197 @@
+"""The append-only results store and the final results table.
+
+The store is a JSON-lines file, one record per finished task. Each record is written with a
+single ``os.write`` of the complete line on an ``O_APPEND`` descriptor followed by
+``os.fsync``, so a kill at any moment leaves either the whole record or, at worst, a torn
+last line without its newline. Reading ignores a torn or unparsable last line; opening the
+store for appending cuts it off first, so the next record starts on a fresh line.
+
+The final table (:func:`write_table`) is built from the store: one row per task of the
+suite, in task order, as parquet (pyarrow) and CSV.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Columns written as JSON text in the table (nested values).
+JSON_COLUMNS = ("options", "info", "placement")
+#: Columns left out of the CSV table (large; the parquet table and the store keep them).
+CSV_DROP = ("placement",)
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def _float_safe(o: Any) -> Any:
+    # JSON has no NaN/inf: store them as null (a recomputed objective is never NaN)
+    if isinstance(o, float) and (o != o or o in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(o, dict):
+        return {k: _float_safe(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_float_safe(v) for v in o]
+    return o
+
+
+class ResultStore:
+    """Append-only JSON-lines file of task records.
+
+    Parameters
+    ----------
+    path
+        The ``.jsonl`` file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    # ---- reading ---------------------------------------------------------------------
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every complete record, in file order; a torn or corrupt line is skipped."""
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as fh:
+            for raw in fh:
+                if not raw.endswith(b"\n"):
+                    break  # torn last line: the writer was killed mid-record
+                try:
+                    rec = json.loads(raw)
+                except ValueError:
+                    continue
+                if isinstance(rec, dict) and "task_id" in rec:
+                    yield rec
+
+    def finished(self) -> dict[str, dict[str, Any]]:
+        """Records by task id (the first record of a task wins)."""
+        out: dict[str, dict[str, Any]] = {}
+        for rec in self.records():
+            out.setdefault(rec["task_id"], rec)
+        return out
+
+    # ---- writing ---------------------------------------------------------------------
+    def open(self, fresh: bool = False) -> None:
+        """Open for appending; ``fresh`` moves an existing store to ``<name>.prev`` first."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if fresh and self.path.exists():
+            os.replace(self.path, self.path.with_name(self.path.name + ".prev"))
+        self._repair()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def _repair(self) -> None:
+        """Cut a torn last line (no newline) so that appends start on a fresh line."""
+        if not self.path.exists():
+            return
+        with open(self.path, "rb+") as fh:
+            data = fh.read()
+            if data and not data.endswith(b"\n"):
+                fh.truncate(data.rfind(b"\n") + 1)
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one record durably (single write of the whole line, then fsync)."""
+        if self._fd is None:
+            raise RuntimeError("store not open")
+        line = json.dumps(_float_safe(record), default=_default, allow_nan=False, separators=(",", ":")) + "\n"
+        data = line.encode()
+        written = os.write(self._fd, data)
+        while written < len(data):  # regular files take it in one go; be safe anyway
+            written += os.write(self._fd, data[written:])
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def records_frame(records: Iterable[dict[str, Any]]) -> Any:
+    """Records as a tidy :class:`pandas.DataFrame` (nested values as JSON text)."""
+    import pandas as pd
+
+    rows = []
+    for rec in records:
+        row = dict(rec)
+        for col in JSON_COLUMNS:
+            if col in row and not isinstance(row[col], str):
+                row[col] = json.dumps(row[col], sort_keys=True, default=_default)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    for col in [c for c in df.columns if pd.api.types.is_object_dtype(df[c])]:
+        kinds = {type(v) for v in df[col] if v is not None and v == v}
+        if len(kinds) > 1 and not kinds <= {int, float}:
+            # mixed cell types (e.g. parameters of file instances) cannot go to parquet: text them
+            df[col] = [None if v is None or v != v else str(v) for v in df[col]]
+    return df
+
+
+def write_table(records: list[dict[str, Any]], out_dir: str | os.PathLike[str], stem: str = "results") -> list[Path]:
+    """Write ``<stem>.parquet`` and ``<stem>.csv`` (atomically: temp file, then rename).
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    df = records_frame(records)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    pq = out / f"{stem}.parquet"
+    tmp = pq.with_name(pq.name + ".tmp")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, pq)
+    written.append(pq)
+    csv = out / f"{stem}.csv"
+    tmp = csv.with_name(csv.name + ".tmp")
+    df.drop(columns=[c for c in CSV_DROP if c in df.columns]).to_csv(tmp, index=False)
+    os.replace(tmp, csv)
+    written.append(csv)
+    return written
+
+
+def read_table(path: str | os.PathLike[str]) -> Any:
+    """Read a results table: a folder (``results.parquet``, else ``results.csv``, else the
+    store ``results.jsonl``), a ``.parquet``, a ``.csv`` or a ``.jsonl`` file.
+
+    Raises
+    ------
+    InputError
+        When nothing readable is found.
+    """
+    import pandas as pd
+
+    from moebench.errors import InputError
+
+    p = Path(path)
+    if p.is_dir():
+        for name in ("results.parquet", "results.csv", "results.jsonl"):
+            if (p / name).exists():
+                return read_table(p / name)
+        raise InputError("no results.parquet, results.csv or results.jsonl in this folder", file=str(p))
+    if not p.exists():
+        raise InputError("no such file", file=str(p))
+    try:
+        if p.suffix == ".parquet":
+            return pd.read_parquet(p)
+        if p.suffix == ".csv":
+            return pd.read_csv(p)
+        if p.suffix == ".jsonl":
+            return records_frame(ResultStore(p).records())
+    except Exception as exc:
+        raise InputError(f"cannot read the results table: {exc}", file=str(p)) from None
+    raise InputError("expected a results folder, .parquet, .csv or .jsonl", file=str(p))

@@ -1,0 +1,114 @@
+"""Tasks: one (instance, method, options, seed, repetition) run, with a stable id.
+
+The task id hashes everything that determines the result (instance content hash and name,
+method name, options, seed, repetition, time limit), so a resumed run recognizes finished
+tasks and a changed suite never reuses a stale result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from moebench.instance import Instance
+
+
+@dataclass(frozen=True)
+class Task:
+    """One run of the benchmark.
+
+    Attributes
+    ----------
+    task_id : str
+        Stable hash (see :func:`task_id`).
+    instance : Instance
+        The instance (pickled to the worker).
+    method : str
+        Method name.
+    options : dict
+        Method options.
+    seed : int
+        Seed passed to the method.
+    repetition : int
+        Repetition index (0-based).
+    time_limit : float
+        Wall-clock limit in seconds.
+    grace : float
+        Seconds past the limit before the run is killed.
+    memory_limit_mb : int or None
+        Address-space limit of the child process.
+    role : str
+        ``"method"`` or ``"reference"``.
+    plugins : tuple of str
+        Modules the child imports before building the method.
+    """
+
+    task_id: str
+    instance: Instance
+    method: str
+    options: Mapping[str, Any]
+    seed: int
+    repetition: int
+    time_limit: float
+    grace: float = 5.0
+    memory_limit_mb: int | None = None
+    role: str = "method"
+    plugins: tuple[str, ...] = field(default_factory=tuple)
+
+
+def task_id(inst: Instance, method: str, options: Mapping[str, Any], seed: int, repetition: int, limit: float) -> str:
+    """The stable id of a task: 16 hex digits of a SHA-256 over its defining fields."""
+    key = {
+        "instance": inst.name,
+        "hash": inst.content_hash,
+        "method": method,
+        "options": dict(sorted(options.items())),
+        "seed": seed,
+        "repetition": repetition,
+        "time_limit": limit,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def instance_columns(inst: Instance) -> dict[str, Any]:
+    """The instance properties every results row carries, so that reports need only the table.
+
+    ``K``, ``N``, ``L`` and ``equal_sizes`` are exactly what the guarantee conditions of
+    :data:`moebench.methods.CONDITIONS` test; family parameters are flattened as ``param_<name>``.
+    """
+    meta = dict(inst.meta)
+    row: dict[str, Any] = {
+        "instance": inst.name,
+        "instance_hash": inst.content_hash,
+        "family": str(meta.get("family", "file")),
+        "instance_seed": meta.get("seed"),
+        "K": inst.K,
+        "N": inst.N,
+        "L": inst.L,
+        "G": inst.G,
+        "M": inst.M,
+        "E_max": int(inst.n_experts.max()),
+        "binaries": inst.N * inst.G,
+        "equal_sizes": bool(np.all(inst.size == inst.size[0])),
+        "capacity_fraction": float(inst.capacity.sum() / inst.total_size) if inst.total_size > 0 else None,
+        "regime": ";".join(str(r) for r in meta.get("regime", [])) or None,
+    }
+    params = meta.get("params")
+    if isinstance(params, Mapping):
+        for k, v in params.items():
+            row[f"param_{k}"] = _scalar(v)
+    return row
+
+
+def _scalar(v: Any) -> Any:
+    """Parameter values as table cells: lists become comma-joined strings."""
+    if isinstance(v, (list, tuple)):
+        return ",".join(str(x) for x in v)
+    if isinstance(v, (np.generic,)):
+        return v.item()
+    return v

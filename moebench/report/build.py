@@ -1,0 +1,158 @@
+"""Building a report from a results table (and a reference file): ``moebench report``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from moebench.bench.references import read_references
+from moebench.bench.store import read_table
+from moebench.errors import InputError
+from moebench.report import tables, writers
+
+FORMATS = ("csv", "latex", "md", "html")
+#: Columns a results table must have for a report.
+REQUIRED = (
+    "instance",
+    "instance_hash",
+    "family",
+    "method",
+    "status",
+    "gain",
+    "latency",
+    "empty_latency",
+    "feasible",
+    "wall_time",
+)
+_PROVENANCE = ("suite", "moebench_version", "git_commit", "machine", "python_version", "package_versions")
+
+
+def parse_formats(spec: str) -> tuple[str, ...]:
+    """``"csv,latex"`` -> ``("csv", "latex")``; ``markdown``/``tex`` are accepted aliases.
+
+    Raises
+    ------
+    InputError
+        For an unknown format.
+    """
+    alias = {"markdown": "md", "tex": "latex", "htm": "html"}
+    out = []
+    for f in (s.strip().lower() for s in spec.split(",") if s.strip()):
+        f = alias.get(f, f)
+        if f not in FORMATS:
+            raise InputError(f"unknown format {f!r} (known: {', '.join(FORMATS)})", where="--format")
+        out.append(f)
+    if not out:
+        raise InputError("no format given", where="--format")
+    return tuple(dict.fromkeys(out))
+
+
+def headline(runs: pd.DataFrame, summary: pd.DataFrame, violations: pd.DataFrame) -> dict[str, Any]:
+    """Headline numbers (also the LaTeX macros): counts, proven references, best heuristic."""
+    ref_rows = runs.drop_duplicates(["instance", "instance_hash"])
+    out: dict[str, Any] = {
+        "instances": int(ref_rows.shape[0]),
+        "methods": int(runs["method"].nunique()),
+        "runs": len(runs),
+        "failed_runs": int(runs["status"].isin(tables.FAILED).sum()),
+        "proven_optima": int(ref_rows["ref_proven"].sum()),
+        "guarantee_violations": int((violations["kind"] == "below").sum()) if not violations.empty else 0,
+    }
+    scope = summary[summary["family"] == "all"] if (summary["family"] == "all").any() else summary
+    kinds = runs.groupby("method")["method_kind"].first() if "method_kind" in runs else pd.Series(dtype=object)
+    heur = scope[[kinds.get(m) != "exact" for m in scope["method"]]].dropna(subset=["gain_gmean"])
+    everywhere = heur[heur["ok"] == heur["runs"]]
+    heur = everywhere if not everywhere.empty else heur  # a method that ran on every instance, if any
+    if not heur.empty:
+        best = heur.sort_values(["gain_gmean", "method"], ascending=[False, True]).iloc[0]
+        out["best_heuristic"] = best["method"]
+        out["best_heuristic_gain_gmean"] = float(best["gain_gmean"])
+        out["best_heuristic_gain_worst"] = float(best["gain_worst"])
+    return out
+
+
+def write_report(
+    results: str | os.PathLike[str] | pd.DataFrame,
+    out_dir: str | os.PathLike[str],
+    *,
+    formats: tuple[str, ...] = FORMATS,
+    references: str | os.PathLike[str] | None = None,
+    title: str | None = None,
+) -> list[Path]:
+    """Write the report files.
+
+    Parameters
+    ----------
+    results
+        A results table (DataFrame) or where to read one (folder, parquet, CSV, JSONL).
+    out_dir
+        Output folder (created); figures go to ``out_dir/plots``.
+    formats
+        Any of ``csv``, ``latex``, ``md``, ``html``.
+    references
+        Reference file; default ``references.solu`` beside the results, if present. The
+        exact runs in the table are merged in either way.
+    title
+        Report title (default: from the suite name).
+
+    Returns
+    -------
+    list of Path
+        Every file written.
+    """
+    if isinstance(results, pd.DataFrame):
+        df = results
+        base = None
+    else:
+        df = read_table(results)
+        base = Path(results) if Path(results).is_dir() else Path(results).parent
+    if df.empty:
+        raise InputError("the results table has no rows", file=None if base is None else str(base))
+    missing = [c for c in REQUIRED if c not in df]
+    if missing:
+        raise InputError(f"not a moebench results table: missing column(s) {', '.join(missing)}")
+    ref_path = Path(references) if references is not None else (None if base is None else base / "references.solu")
+    refs = read_references(ref_path) if ref_path is not None else {}
+    runs = tables.score(df, refs)
+    summary = tables.summary_table(runs)
+    violations = tables.guarantee_violations(runs)
+    fails = tables.failures(runs)
+    ref_table = (
+        runs.drop_duplicates(["instance", "instance_hash"])[
+            ["instance", "ref_gain", "ref_proven", "ref_bound", "ref_method"]
+        ]
+        .sort_values("instance")
+        .reset_index(drop=True)
+    )
+    head = headline(runs, summary, violations)
+    suite = str(df["suite"].iloc[0]) if "suite" in df else "results"
+    title = title or f"moebench report: {suite}"
+    prov = {k: df[k].dropna().iloc[0] for k in _PROVENANCE if k in df and df[k].notna().any()}
+    if "finished_at" in df:
+        prov["last_run_finished"] = str(df["finished_at"].dropna().max())
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    plots: list[Path] = []
+    if "html" in formats or "md" in formats:
+        plots = tables_plots(runs, out / "plots")
+        files += plots
+    if "csv" in formats:
+        files += writers.write_csv(out, runs, summary, violations)
+    if "latex" in formats:
+        files += writers.write_latex(out, summary, violations, head)
+    if "md" in formats:
+        files.append(writers.write_markdown(out, title, head, summary, violations, fails, ref_table, plots, prov))
+    if "html" in formats:
+        files.append(writers.write_html(out, title, head, summary, violations, fails, ref_table, plots, prov))
+    return files
+
+
+def tables_plots(runs: pd.DataFrame, folder: Path) -> list[Path]:
+    """The figures (imported lazily: matplotlib is only needed for md/html)."""
+    from moebench.report.plots import all_plots
+
+    return all_plots(runs, folder)

@@ -1,0 +1,310 @@
+"""Report writers: CSV, LaTeX (booktabs tables and headline macros), Markdown and HTML.
+
+All writers take the scored per-run table and the aggregates of
+:mod:`moebench.report.tables`; none computes an objective.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+#: Summary columns shown in every format, with their headers.
+SUMMARY_COLUMNS = [
+    ("family", "Family"),
+    ("method", "Method"),
+    ("runs", "Runs"),
+    ("failed", "Failed"),
+    ("skipped", "N/A"),
+    ("gain_mean", "Gain mean"),
+    ("gain_gmean", "Gain gmean"),
+    ("gain_worst", "Gain worst"),
+    ("lat_mean", "Lat. mean"),
+    ("lat_gmean", "Lat. gmean"),
+    ("lat_worst", "Lat. worst"),
+    ("bound_worst", "Bound worst"),
+    ("time_sgm", "Time SGM [s]"),
+]
+
+
+def fmt(v: Any, digits: int = 3) -> str:
+    """A table cell: fixed decimals for floats, '–' for missing values."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _cells(summary: pd.DataFrame) -> list[list[str]]:
+    rows = []
+    for _, r in summary.iterrows():
+        rows.append([fmt(r[c], 4 if c == "time_sgm" else 3) for c, _ in SUMMARY_COLUMNS])
+    return rows
+
+
+# ---- CSV ---------------------------------------------------------------------------------
+def write_csv(folder: Path, runs: pd.DataFrame, summary: pd.DataFrame, violations: pd.DataFrame) -> list[Path]:
+    """``summary.csv``, ``violations.csv`` and ``ratios.csv`` (one row per run with its ratios)."""
+    out = []
+    cols = [
+        c
+        for c in (
+            "task_id instance family method role repetition seed status latency gain empty_latency ref_gain "
+            "ref_latency ref_proven ref_bound gain_ratio latency_ratio bound_ratio wall_time error"
+        ).split()
+        if c in runs.columns
+    ]
+    for name, df in (("summary", summary), ("violations", violations), ("ratios", runs[cols])):
+        p = folder / f"{name}.csv"
+        df.to_csv(p, index=False)
+        out.append(p)
+    return out
+
+
+# ---- LaTeX -------------------------------------------------------------------------------
+_TEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "–": "--",
+}
+_DIGITS = "Zero One Two Three Four Five Six Seven Eight Nine".split()
+
+
+def tex_escape(s: str) -> str:
+    """Escape LaTeX special characters."""
+    return "".join(_TEX_ESCAPES.get(ch, ch) for ch in str(s))
+
+
+def macro_name(*parts: str) -> str:
+    """A LaTeX macro name (letters only) from free text: ``greedy-enum[2]`` -> ``GreedyEnumTwo``."""
+    out = []
+    for part in parts:
+        for tok in re.findall(r"[A-Za-z]+|[0-9]", part):
+            out.append(_DIGITS[int(tok)] if tok.isdigit() else tok[0].upper() + tok[1:])
+    return "mb" + "".join(out)
+
+
+def latex_summary(summary: pd.DataFrame) -> str:
+    """The family × method summary as a booktabs ``tabular`` (needs ``\\usepackage{booktabs}``)."""
+    lines = [
+        "% moebench summary table: \\input{tables.tex} (needs \\usepackage{booktabs})",
+        "\\begin{tabular}{llrrrrrrrrrrr}",
+        "\\toprule",
+        " & & & & & \\multicolumn{3}{c}{Gain ratio $R/R^*$} & \\multicolumn{3}{c}{Latency ratio} & & \\\\",
+        "\\cmidrule(lr){6-8}\\cmidrule(lr){9-11}",
+        "Family & Method & Runs & Failed & N/A & mean & gmean & worst & mean & gmean & worst & "
+        "$R/\\mathrm{UB}$ worst & Time SGM [s] \\\\",
+        "\\midrule",
+    ]
+    prev = None
+    for cells in _cells(summary):
+        fam = cells[0]
+        if prev is not None and fam != prev:
+            lines.append("\\midrule")
+        shown = [tex_escape(fam) if fam != prev else "", *(tex_escape(c) for c in cells[1:])]
+        lines.append(" & ".join(shown) + " \\\\")
+        prev = fam
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def latex_violations(violations: pd.DataFrame) -> str:
+    """Guarantee violations as a booktabs ``tabular`` (one line saying none when empty)."""
+    lines = [
+        "\\begin{tabular}{lllll}",
+        "\\toprule",
+        "Instance & Method & Kind & Guarantee & Gain ratio \\\\",
+        "\\midrule",
+    ]
+    if violations.empty:
+        lines.append("\\multicolumn{5}{c}{no violations} \\\\")
+    for _, r in violations.iterrows():
+        cells = [r["instance"], r["method"], r["kind"], r["guarantee"], fmt(r["gain_ratio"], 4)]
+        lines.append(" & ".join(tex_escape(str(c)) for c in cells) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def latex_macros(headline: dict[str, Any], summary: pd.DataFrame) -> str:
+    """``\\newcommand`` macros for headline numbers and per-method ratios (family ``all``
+    when there are several families)."""
+    lines = ["% moebench headline numbers: \\input{macros.tex}"]
+    for key, v in headline.items():
+        lines.append(f"\\newcommand{{\\{macro_name(key)}}}{{{tex_escape(fmt(v))}}}")
+    fams = set(summary["family"]) if not summary.empty else set()
+    scope = summary[summary["family"] == "all"] if "all" in fams else summary
+    seen: set[str] = set()
+    for _, r in scope.iterrows():
+        for col, label in (("gain_gmean", "GainGmean"), ("gain_worst", "GainWorst"), ("lat_gmean", "LatGmean")):
+            name = macro_name(label, str(r["method"]))
+            if name in seen:  # two method names that differ only in punctuation
+                continue
+            seen.add(name)
+            lines.append(f"\\newcommand{{\\{name}}}{{{tex_escape(fmt(r[col]))}}}")
+    return "\n".join(lines) + "\n"
+
+
+def write_latex(folder: Path, summary: pd.DataFrame, violations: pd.DataFrame, headline: dict[str, Any]) -> list[Path]:
+    """``tables.tex`` (summary), ``violations.tex`` and ``macros.tex``."""
+    out = []
+    for name, text in (
+        ("tables.tex", latex_summary(summary)),
+        ("violations.tex", latex_violations(violations)),
+        ("macros.tex", latex_macros(headline, summary)),
+    ):
+        p = folder / name
+        p.write_text(text, encoding="utf-8")
+        out.append(p)
+    return out
+
+
+# ---- Markdown ----------------------------------------------------------------------------
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def clean(c: str) -> str:
+        return str(c).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(clean(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(clean(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _sections(
+    summary: pd.DataFrame, violations: pd.DataFrame, fails: pd.DataFrame, refs: pd.DataFrame
+) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """(title, header, rows, text shown when empty) of every table section."""
+    return [
+        ("Summary per family × method", [h for _, h in SUMMARY_COLUMNS], _cells(summary), "no runs"),
+        (
+            "Guarantee violations",
+            ["Instance", "Family", "Method", "Kind", "Guarantee", "Gain ratio", "Detail"],
+            [[fmt(v, 4) for v in r] for r in violations.itertuples(index=False)],
+            "No violations: every run of a method with a declared guarantee met it where it applies.",
+        ),
+        (
+            "Failed runs",
+            ["Instance", "Method", "Status", "Error"],
+            [[fmt(v) for v in r] for r in fails.itertuples(index=False)],
+            "No failed runs.",
+        ),
+        (
+            "References",
+            ["Instance", "Reference gain", "Proven", "Upper bound", "From"],
+            [[fmt(v, 6) for v in r] for r in refs.itertuples(index=False)],
+            "No references (no exact runs).",
+        ),
+    ]
+
+
+NOTES = (
+    "Gain ratio = R(alg)/R(ref) with R(ref) the proven optimum (or the best exact incumbent); "
+    "latency ratio = Lat(alg)/Lat(ref); R/UB = gain over the best proven bound where no optimum is proven. "
+    "Ratios cover runs with a placement; failed runs are counted in Failed and listed below. "
+    "Time SGM = shifted geometric mean of the wall time, shift 1 s."
+)
+
+
+def write_markdown(
+    folder: Path,
+    title: str,
+    headline: dict[str, Any],
+    summary: pd.DataFrame,
+    violations: pd.DataFrame,
+    fails: pd.DataFrame,
+    refs: pd.DataFrame,
+    plots: Sequence[Path],
+    provenance: dict[str, Any],
+) -> Path:
+    """``report.md``: headline, tables and links to the PNG figures."""
+    parts = [f"# {title}", "", NOTES, ""]
+    parts += [f"- {k.replace('_', ' ')}: {fmt(v)}" for k, v in headline.items()] + [""]
+    for name, header, rows, empty in _sections(summary, violations, fails, refs):
+        parts += [f"## {name}", "", _md_table(header, rows) if rows else empty, ""]
+    if plots:
+        parts += ["## Figures", ""]
+        parts += [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
+    parts += ["## Provenance", ""] + [f"- {k}: {v}" for k, v in provenance.items()] + [""]
+    p = folder / "report.md"
+    p.write_text("\n".join(parts), encoding="utf-8")
+    return p
+
+
+# ---- HTML --------------------------------------------------------------------------------
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
+table{border-collapse:collapse;margin:0.5rem 0 1.5rem;font-size:0.85rem}
+th,td{padding:0.2rem 0.6rem;border-bottom:1px solid #ddd;text-align:left}
+th{border-bottom:2px solid #444;background:#f6f6f6}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+p.note{color:#555;font-size:0.9rem}
+img{max-width:100%;border:1px solid #eee;margin:0.5rem 0}
+.ok{color:#176217}
+"""
+
+
+def _td(cell: str) -> str:
+    try:
+        float(cell)
+        numeric = True
+    except ValueError:
+        numeric = cell == "–"
+    return f"<td class='num'>{html.escape(cell)}</td>" if numeric else f"<td>{html.escape(cell)}</td>"
+
+
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(_td(str(c)) for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def write_html(
+    folder: Path,
+    title: str,
+    headline: dict[str, Any],
+    summary: pd.DataFrame,
+    violations: pd.DataFrame,
+    fails: pd.DataFrame,
+    refs: pd.DataFrame,
+    plots: Sequence[Path],
+    provenance: dict[str, Any],
+) -> Path:
+    """``report.html``: one self-contained page (inline CSS, figures embedded as base64 PNG)."""
+    body = [f"<h1>{html.escape(title)}</h1>", f"<p class='note'>{html.escape(NOTES)}</p>", "<ul>"]
+    body += [f"<li>{html.escape(k.replace('_', ' '))}: <b>{html.escape(fmt(v))}</b></li>" for k, v in headline.items()]
+    body.append("</ul>")
+    for name, header, rows, empty in _sections(summary, violations, fails, refs):
+        body.append(f"<h2>{html.escape(name)}</h2>")
+        body.append(_html_table(header, rows) if rows else f"<p class='ok'>{html.escape(empty)}</p>")
+    if plots:
+        body.append("<h2>Figures</h2>")
+        for p in plots:
+            data = base64.b64encode(p.read_bytes()).decode("ascii")
+            body.append(f"<figure><img alt='{html.escape(p.stem)}' src='data:image/png;base64,{data}'></figure>")
+    body.append("<h2>Provenance</h2><ul>")
+    body += [f"<li>{html.escape(k)}: {html.escape(str(v))}</li>" for k, v in provenance.items()]
+    body.append("</ul>")
+    page = (
+        "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
+        f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+    p = folder / "report.html"
+    p.write_text(page, encoding="utf-8")
+    return p
