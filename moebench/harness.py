@@ -14,6 +14,8 @@ import multiprocessing as mp
 import os
 import resource
 import signal
+import sys
+import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -26,6 +28,7 @@ from moebench.evaluate import empty_placement, evaluate
 from moebench.instance import Instance
 from moebench.methods import Method, Solution, SolveRequest, Status, check_conditions, get_method
 from moebench.placement import to_triples
+from moebench.plugins import import_plugins
 
 #: A solver's own objective may differ from the evaluator's by this much (relative to
 #: max(1, |Lat|)) before the result is declared an error.
@@ -181,6 +184,7 @@ def run_method(
     isolate: bool | None = None,
     grace: float = DEFAULT_GRACE,
     memory_limit_mb: int | None = None,
+    plugins: tuple[str, ...] | list[str] = (),
 ) -> Record:
     """Run ``method`` on ``inst`` and return its :class:`Record`.
 
@@ -203,6 +207,8 @@ def run_method(
         Seconds beyond ``time_limit`` before the child is killed.
     memory_limit_mb
         Address-space limit of the child (isolated runs only).
+    plugins
+        Modules an isolated child imports first (methods registered outside the package).
 
     Returns
     -------
@@ -217,7 +223,9 @@ def run_method(
     if not isolate:
         sol = _solve_guarded(m, inst, SolveRequest(time_limit=time_limit, seed=seed, options=opts))
     else:
-        sol = _solve_in_child(m.name, inst, time_limit, seed, opts, grace, memory_limit_mb)
+        sol = solve_in_child(
+            m.name, inst, time_limit, seed, opts, grace=grace, memory_limit_mb=memory_limit_mb, plugins=tuple(plugins)
+        )
     wall = time.perf_counter() - t0
     return finalize(inst, m.name, sol, seed=seed, wall_time=wall, time_limit=time_limit)
 
@@ -231,16 +239,36 @@ def _child_main(
     seed: int,
     opts: dict[str, Any],
     memory_limit_mb: int | None,
+    paths: tuple[str, ...] = (),
+    plugins: tuple[str, ...] = (),
+    quiet: bool = False,
 ) -> None:
+    if quiet:  # results come through the pipe; solver logs would garble a progress bar
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    else:
+        os.dup2(2, 1)  # solver banners must not pollute the parent's stdout (JSON output)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop us
+    for p in paths:  # the forkserver may predate the parent's sys.path changes (pytest, PYTHONPATH)
+        if p not in sys.path:
+            sys.path.append(p)
     if memory_limit_mb:
         limit = memory_limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop us
-    os.dup2(2, 1)  # solver banners must not pollute the parent's stdout (JSON output)
 
     def on_incumbent(x: np.ndarray, bound: float | None) -> None:
         conn.send(("incumbent", np.packbits(np.asarray(x, bool)), bound))
 
+    try:
+        import_plugins(plugins)
+    except BaseException as exc:
+        conn.send(
+            ("done", Solution(empty_placement(inst), Status.ERROR, error=f"plugins: {type(exc).__name__}: {exc}"))
+        )
+        conn.close()
+        return
     try:
         method = get_method(name)
         req = SolveRequest(time_limit=time_limit, seed=seed, options=opts, on_incumbent=on_incumbent)
@@ -252,25 +280,64 @@ def _child_main(
 
 
 def _context() -> mp.context.BaseContext:
-    # forkserver: children do not inherit solver thread pools or locks from the parent
-    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-    return mp.get_context(method)
+    # forkserver: children do not inherit solver thread pools or locks from the parent, and
+    # start from a server that already imported moebench
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["moebench.harness"])
+        return ctx
+    return mp.get_context("spawn")
 
 
-def _solve_in_child(
+def solve_in_child(
     name: str,
     inst: Instance,
     time_limit: float | None,
-    seed: int,
-    opts: dict[str, Any],
-    grace: float,
-    memory_limit_mb: int | None,
+    seed: int = 0,
+    opts: dict[str, Any] | None = None,
+    *,
+    grace: float = DEFAULT_GRACE,
+    memory_limit_mb: int | None = None,
+    plugins: tuple[str, ...] = (),
+    quiet: bool = False,
+    stop: threading.Event | None = None,
+    who: str = "harness",
 ) -> Solution:
+    """Run method ``name`` in a child process and kill it at ``time_limit + grace``.
+
+    Parameters
+    ----------
+    plugins
+        Modules the child imports before building the method (plus ``MOEBENCH_PLUGINS``).
+    quiet
+        Send the child's stdout and stderr to /dev/null (else its stdout goes to stderr).
+    stop
+        When set, the child is killed at once (an interrupted suite).
+    who
+        Named in the time-limit message ("killed by the runner after ...").
+
+    Returns
+    -------
+    Solution
+        The method's own solution; or status ``error`` when the child died or failed to load
+        plugins; or ``time-limit`` with the last incumbent streamed through
+        ``SolveRequest.on_incumbent`` (the empty placement when none came).
+    """
     ctx = _context()
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(
-        target=_child_main, args=(child, name, inst, time_limit, seed, opts, memory_limit_mb), daemon=True
+    args = (
+        child,
+        name,
+        inst,
+        time_limit,
+        seed,
+        dict(opts or {}),
+        memory_limit_mb,
+        tuple(sys.path),
+        tuple(plugins),
+        quiet,
     )
+    proc = ctx.Process(target=_child_main, args=args, daemon=True)
     proc.start()
     child.close()
     deadline = None if time_limit is None else time.monotonic() + time_limit + grace
@@ -278,9 +345,9 @@ def _solve_in_child(
     result: Solution | None = None
     try:
         while result is None:
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not parent.poll(wait if wait is None else min(wait, 1.0)):
-                if deadline is not None and time.monotonic() >= deadline:
+            wait = 0.5 if deadline is None else min(0.5, max(0.0, deadline - time.monotonic()))
+            if not parent.poll(wait):
+                if (deadline is not None and time.monotonic() >= deadline) or (stop is not None and stop.is_set()):
                     break
                 if not proc.is_alive() and not parent.poll(0):
                     break
@@ -290,9 +357,8 @@ def _solve_in_child(
             except (EOFError, OSError):
                 break
             if msg[0] == "incumbent":
-                bits, bound = msg[1], msg[2]
-                x = np.unpackbits(bits, count=inst.N * inst.G).reshape(inst.N, inst.G).astype(bool)
-                incumbent = (x, bound)
+                x = np.unpackbits(msg[1], count=inst.N * inst.G).reshape(inst.N, inst.G).astype(bool)
+                incumbent = (x, msg[2])
             else:
                 result = msg[1]
     finally:
@@ -305,21 +371,16 @@ def _solve_in_child(
         parent.close()
     if result is not None:
         return result
-    if proc.exitcode not in (None, 0) and not (deadline is not None and time.monotonic() >= deadline):
+    timed_out = deadline is not None and time.monotonic() >= deadline
+    if not timed_out and proc.exitcode not in (None, 0):
         code = proc.exitcode
         why = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
         if code == -signal.SIGKILL:
             why += " (out of memory?)"
         return Solution(empty_placement(inst), Status.ERROR, error=f"child process died: {why}")
+    if not timed_out:
+        return Solution(empty_placement(inst), Status.ERROR, error="child process exited without a result")
+    limit = f"killed by the {who} after {time_limit:g} + {grace:g} s"
     if incumbent is not None:
-        return Solution(
-            incumbent[0],
-            Status.TIME_LIMIT,
-            bound=incumbent[1],
-            error=f"killed by the harness after {time_limit} + {grace} s; best incumbent kept",
-        )
-    return Solution(
-        empty_placement(inst),
-        Status.TIME_LIMIT,
-        error=f"killed by the harness after {time_limit} + {grace} s without an incumbent",
-    )
+        return Solution(incumbent[0], Status.TIME_LIMIT, bound=incumbent[1], error=f"{limit}; best incumbent kept")
+    return Solution(empty_placement(inst), Status.TIME_LIMIT, error=f"{limit} without an incumbent")

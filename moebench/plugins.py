@@ -15,6 +15,8 @@ take the whole benchmark down.
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
 from importlib.metadata import entry_points
 
@@ -36,3 +38,19 @@ def load_entry_points(group: str) -> None:
         except Exception as exc:
             FAILED.append((group, ep.name, f"{type(exc).__name__}: {exc}"))
             print(f"moebench: plugin {ep.name!r} ({group}) failed to load: {exc}", file=sys.stderr)
+
+
+def plugin_modules(modules: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """``modules`` followed by those named in ``MOEBENCH_PLUGINS`` (comma-separated), deduplicated.
+
+    Plugin modules register methods or families on import; besides entry points, this is how a
+    suite (or a test) makes its own methods visible in every child process that runs a task.
+    """
+    env = [m.strip() for m in os.environ.get("MOEBENCH_PLUGINS", "").split(",") if m.strip()]
+    return list(dict.fromkeys([*modules, *env]))
+
+
+def import_plugins(modules: tuple[str, ...] | list[str] = ()) -> None:
+    """Import every module of :func:`plugin_modules` (exceptions propagate to the caller)."""
+    for mod in plugin_modules(modules):
+        importlib.import_module(mod)

@@ -61,6 +61,7 @@ from typing import Any
 
 from moebench.errors import InputError
 from moebench.instance import Instance
+from moebench.plugins import plugin_modules
 
 #: The instance properties every results row carries (so reports need only the table).
 _SUITE_KEYS = {"name", "time_limit", "repetitions", "seed", "grace", "memory_limit_mb", "plugins", "references"}
@@ -280,12 +281,6 @@ def load_plugins(modules: tuple[str, ...] | list[str], suite_path: Path | None =
                 file=None if suite_path is None else str(suite_path),
                 where="suite.plugins",
             ) from None
-
-
-def plugin_modules(modules: tuple[str, ...] | list[str] = ()) -> list[str]:
-    """``modules`` followed by those of ``MOEBENCH_PLUGINS``, without duplicates."""
-    env = [m.strip() for m in os.environ.get("MOEBENCH_PLUGINS", "").split(",") if m.strip()]
-    return list(dict.fromkeys([*modules, *env]))
 
 
 def _parse_sources(p: Path, raw: Any) -> list[InstanceSource]:
