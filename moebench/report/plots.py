@@ -56,22 +56,25 @@ def ratio_profile(df: pd.DataFrame, path: Path) -> Path | None:
 
 
 def time_vs_size(df: pd.DataFrame, path: Path) -> Path | None:
-    """Wall time against the number of placement variables N·G, per method (log-log)."""
+    """Method time (else wall time) against the number of placement variables N·G, per method (log-log)."""
     if "binaries" not in df:
         return None
-    d = df[pd.to_numeric(df["wall_time"], errors="coerce").notna()]
+    from moebench.report.tables import time_column
+
+    col = time_column(df)
+    d = df[pd.to_numeric(df[col], errors="coerce").notna()]
     if d.empty:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for i, m in enumerate(_methods(d)):
-        g = d[d["method"] == m].groupby("binaries")["wall_time"].median()
+        g = d[d["method"] == m].groupby("binaries")[col].median()
         # a log axis cannot show 0 s: clip at 0.1 ms
         ax.plot(g.index, np.maximum(g.to_numpy(float), 1e-4), marker="o", markersize=3, label=m, **_style(i))
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("placement variables N·G")
-    ax.set_ylabel("median wall time [s]")
+    ax.set_ylabel(f"median {col.replace('_', ' ')} [s]")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, ncol=2)
     ax.set_title("Time vs size")

@@ -215,7 +215,7 @@ NOTES = (
     "Gain ratio = R(alg)/R(ref) with R(ref) the proven optimum (or the best exact incumbent); "
     "latency ratio = Lat(alg)/Lat(ref); R/UB = gain over the best proven bound where no optimum is proven. "
     "Ratios cover runs with a placement; failed runs are counted in Failed and listed below. "
-    "Time SGM = shifted geometric mean of the wall time, shift 1 s."
+    "Time SGM = shifted geometric mean of the method time (the solve call, without process start-up), shift 1 s."
 )
 
 
