@@ -67,6 +67,10 @@ def cmd_solve(args: argparse.Namespace) -> int:
     for key in ("formulation", "solver", "profile"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
+    if args.profile is not None:
+        from moebench.exact.profiles import load_profile
+
+        load_profile(args.profile)  # an unknown profile is an input error (exit 2), not a result
     isolate = False if args.no_isolate else None
     with stdout_to_stderr():
         rec = run_method(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import helpers_faulty_methods  # noqa: F401  (registers the test-only methods in this process)
 import numpy as np
 import pytest
 from conftest import random_instance
@@ -15,6 +14,12 @@ from moebench.methods import Method, MethodInfo, Solution, Status
 
 INST = random_instance(np.random.default_rng(0), servers=2, layers=2, experts=4, K=2, sets=4)
 PLUGINS = ("helpers_faulty_methods",)
+
+
+@pytest.fixture()
+def faulty():
+    """Register the test-only methods here too (the parent resolves the name before the child runs)."""
+    import helpers_faulty_methods  # noqa: F401
 
 
 def _method(solve, **info) -> Method:
@@ -55,12 +60,12 @@ def test_assumptions_give_not_applicable():
         ("test-crash", "error", "child process died"),
     ],
 )
-def test_isolated_failures_become_statuses(method, status, text):
+def test_isolated_failures_become_statuses(method, status, text, faulty):
     rec = run_method(INST, method, time_limit=10, isolate=True, plugins=PLUGINS)
     assert rec.status == status and text in rec.error
 
 
-def test_isolated_hang_is_killed_within_the_grace():
+def test_isolated_hang_is_killed_within_the_grace(faulty):
     t0 = time.monotonic()
     rec = run_method(INST, "test-hang", time_limit=1, isolate=True, grace=1, plugins=PLUGINS)
     assert time.monotonic() - t0 < 8

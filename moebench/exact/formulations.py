@@ -1,0 +1,507 @@
+"""The exact formulations of SPEC section 3 as solver-neutral sparse models built with numpy.
+
+Three formulations share one description, :class:`SparseModel` (column bounds, integrality,
+objective, constraint rows as COO triplets, row bounds, and which columns are the placement
+binaries), so that every back end (highspy, CP-SAT, the benchmarks) reads the same arrays:
+
+``assign`` (F-assign, general K)
+    minimize ``sum_S pi_S z_S`` (= Lat) over binaries ``x[n,g]``, continuous ``y[n,g]`` (serve g
+    from n), ``t[g]`` (latency of g) and ``z[S]``::
+
+        y[n,g] <= x[n,g]                 sum_n y[n,g] <= 1          (y0 = 1 - sum_n y eliminated)
+        t[g] + sum_n (T0[g] - T[n,g]) y[n,g] = T0[g]
+        z[S] >= t[g]  for g in S         capacity rows
+
+    ``t`` is F-assign's right-hand side ``sum_n T y + T0 y0`` named once per expert instead of
+    being repeated in every set row (same LP relaxation, K times fewer nonzeros).
+``cover`` (F-cover, layer cake, general K)
+    maximize the gain ``sum_{k,S} pi_S (v_{k+1} - v_k) a[k,S]`` over ``x``, ``c[k,g]``, ``a[k,S]``
+    in [0, 1] with ``c[k,g] <= sum_{n: T[n,g] <= v_k} x[n,g]`` and ``a[k,S] <= c[k,g]``. Levels
+    are taken per *set* (a refinement of SPEC's per-layer levels with the same LP relaxation, see
+    :func:`cover_structure`), and ``c`` per expert at its own latencies.
+``k1`` (F-k1, K = 1 only)
+    facility location: minimize ``sum_g p_g T0_g - sum_{n,g} p_g (T0_g - T[n,g]) y[n,g]``
+    with ``y <= x``, ``sum_n y[n,g] <= 1`` and capacity rows (``z`` eliminated).
+
+Valid reductions applied to all three (none changes the optimal value):
+
+* a pair (n, g) gets a column only when g is *active* (in some set of positive probability),
+  strictly faster on n than in the cloud, and fits n's capacity at all; every other x is 0;
+* F-assign: ``y`` exists only for those pairs (so ``T >= T0`` pairs are dropped), ``t`` only for
+  experts with a pair, ``z`` only for sets containing such an expert (other sets are constants);
+* F-cover: levels are the values ``T0`` and ``T`` of kept pairs of the set's own experts; a set S
+  needs ``a[k,S]`` only for levels ``lo(S) <= v_k < max_{e in S} T0_e`` where ``lo(S)`` is the
+  largest best-possible latency of its experts (below it ``a = 0``, from ``max T0`` on ``a = 1``);
+  ``a <= c[g]`` only where ``T0_g > v_k`` (otherwise ``c`` is the constant 1).
+
+Objective convention: :attr:`SparseModel.sense` is ``"min"`` for latency models (objective +
+offset = Lat) and ``"max"`` for the gain model (objective + offset = R), so
+:meth:`SparseModel.latency` and :meth:`SparseModel.gain_bound` convert any objective value or
+dual bound into a latency and an upper bound on the optimal gain.
+
+LP relaxations: ``benchmarks/exact_scaling.py --part lp`` compares the bounds of F-assign and
+F-cover (SPEC expects F-cover to be usually tighter).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from moebench.errors import InputError, NotApplicableError
+from moebench.instance import Instance
+
+FORMULATIONS = ("assign", "cover", "k1")
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Placement columns that can matter: (server, expert) pairs kept by the reductions.
+
+    Attributes
+    ----------
+    server, expert : ndarray, shape (P,)
+        Server and global expert id of every kept pair, sorted by expert then server.
+    useful : ndarray of bool, shape (N, G)
+        Mask of kept pairs.
+    cand : ndarray, shape (C,)
+        Experts with at least one kept pair (candidates), sorted.
+    best : ndarray, shape (G,)
+        Best possible latency of every expert: ``min(T0, min over kept pairs of T)``.
+    """
+
+    server: np.ndarray
+    expert: np.ndarray
+    useful: np.ndarray
+    cand: np.ndarray
+    best: np.ndarray
+
+
+def kept_pairs(inst: Instance) -> Pairs:
+    """The (server, expert) pairs worth a column (see the module docstring)."""
+    useful = (
+        inst.active[None, :]
+        & (inst.latency < inst.fallback[None, :])
+        & (inst.size[None, :] <= inst.capacity[:, None] * (1 + 1e-12))
+    )
+    expert, server = np.nonzero(useful.T)  # sorted by expert, then server
+    cand = np.flatnonzero(useful.any(axis=0))
+    best = np.minimum(inst.fallback, np.where(useful, inst.latency, np.inf).min(axis=0))
+    return Pairs(server, expert, useful, cand, best)
+
+
+@dataclass
+class SparseModel:
+    """A MILP ``opt obj @ v + offset  s.t.  row_lb <= A v <= row_ub, col_lb <= v <= col_ub``.
+
+    Attributes
+    ----------
+    formulation : str
+        ``"assign"``, ``"cover"`` or ``"k1"``.
+    sense : str
+        ``"min"`` (objective is Lat) or ``"max"`` (objective is the gain R).
+    obj, col_lb, col_ub : ndarray, shape (n_cols,)
+        Objective coefficients and column bounds.
+    integer : ndarray of bool, shape (n_cols,)
+        Integrality of each column (only the placement binaries are integer).
+    offset : float
+        Constant term of the objective.
+    rows, cols, vals : ndarray, shape (nnz,)
+        Constraint matrix as COO triplets.
+    row_lb, row_ub : ndarray, shape (n_rows,)
+        Row bounds (``-inf`` / ``inf`` for one-sided rows).
+    x_cols : ndarray, shape (P,)
+        Column index of the binary of each kept pair ``(pairs.server[i], pairs.expert[i])``.
+    pairs : Pairs
+        The kept pairs.
+    N, G : int
+        Placement shape.
+    empty_latency : float
+        Lat(empty), to convert between latency and gain.
+    blocks : dict
+        Column ranges of each variable family (e.g. ``{"x": (0, P), "z": (lo, hi)}``).
+    stats : dict
+        Sizes for reports (columns, binaries, rows, nonzeros, levels).
+    """
+
+    formulation: str
+    sense: str
+    obj: np.ndarray
+    col_lb: np.ndarray
+    col_ub: np.ndarray
+    integer: np.ndarray
+    offset: float
+    rows: np.ndarray
+    cols: np.ndarray
+    vals: np.ndarray
+    row_lb: np.ndarray
+    row_ub: np.ndarray
+    x_cols: np.ndarray
+    pairs: Pairs
+    N: int
+    G: int
+    empty_latency: float
+    blocks: dict[str, tuple[int, int]] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_cols(self) -> int:
+        """Number of columns."""
+        return int(self.obj.shape[0])
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows."""
+        return int(self.row_lb.shape[0])
+
+    def csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Row-wise compressed matrix ``(start, index, value)``, start of length n_rows + 1."""
+        return _compress(self.rows, self.cols, self.vals, self.n_rows)
+
+    def csc(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Column-wise compressed matrix ``(start, index, value)``, start of length n_cols + 1."""
+        return _compress(self.cols, self.rows, self.vals, self.n_cols)
+
+    def decode(self, v: np.ndarray) -> np.ndarray:
+        """Placement (N, G) of bool from a solution vector (binaries rounded at 0.5)."""
+        x = np.zeros((self.N, self.G), dtype=bool)
+        on = np.asarray(v, float)[self.x_cols] > 0.5
+        x[self.pairs.server[on], self.pairs.expert[on]] = True
+        return x
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """0/1 values of the binaries for a placement (pairs not kept are ignored)."""
+        return np.asarray(x, bool)[self.pairs.server, self.pairs.expert].astype(float)
+
+    def latency(self, objective: float) -> float:
+        """Lat corresponding to a value of ``obj @ v + offset``."""
+        return float(objective) if self.sense == "min" else self.empty_latency - float(objective)
+
+    def gain_bound(self, bound: float) -> float:
+        """Upper bound on the optimal gain from a dual bound on ``obj @ v + offset``."""
+        return self.empty_latency - float(bound) if self.sense == "min" else float(bound)
+
+    def objective(self, v: np.ndarray) -> float:
+        """``obj @ v + offset``."""
+        return float(self.obj @ np.asarray(v, float) + self.offset)
+
+    def trivial_solution(self) -> np.ndarray | None:
+        """The optimal solution when the model has no rows (every column at its best bound), else None.
+
+        Solvers reject empty models (HiGHS answers "Empty"), which happen when nothing can be cached.
+        """
+        if self.n_rows:
+            return None
+        better_up = self.obj < 0 if self.sense == "min" else self.obj > 0
+        return np.where(better_up, self.col_ub, self.col_lb).astype(float)
+
+    def max_violation(self, v: np.ndarray) -> float:
+        """Largest violation of a row or column bound by ``v`` (0 when feasible)."""
+        v = np.asarray(v, float)
+        act = np.bincount(self.rows, weights=self.vals * v[self.cols], minlength=self.n_rows)
+        viol = [
+            np.maximum(self.row_lb - act, 0),
+            np.maximum(act - self.row_ub, 0),
+            np.maximum(self.col_lb - v, 0),
+            np.maximum(v - self.col_ub, 0),
+        ]
+        return float(max(a.max(initial=0.0) for a in viol))
+
+
+def _compress(major: np.ndarray, minor: np.ndarray, vals: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+    order = np.lexsort((minor, major))
+    start = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(major, minlength=n), out=start[1:])
+    return start, minor[order].astype(np.int64), vals[order].astype(np.float64)
+
+
+class _Builder:
+    """Accumulates column blocks and COO rows."""
+
+    def __init__(self) -> None:
+        self.n_cols = 0
+        self.n_rows = 0
+        self.obj: list[np.ndarray] = []
+        self.lb: list[np.ndarray] = []
+        self.ub: list[np.ndarray] = []
+        self.int: list[np.ndarray] = []
+        self.r: list[np.ndarray] = []
+        self.c: list[np.ndarray] = []
+        self.v: list[np.ndarray] = []
+        self.rlb: list[np.ndarray] = []
+        self.rub: list[np.ndarray] = []
+        self.blocks: dict[str, tuple[int, int]] = {}
+
+    def cols(self, name: str, n: int, lb: Any, ub: Any, obj: Any = 0.0, integer: bool = False) -> np.ndarray:
+        first = self.n_cols
+        self.n_cols += n
+        self.blocks[name] = (first, self.n_cols)
+        self.obj.append(np.broadcast_to(np.asarray(obj, float), (n,)))
+        self.lb.append(np.broadcast_to(np.asarray(lb, float), (n,)))
+        self.ub.append(np.broadcast_to(np.asarray(ub, float), (n,)))
+        self.int.append(np.full(n, integer))
+        return np.arange(first, self.n_cols)
+
+    def rows_(self, n: int, lb: Any, ub: Any) -> np.ndarray:
+        first = self.n_rows
+        self.n_rows += n
+        self.rlb.append(np.broadcast_to(np.asarray(lb, float), (n,)))
+        self.rub.append(np.broadcast_to(np.asarray(ub, float), (n,)))
+        return np.arange(first, self.n_rows)
+
+    def entries(self, r: np.ndarray, c: np.ndarray, v: Any) -> None:
+        r = np.asarray(r, np.int64)
+        self.r.append(r)
+        self.c.append(np.asarray(c, np.int64))
+        self.v.append(np.broadcast_to(np.asarray(v, float), r.shape))
+
+    def finish(self, inst: Instance, formulation: str, sense: str, offset: float, x_cols: np.ndarray, pairs: Pairs):
+        cat = lambda parts, dt=float: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
+        model = SparseModel(
+            formulation=formulation,
+            sense=sense,
+            obj=cat(self.obj),
+            col_lb=cat(self.lb),
+            col_ub=cat(self.ub),
+            integer=cat(self.int, bool),
+            offset=float(offset),
+            rows=cat(self.r, np.int64),
+            cols=cat(self.c, np.int64),
+            vals=cat(self.v),
+            row_lb=cat(self.rlb),
+            row_ub=cat(self.rub),
+            x_cols=x_cols,
+            pairs=pairs,
+            N=inst.N,
+            G=inst.G,
+            empty_latency=inst.empty_latency,
+            blocks=dict(self.blocks),
+        )
+        model.stats = {
+            "formulation": formulation,
+            "columns": model.n_cols,
+            "binaries": int(model.integer.sum()),
+            "rows": model.n_rows,
+            "nonzeros": int(model.vals.shape[0]),
+        }
+        return model
+
+
+def _capacity_rows(b: _Builder, inst: Instance, pairs: Pairs, x: np.ndarray) -> None:
+    """sum_g s_g x[n,g] <= Q_n for every server holding a pair whose experts could overflow it."""
+    load = np.bincount(pairs.server, weights=inst.size[pairs.expert], minlength=inst.N)
+    binding = np.flatnonzero(load > inst.capacity)  # a server that can hold all its pairs needs no row
+    if len(binding) == 0:
+        return
+    row_of = np.full(inst.N, -1)
+    row_of[binding] = b.rows_(len(binding), -np.inf, inst.capacity[binding])
+    keep = row_of[pairs.server] >= 0
+    b.entries(row_of[pairs.server[keep]], x[keep], inst.size[pairs.expert[keep]])
+
+
+def _assignment_rows(b: _Builder, pairs: Pairs, x: np.ndarray, obj: Any = 0.0) -> np.ndarray:
+    """y <= x and sum_n y[n,g] <= 1; returns the y columns."""
+    p = len(x)
+    y = b.cols("y", p, 0.0, 1.0, obj)
+    r = b.rows_(p, -np.inf, 0.0)
+    b.entries(r, y, 1.0)
+    b.entries(r, x, -1.0)
+    # one row per candidate expert; pairs are sorted by expert so their ranks are cand ranks
+    cand_rank = np.searchsorted(pairs.cand, pairs.expert)
+    r1 = b.rows_(len(pairs.cand), -np.inf, 1.0)
+    b.entries(r1[cand_rank], y, 1.0)
+    return y
+
+
+def build_assign(inst: Instance) -> SparseModel:
+    """F-assign (see the module docstring); objective + offset = Lat."""
+    pairs = kept_pairs(inst)
+    b = _Builder()
+    x = b.cols("x", len(pairs.server), 0.0, 1.0, integer=True)
+    _capacity_rows(b, inst, pairs, x)
+    y = _assignment_rows(b, pairs, x)
+    cand = pairs.cand
+    t = b.cols("t", len(cand), pairs.best[cand], inst.fallback[cand])
+    rank = np.full(inst.G, -1)
+    rank[cand] = np.arange(len(cand))
+    rt = b.rows_(len(cand), inst.fallback[cand], inst.fallback[cand])
+    b.entries(rt, t, 1.0)
+    b.entries(rt[rank[pairs.expert]], y, inst.fallback[pairs.expert] - inst.latency[pairs.server, pairs.expert])
+    # z only for sets containing a candidate; the others are constants in the offset
+    is_c = rank[inst.sets] >= 0  # (M, K)
+    zset = np.flatnonzero(is_c.any(axis=1) & (inst.probs > 0))
+    const = np.setdiff1d(np.arange(inst.M), zset)
+    offset = float(inst.probs[const] @ inst.base_set_latency[const])
+    fixed = np.where(is_c, 0.0, inst.fallback[inst.sets]).max(axis=1)  # max T0 of non-candidates
+    best_set = pairs.best[inst.sets].max(axis=1)
+    z = b.cols("z", len(zset), np.maximum(fixed, best_set)[zset], inst.base_set_latency[zset], inst.probs[zset])
+    s_idx, k_idx = np.nonzero(is_c[zset])
+    g = inst.sets[zset[s_idx], k_idx]
+    rz = b.rows_(len(s_idx), 0.0, np.inf)
+    b.entries(rz, z[s_idx], 1.0)
+    b.entries(rz, t[rank[g]], -1.0)
+    model = b.finish(inst, "assign", "min", offset, x, pairs)
+    model.stats["sets"] = len(zset)
+    return model
+
+
+def build_k1(inst: Instance) -> SparseModel:
+    """F-k1 (facility location, K = 1); objective + offset = Lat.
+
+    Raises
+    ------
+    NotApplicableError
+        When K != 1.
+    """
+    if inst.K != 1:
+        raise NotApplicableError(f"formulation k1 needs K = 1, the instance has K = {inst.K}")
+    pairs = kept_pairs(inst)
+    b = _Builder()
+    x = b.cols("x", len(pairs.server), 0.0, 1.0, integer=True)
+    _capacity_rows(b, inst, pairs, x)
+    p = inst.marginals
+    saving = p[pairs.expert] * (inst.fallback[pairs.expert] - inst.latency[pairs.server, pairs.expert])
+    _assignment_rows(b, pairs, x, -saving)
+    return b.finish(inst, "k1", "min", float(p @ inst.fallback), x, pairs)
+
+
+@dataclass(frozen=True)
+class CoverStructure:
+    """Index arrays of F-cover (shared by the sparse, Pyomo and CP-SAT builders).
+
+    Attributes
+    ----------
+    a_set, a_value, a_weight : ndarray, shape (A,)
+        One ``a`` per (set S, level v) with ``lo(S) <= v < base(S)``; its objective weight is
+        ``pi_S (v' - v)`` with v' the next level of S.
+    c_expert, c_value : ndarray, shape (C,)
+        One ``c`` per (expert g, own latency w): ``c = [tau_g <= w]``.
+    ac_a, ac_c : ndarray
+        Rows ``a[ac_a] <= c[ac_c]``, sorted by ``ac_a``.
+    cx_c, cx_pair : ndarray
+        ``c[cx_c] <= sum of x[cx_pair]`` (pair index into :class:`Pairs`), sorted by ``cx_c``.
+    """
+
+    a_set: np.ndarray
+    a_value: np.ndarray
+    a_weight: np.ndarray
+    c_expert: np.ndarray
+    c_value: np.ndarray
+    ac_a: np.ndarray
+    ac_c: np.ndarray
+    cx_c: np.ndarray
+    cx_pair: np.ndarray
+
+
+def _ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flattened ``[(i, j) for i in range(len(lo)) for j in range(lo[i], hi[i])]`` without a loop."""
+    cnt = np.maximum(hi - lo, 0)
+    owner = np.repeat(np.arange(len(lo)), cnt)
+    first = np.cumsum(cnt) - cnt
+    return owner, lo[owner] + np.arange(int(cnt.sum())) - first[owner]
+
+
+def cover_structure(inst: Instance, pairs: Pairs | None = None) -> CoverStructure:
+    """Levels and index arrays of F-cover, vectorized over sets and experts.
+
+    Levels are taken per *set*: the layer cake of ``max_{e in S} tau_e`` only needs the values
+    ``tau_e`` can take for e in S (``T0_e`` and ``T`` of kept pairs). This is SPEC's per-layer
+    construction with the levels between two values of a set merged: the merged ``a`` rows are
+    identical, so the LP relaxation is the same, while the model is much smaller when latencies
+    differ per expert (with server-only latencies both coincide).
+    """
+    pairs = kept_pairs(inst) if pairs is None else pairs
+    lat_p = inst.latency[pairs.server, pairs.expert]
+    # every value each expert can take: T0 and its kept latencies, sorted by expert
+    ev_expert = np.concatenate([np.arange(inst.G), pairs.expert])
+    ev_value = np.concatenate([inst.fallback, lat_p])
+    order = np.lexsort((ev_value, ev_expert))
+    ev_expert, ev_value = ev_expert[order], ev_value[order]
+    base = inst.base_set_latency
+    lo = pairs.best[inst.sets].max(axis=1)
+    # candidate (set, value) pairs from the members' values, kept when lo(S) <= v < base(S)
+    owner = np.repeat(np.arange(inst.M), inst.K)
+    members = inst.sets.ravel()
+    s_idx, ev_idx = _ranges(np.searchsorted(ev_expert, members, "left"), np.searchsorted(ev_expert, members, "right"))
+    a_set, a_value = owner[s_idx], ev_value[ev_idx]
+    keep = (a_value >= lo[a_set]) & (a_value < base[a_set]) & (inst.probs[a_set] > 0)
+    a_set, a_value = a_set[keep], a_value[keep]
+    order = np.lexsort((a_value, a_set))
+    a_set, a_value = a_set[order], a_value[order]
+    first = np.ones(len(a_set), bool)
+    first[1:] = (a_set[1:] != a_set[:-1]) | (a_value[1:] != a_value[:-1])
+    a_set, a_value = a_set[first], a_value[first]
+    last = np.ones(len(a_set), bool)
+    last[:-1] = a_set[1:] != a_set[:-1]
+    nxt = np.where(last, base[a_set], np.append(a_value[1:], 0.0)[: len(a_set)])
+    a_weight = inst.probs[a_set] * (nxt - a_value)
+    # a <= c[g, w_g(v)] for members with T0_g > v, w_g(v) = largest kept latency of g <= v
+    ai = np.repeat(np.arange(len(a_set)), inst.K)
+    g = inst.sets[a_set].ravel()
+    need = inst.fallback[g] > a_value[ai]
+    ai, g = ai[need], g[need]
+    uniq = np.unique(np.concatenate([inst.fallback, lat_p]))
+    r = len(uniq)
+    porder = np.lexsort((pairs.server, lat_p, pairs.expert))  # pairs by expert, then latency
+    pkey = pairs.expert[porder] * r + np.searchsorted(uniq, lat_p[porder])
+    qkey = g * r + np.searchsorted(uniq, a_value[ai])
+    hit = porder[np.searchsorted(pkey, qkey, side="right") - 1]  # a pair of g with the largest T <= v
+    ckey, ac_c = np.unique(pairs.expert[hit] * r + np.searchsorted(uniq, lat_p[hit]), return_inverse=True)
+    c_expert, c_value = ckey // r, uniq[ckey % r]
+    # c[g, w] <= sum of x over the pairs of g with T <= w (a prefix of g's pairs in porder)
+    start = np.searchsorted(pkey, c_expert * r, side="left")
+    stop = np.searchsorted(pkey, ckey, side="right")
+    cx_c, cx_pos = _ranges(start, stop)
+    return CoverStructure(a_set, a_value, a_weight, c_expert, c_value, ai, ac_c.ravel(), cx_c, porder[cx_pos])
+
+
+def build_cover(inst: Instance) -> SparseModel:
+    """F-cover (layer cake, see the module docstring); objective + offset = gain R."""
+    pairs = kept_pairs(inst)
+    cs = cover_structure(inst, pairs)
+    b = _Builder()
+    x = b.cols("x", len(pairs.server), 0.0, 1.0, integer=True)
+    _capacity_rows(b, inst, pairs, x)
+    c = b.cols("c", len(cs.c_expert), 0.0, 1.0)
+    a = b.cols("a", len(cs.a_set), 0.0, 1.0, cs.a_weight)
+    rc = b.rows_(len(c), -np.inf, 0.0)
+    b.entries(rc, c, 1.0)
+    b.entries(rc[cs.cx_c], x[cs.cx_pair], -1.0)
+    ra = b.rows_(len(cs.ac_a), -np.inf, 0.0)
+    b.entries(ra, a[cs.ac_a], 1.0)
+    b.entries(ra, c[cs.ac_c], -1.0)
+    model = b.finish(inst, "cover", "max", 0.0, x, pairs)
+    model.stats["set_levels"] = len(cs.a_set)
+    return model
+
+
+_BUILDERS = {"assign": build_assign, "cover": build_cover, "k1": build_k1}
+
+
+def build_model(inst: Instance, formulation: str) -> SparseModel:
+    """Build ``formulation`` (``assign``, ``cover`` or ``k1``) for ``inst``.
+
+    Raises
+    ------
+    InputError
+        For an unknown formulation name.
+    NotApplicableError
+        For ``k1`` when K != 1.
+    """
+    try:
+        builder = _BUILDERS[formulation]
+    except KeyError:
+        raise InputError(
+            f"unknown formulation {formulation!r}; known: {', '.join(FORMULATIONS)}", where="formulation"
+        ) from None
+    return builder(inst)
+
+
+def check_formulation(inst: Instance, formulation: str) -> None:
+    """Raise InputError / NotApplicableError when ``formulation`` cannot be used on ``inst``."""
+    if formulation not in FORMULATIONS:
+        raise InputError(f"unknown formulation {formulation!r}; known: {', '.join(FORMULATIONS)}", where="formulation")
+    if formulation == "k1" and inst.K != 1:
+        raise NotApplicableError(f"formulation k1 needs K = 1, the instance has K = {inst.K}")

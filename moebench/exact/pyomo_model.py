@@ -1,0 +1,325 @@
+"""``milp-pyomo``: readable Pyomo models of F-assign, F-cover and F-k1 (SPEC section 3).
+
+One builder per formulation, written constraint by constraint as in the SPEC so that the model
+can be read (``model.pprint()``) or written to an LP/MPS file and handed to any solver. They use
+the same reductions and index sets as :mod:`moebench.exact.formulations` (kept pairs, per-layer
+levels), so the Pyomo and the highspy models have identical optima; the highspy path exists
+because building large Pyomo models is slow (benchmarks/exact_scaling.py measures by how much).
+
+Solving goes through Pyomo's current solver interface
+(``pyomo.contrib.solver.common.factory.SolverFactory``, HiGHS by default). Another solver is
+named with the ``solver`` option; names the new interface does not know are looked up in the
+legacy ``pyomo.environ.SolverFactory``. A solver that is not installed gives status
+``unavailable``. Pyomo is imported only inside :func:`solve_pyomo`.
+
+When the solver stops before proving optimality with zero gap, the incumbent may carry slack
+(see :mod:`moebench.exact.highs`), so the model is solved once more with the placement binaries
+fixed and that objective is reported as the solver's latency.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from moebench.errors import UnavailableError
+from moebench.evaluate import empty_placement
+from moebench.exact.formulations import cover_structure, kept_pairs
+from moebench.instance import Instance
+from moebench.methods import Solution, SolveRequest, Status
+
+
+def _capacity(pyo: Any, m: Any, inst: Instance, pairs: Any) -> None:
+    """Capacity rows (only for servers whose kept pairs could overflow them)."""
+    load = np.bincount(pairs.server, weights=inst.size[pairs.expert], minlength=inst.N)
+    m.SERVERS = pyo.Set(initialize=[int(n) for n in np.flatnonzero(load > inst.capacity)])
+    by_server: dict[int, list[int]] = {}
+    for n, g in zip(pairs.server.tolist(), pairs.expert.tolist()):
+        by_server.setdefault(n, []).append(g)
+    m.capacity = pyo.Constraint(
+        m.SERVERS,
+        rule=lambda m, n: sum(float(inst.size[g]) * m.x[n, g] for g in by_server[n]) <= float(inst.capacity[n]),
+    )
+
+
+def _pairs_by_expert(pairs: Any) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for n, g in zip(pairs.server.tolist(), pairs.expert.tolist()):
+        out.setdefault(g, []).append(n)
+    return out
+
+
+def build_assign_pyomo(inst: Instance) -> Any:
+    """F-assign: min sum_S pi_S z_S with y <= x, sum_n y <= 1, t = T0 - sum (T0 - T) y, z >= t."""
+    import pyomo.environ as pyo
+
+    pairs = kept_pairs(inst)
+    servers_of = _pairs_by_expert(pairs)
+    T, T0 = inst.latency, inst.fallback
+    m = pyo.ConcreteModel(name=f"F-assign {inst.name}")
+    m.PAIRS = pyo.Set(initialize=list(zip(pairs.server.tolist(), pairs.expert.tolist())), dimen=2)
+    m.CAND = pyo.Set(initialize=pairs.cand.tolist())
+    m.x = pyo.Var(m.PAIRS, within=pyo.Binary)
+    m.y = pyo.Var(m.PAIRS, bounds=(0, 1))
+    m.t = pyo.Var(m.CAND, bounds=lambda m, g: (float(pairs.best[g]), float(T0[g])))
+    _capacity(pyo, m, inst, pairs)
+    m.serve_if_cached = pyo.Constraint(m.PAIRS, rule=lambda m, n, g: m.y[n, g] <= m.x[n, g])
+    m.one_server = pyo.Constraint(m.CAND, rule=lambda m, g: sum(m.y[n, g] for n in servers_of[g]) <= 1)
+    m.expert_latency = pyo.Constraint(
+        m.CAND,
+        rule=lambda m, g: m.t[g] + sum(float(T0[g] - T[n, g]) * m.y[n, g] for n in servers_of[g]) == float(T0[g]),
+    )
+    is_cand = np.zeros(inst.G, bool)
+    is_cand[pairs.cand] = True
+    zsets = [s for s in range(inst.M) if inst.probs[s] > 0 and is_cand[inst.sets[s]].any()]
+    const = float(sum(inst.probs[s] * inst.base_set_latency[s] for s in set(range(inst.M)) - set(zsets)))
+    m.SETS = pyo.Set(initialize=zsets)
+    m.z = pyo.Var(m.SETS, bounds=lambda m, s: (0.0, float(inst.base_set_latency[s])))
+    m.SET_MEMBERS = pyo.Set(initialize=[(s, int(g)) for s in zsets for g in inst.sets[s]], dimen=2)
+    m.set_latency = pyo.Constraint(
+        m.SET_MEMBERS, rule=lambda m, s, g: m.z[s] >= (m.t[g] if is_cand[g] else float(T0[g]))
+    )
+    m.latency = pyo.Objective(expr=const + sum(float(inst.probs[s]) * m.z[s] for s in zsets), sense=pyo.minimize)
+    m.SENSE = "min"
+    return m
+
+
+def build_k1_pyomo(inst: Instance) -> Any:
+    """F-k1 (K = 1): min sum_g p_g T0_g - sum p_g (T0_g - T[n,g]) y[n,g], y <= x, sum_n y <= 1."""
+    import pyomo.environ as pyo
+
+    pairs = kept_pairs(inst)
+    servers_of = _pairs_by_expert(pairs)
+    p, T, T0 = inst.marginals, inst.latency, inst.fallback
+    m = pyo.ConcreteModel(name=f"F-k1 {inst.name}")
+    m.PAIRS = pyo.Set(initialize=list(zip(pairs.server.tolist(), pairs.expert.tolist())), dimen=2)
+    m.CAND = pyo.Set(initialize=pairs.cand.tolist())
+    m.x = pyo.Var(m.PAIRS, within=pyo.Binary)
+    m.y = pyo.Var(m.PAIRS, bounds=(0, 1))
+    _capacity(pyo, m, inst, pairs)
+    m.serve_if_cached = pyo.Constraint(m.PAIRS, rule=lambda m, n, g: m.y[n, g] <= m.x[n, g])
+    m.one_server = pyo.Constraint(m.CAND, rule=lambda m, g: sum(m.y[n, g] for n in servers_of[g]) <= 1)
+    m.latency = pyo.Objective(
+        expr=float(p @ T0) - sum(float(p[g] * (T0[g] - T[n, g])) * m.y[n, g] for n, g in m.PAIRS),
+        sense=pyo.minimize,
+    )
+    m.SENSE = "min"
+    return m
+
+
+def build_cover_pyomo(inst: Instance) -> Any:
+    """F-cover: max sum pi_S (v_{k+1} - v_k) a[k,S], a[k,S] <= c[k,g] <= sum_{n: T <= v_k} x[n,g]."""
+    import pyomo.environ as pyo
+
+    pairs = kept_pairs(inst)
+    cs = cover_structure(inst, pairs)
+    fast: dict[int, list[tuple[int, int]]] = {}
+    for ci, pi in zip(cs.cx_c.tolist(), cs.cx_pair.tolist()):
+        fast.setdefault(ci, []).append((int(pairs.server[pi]), int(pairs.expert[pi])))
+    m = pyo.ConcreteModel(name=f"F-cover {inst.name}")
+    m.PAIRS = pyo.Set(initialize=list(zip(pairs.server.tolist(), pairs.expert.tolist())), dimen=2)
+    # c[i] stands for c[k, g] with (k, g) = (c_level[i], c_expert[i]); a[j] for a[k, S]
+    m.C = pyo.RangeSet(0, len(cs.c_expert) - 1)
+    m.A = pyo.RangeSet(0, len(cs.a_set) - 1)
+    m.x = pyo.Var(m.PAIRS, within=pyo.Binary)
+    m.c = pyo.Var(m.C, bounds=(0, 1))
+    m.a = pyo.Var(m.A, bounds=(0, 1))
+    _capacity(pyo, m, inst, pairs)
+    m.available_within_level = pyo.Constraint(m.C, rule=lambda m, i: m.c[i] <= sum(m.x[n, g] for n, g in fast[i]))
+    m.AC = pyo.Set(initialize=list(zip(cs.ac_a.tolist(), cs.ac_c.tolist())), dimen=2)
+    m.set_covered = pyo.Constraint(m.AC, rule=lambda m, j, i: m.a[j] <= m.c[i])
+    m.gain = pyo.Objective(expr=sum(float(w) * m.a[j] for j, w in enumerate(cs.a_weight)), sense=pyo.maximize)
+    m.SENSE = "max"
+    return m
+
+
+BUILDERS = {"assign": build_assign_pyomo, "cover": build_cover_pyomo, "k1": build_k1_pyomo}
+
+
+def _solver(name: str) -> tuple[Any, bool]:
+    """(solver, uses the new interface); raises UnavailableError when it is not installed."""
+    import pyomo.environ as pyo
+    from pyomo.contrib.solver.common.factory import SolverFactory
+
+    try:
+        s = SolverFactory(name)
+    except Exception:
+        s = None
+    if s is not None:
+        try:
+            ok = bool(s.available())
+        except Exception:
+            ok = False
+        if ok:
+            return s, True
+        raise UnavailableError(f"Pyomo solver {name!r} is not available")
+    try:
+        legacy = pyo.SolverFactory(name)
+        ok = legacy is not None and bool(legacy.available(exception_flag=False))
+    except Exception:
+        ok = False
+    if not ok:
+        raise UnavailableError(f"Pyomo solver {name!r} is not available (neither Pyomo interface finds it)")
+    return legacy, False
+
+
+def _objective_value(m: Any) -> float:
+    import pyomo.environ as pyo
+
+    obj = m.latency if m.SENSE == "min" else m.gain
+    return float(pyo.value(obj))
+
+
+def _run(solver: Any, new: bool, m: Any, name: str, opt: Any, req: SolveRequest, limit: float | None) -> dict:
+    """One solve; returns status flags, objective, bound (in objective units) and solution availability."""
+
+    if new:
+        from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
+
+        kw: dict[str, Any] = {
+            "raise_exception_on_nonoptimal_result": False,
+            "load_solutions": False,
+            "rel_gap": opt.mip_rel_gap,
+        }
+        if limit is not None:
+            kw["time_limit"] = max(0.05, limit)
+        if name == "highs":
+            from moebench.exact.highs import prepare_threads
+
+            prepare_threads(opt.threads)
+            kw["threads"] = opt.threads
+            extra = {"random_seed": int(req.seed) % 2147483647, **opt.solver_options}
+            if opt.mip_abs_gap is not None:
+                extra["mip_abs_gap"] = opt.mip_abs_gap
+            kw["solver_options"] = extra
+        else:
+            kw["threads"] = opt.threads
+        res = solver.solve(m, **kw)
+        has = res.solution_status in (SolutionStatus.feasible, SolutionStatus.optimal)
+        if has:
+            res.solution_loader.load_vars()
+        tc = res.termination_condition
+        bound = res.objective_bound
+        return {
+            "has": has,
+            "optimal": tc == TerminationCondition.convergenceCriteriaSatisfied,
+            "time_limit": tc
+            in (
+                TerminationCondition.maxTimeLimit,
+                TerminationCondition.iterationLimit,
+                TerminationCondition.interrupted,
+            ),
+            "infeasible": tc in (TerminationCondition.provenInfeasible, TerminationCondition.infeasibleOrUnbounded),
+            "objective": res.incumbent_objective,
+            "bound": None if bound is None or not np.isfinite(bound) else float(bound),
+            "termination": str(tc),
+        }
+    # legacy interface (other solvers): time limit and gap through generic names where known
+    res = solver.solve(m, load_solutions=False, tee=False)
+    tc = str(res.solver.termination_condition)
+    has = len(res.solution) > 0
+    if has:
+        m.solutions.load_from(res)
+    lb = getattr(res.problem, "lower_bound", None)
+    ub = getattr(res.problem, "upper_bound", None)
+    bound = lb if m.SENSE == "min" else ub
+    return {
+        "has": has,
+        "optimal": tc == "optimal",
+        "time_limit": tc in ("maxTimeLimit", "maxIterations"),
+        "infeasible": tc == "infeasible",
+        "objective": _objective_value(m) if has else None,
+        "bound": float(bound) if bound is not None and np.isfinite(float(bound)) else None,
+        "termination": tc,
+    }
+
+
+def solve_pyomo(inst: Instance, req: SolveRequest, opt: Any) -> Solution:
+    """Build the Pyomo model of ``opt.formulation`` and solve it with ``opt.solver``.
+
+    Parameters
+    ----------
+    inst
+        The instance.
+    req
+        The solve request (time limit, seed).
+    opt
+        Resolved options (:class:`moebench.exact.backends.Resolved`).
+    """
+    try:
+        import pyomo
+        import pyomo.environ as pyo
+    except ImportError as exc:
+        raise UnavailableError(f"Pyomo is not installed: {exc}") from None
+    solver, new = _solver(opt.solver)
+    t0 = time.perf_counter()
+    m = BUILDERS[opt.formulation](inst)
+    build_time = time.perf_counter() - t0
+    pairs = kept_pairs(inst)
+    limit = req.remaining()
+    t1 = time.perf_counter()
+    if m.nconstraints() == 0:
+        # nothing can be cached usefully: every variable-free objective is a constant and
+        # solvers reject empty models, so this is solved here
+        for v in m.x.values():
+            v.set_value(0)
+        val = _objective_value(m)
+        r = {"has": True, "optimal": True, "time_limit": False, "infeasible": False}
+        r.update(objective=val, bound=val, termination="trivial (no constraints)")
+    else:
+        r = _run(solver, new, m, opt.solver, opt, req, limit)
+    version = solver.version() if new else getattr(solver, "version", lambda: None)()
+    info: dict[str, Any] = {"termination": r["termination"], "mip_objective": r["objective"]}
+    common = dict(
+        build_time=build_time,
+        solver=f"pyomo/{opt.solver}",
+        solver_version=f"pyomo {pyomo.version.version}; {opt.solver} {version}",
+        options={**opt.record(req, limit), "solver": opt.solver},
+        info=info,
+    )
+
+    def to_gain(bound: float | None) -> float | None:
+        if bound is None:
+            return None
+        return inst.empty_latency - bound if m.SENSE == "min" else bound
+
+    def to_latency(objective: float) -> float:
+        return objective if m.SENSE == "min" else inst.empty_latency - objective
+
+    if not r["has"]:
+        st = Status.INFEASIBLE if r["infeasible"] else Status.TIME_LIMIT if r["time_limit"] else Status.ERROR
+        return Solution(
+            empty_placement(inst),
+            st,
+            bound=to_gain(r["bound"]) if st == Status.TIME_LIMIT else None,
+            solve_time=time.perf_counter() - t1,
+            error=None if st == Status.TIME_LIMIT else f"{opt.solver}: {r['termination']}",
+            **common,
+        )
+    xval = {k: float(pyo.value(v, exception=False) or 0.0) for k, v in m.x.items()}
+    x = empty_placement(inst)
+    for (n, g), v in xval.items():
+        x[n, g] = v > 0.5
+    objective = float(r["objective"]) if r["objective"] is not None else _objective_value(m)
+    tight = r["termination"].startswith("trivial") or (
+        r["optimal"] and opt.mip_rel_gap == 0 and (opt.mip_abs_gap or 0) <= 1e-9
+    )
+    if not tight and len(pairs.server):
+        # remove slack: fix the binaries and solve again (see the module docstring)
+        for k, v in m.x.items():
+            v.fix(round(xval[k]))
+        r2 = _run(solver, new, m, opt.solver, opt, req, None)
+        if r2["has"] and r2["objective"] is not None:
+            objective = float(r2["objective"])
+            info["polished"] = True
+    status = Status.OPTIMAL if r["optimal"] else Status.TIME_LIMIT if r["time_limit"] else Status.FEASIBLE
+    return Solution(
+        x,
+        status,
+        bound=to_gain(r["bound"]),
+        solver_latency=to_latency(objective),
+        solve_time=time.perf_counter() - t1,
+        **common,
+    )
