@@ -368,6 +368,8 @@ def solve_in_child(
             else:
                 result = msg[1]
     finally:
+        if result is not None:
+            proc.join(2)  # let a finished child exit cleanly (it releases its own resources)
         if proc.is_alive():
             proc.terminate()
             proc.join(2)
