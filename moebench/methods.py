@@ -277,6 +277,7 @@ _BUILTIN_MODULES = (
     "moebench.algorithms.local_search",
     "moebench.exact.bruteforce",
     "moebench.exact.backends",
+    "moebench.exact.certify",
 )
 _loaded = False
 

@@ -1,0 +1,120 @@
+"""Certified upper bounds on the optimal gain (issue 7); docs/certify.md argues each one.
+
+- :func:`lp_profile`: the single-layer LP relaxation LP(b) >= V(b) for every budget b (its value
+  is the upper concave envelope of the profile V).
+- :func:`level_bound`: the bound of ``bound-levels``, sum over latency levels j of the exact
+  (or upper-bounded) single-level optimum with prefix budget P_j, the nesting between levels
+  dropped; see :func:`moebench.exact.sets.exact_chains` for the computation.
+
+The per-node bounds of the branch and bound (expert spread, pair spread) live next to the search
+in :mod:`moebench.exact.sets`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from moebench.instance import Instance
+
+#: Safety margin added to LP values (HiGHS's optimality tolerance is 1e-7 on the objective).
+LP_MARGIN = 1e-7
+
+
+def _quiet_highs():  # pragma: no cover - trivial
+    """A silent ``highspy.Highs`` (the first one in a process prints a banner on fd 1)."""
+    import os
+
+    import highspy
+
+    fd = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            h = highspy.Highs()
+    finally:
+        os.dup2(fd, 1)
+        os.close(fd)
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    return h
+
+
+def lp_profile(members: np.ndarray, probs: np.ndarray, bmax: int, deadline: float | None = None) -> np.ndarray | None:
+    """LP(b) + margin >= V(b) for b = 0..bmax, or None when HiGHS is not installed.
+
+    The LP max sum_S pi(S) y_S, y_S <= x_e (e in S), sum_e x_e <= b, 0 <= x, y <= 1 relaxes the
+    single-layer problem, so LP(b) >= V(b). (Its value is the upper concave envelope of V: the
+    Lagrangian of the budget row is a max-closure problem, which is integral.) One model is
+    built and re-solved with the budget row changed (warm start).
+    """
+    try:
+        import highspy
+    except ImportError:
+        return None
+    a = np.asarray(members, dtype=bool)
+    p = np.asarray(probs, dtype=np.float64)
+    m, e = a.shape
+    s_idx, e_idx = np.nonzero(a)
+    nz = s_idx.size
+    # columns: x_0..x_{E-1}, y_0..y_{M-1}; rows: y_S - x_e <= 0 for each membership, sum x <= b
+    rows = np.concatenate([np.arange(nz), np.arange(nz), np.full(e, nz)])
+    cols = np.concatenate([e + s_idx, e_idx, np.arange(e)])
+    vals = np.concatenate([np.ones(nz), -np.ones(nz), np.ones(e)])
+    order = np.lexsort((rows, cols))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    start = np.searchsorted(cols, np.arange(e + m + 1)).astype(np.int32)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = e + m, nz + 1
+    lp.sense_ = highspy.ObjSense.kMaximize
+    lp.col_cost_ = np.concatenate([np.zeros(e), p])
+    lp.col_lower_ = np.zeros(e + m)
+    lp.col_upper_ = np.ones(e + m)
+    lp.row_lower_ = np.full(nz + 1, -highspy.kHighsInf)
+    lp.row_upper_ = np.concatenate([np.zeros(nz), [0.0]])
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = start
+    lp.a_matrix_.index_ = rows.astype(np.int32)
+    lp.a_matrix_.value_ = vals
+    lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = e + m, nz + 1
+    h = _quiet_highs()
+    h.passModel(lp)
+    out = np.empty(bmax + 1)
+    out[:] = float(p.sum())  # budgets not solved before the deadline keep the trivial bound
+    for b in range(bmax + 1):
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        h.changeRowBounds(nz, -highspy.kHighsInf, float(b))
+        h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            out[b] = float(p.sum())
+        else:
+            out[b] = h.getInfo().objective_function_value * (1 + LP_MARGIN) + LP_MARGIN
+    return np.minimum(out, float(p.sum()))
+
+
+def level_bound(inst: Instance, *, node_limit: int = 5_000, deadline: float | None = None) -> float:
+    """Certified upper bound on the optimal gain of a chain-reducible instance.
+
+    Parameters
+    ----------
+    inst
+        The instance (raises :class:`~moebench.errors.NotApplicableError` outside the reduction).
+    node_limit
+        Branch-and-bound nodes per profile entry (larger: tighter and slower).
+    deadline
+        ``time.monotonic()`` value after which refinement stops (the bound stays valid).
+
+    Returns
+    -------
+    float
+        sum_j UB_j >= R*.
+    """
+    from moebench.exact.sets import chain_model, exact_chains
+
+    model = chain_model(inst)
+    _, _, upper, _, _ = exact_chains(
+        model, deadline=deadline, node_limit=node_limit, grow=False, enumerate_levels=False
+    )
+    return float(upper)
