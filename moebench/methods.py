@@ -12,7 +12,6 @@ entry point must name a callable (or module) that registers its methods when imp
 
 from __future__ import annotations
 
-import importlib
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -24,6 +23,7 @@ import numpy as np
 
 from moebench.errors import InputError
 from moebench.instance import Instance
+from moebench.plugins import load_registry
 
 
 class Status(str, Enum):
@@ -320,19 +320,9 @@ def register_modifier(
 
 def _load_builtins() -> None:
     global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for mod in _BUILTIN_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            # a built-in module that does not exist yet is fine; a missing dependency is not
-            if exc.name != mod:
-                raise
-    from moebench.plugins import load_entry_points
-
-    load_entry_points("moebench.methods")
+    if not _loaded:
+        _loaded = True
+        load_registry(_BUILTIN_MODULES, "moebench.methods")
 
 
 _NAME_RE = re.compile(r"^(?P<base>[A-Za-z0-9_.+-]+)(?:\[(?P<inner>[^\[\]]*)\])?$")

@@ -40,6 +40,13 @@ def load_entry_points(group: str) -> None:
             print(f"moebench: plugin {ep.name!r} ({group}) failed to load: {exc}", file=sys.stderr)
 
 
+def load_registry(builtin_modules: tuple[str, ...], group: str) -> None:
+    """Fill a registry: import moebench's own modules that register into it, then the plugins of ``group``."""
+    for mod in builtin_modules:
+        importlib.import_module(mod)
+    load_entry_points(group)
+
+
 def plugin_modules(modules: tuple[str, ...] | list[str] = ()) -> list[str]:
     """``modules`` followed by those named in ``MOEBENCH_PLUGINS`` (comma-separated), deduplicated.
 

@@ -7,13 +7,13 @@ instance (bit for bit), which the curated library checks with content hashes.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from moebench.errors import InputError
 from moebench.instance import Instance
+from moebench.plugins import load_registry
 
 
 def _as_float_list(v: Any) -> tuple[float, ...]:
@@ -135,18 +135,9 @@ def register_family(
 
 def _load_builtins() -> None:
     global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for mod in _BUILTIN_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
-    from moebench.plugins import load_entry_points
-
-    load_entry_points("moebench.families")
+    if not _loaded:
+        _loaded = True
+        load_registry(_BUILTIN_MODULES, "moebench.families")
 
 
 def get_family(name: str) -> Family:
