@@ -48,3 +48,14 @@ def test_manifest_errors_name_the_entry(tmp_path):
     bad.write_text('[[instance]]\nname = "a"\nfamily = "zipf"\ntier = "easy"\n')
     with pytest.raises(InputError, match=r"instance\[0\]\.tier: tier must be one of"):
         load_manifest(bad)
+
+
+def test_every_entry_has_a_reference_with_its_status():
+    """instances/references.solu holds, per entry (same content hash), a proven optimum or a bound."""
+    from moebench.bench.references import read_references
+
+    refs = read_references(ROOT / "references.solu")
+    for e in ENTRIES:
+        ref = refs.get((e.name, e.hash))  # keyed by name and content hash: a stale one does not count
+        assert ref is not None, f"no reference for {e.name} with its current content hash"
+        assert ref.proven or (ref.bound is not None and ref.gain is not None and ref.bound >= ref.gain - 1e-9)
