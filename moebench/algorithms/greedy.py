@@ -317,6 +317,12 @@ def _solution(inst: Instance, x: np.ndarray, info: dict | None = None, options: 
     return Solution(x, info=info or {}, options=options or {})
 
 
+def _solve_ratio_greedy(inst: Instance, req: SolveRequest) -> Solution:
+    """Lazy ratio greedy on the marginals: the true gain at K = 1 (``greedy-ratio``), blind to
+    co-activation at K >= 2 (the ``greedy-marginal`` baseline)."""
+    return _solution(inst, lazy_ratio_greedy(inst, inst.marginals))
+
+
 @register_method(
     "greedy-ratio",
     examples=("greedy-ratio", "greedy-ratio+single"),
@@ -325,16 +331,13 @@ def _solution(inst: Instance, x: np.ndarray, info: dict | None = None, options: 
 def _greedy_ratio(spec: MethodSpec) -> Method:
     no_args(spec)
 
-    def solve(inst: Instance, req: SolveRequest) -> Solution:
-        return _solution(inst, lazy_ratio_greedy(inst, inst.marginals))
-
     info = MethodInfo(
         "greedy-ratio",
         "heuristic",
         "lazy ratio greedy on the facility-location gain (K = 1); no guarantee alone",
         assumptions=("K = 1",),
     )
-    return Method(info, solve)
+    return Method(info, _solve_ratio_greedy)
 
 
 @register_modifier("single")
@@ -444,12 +447,9 @@ def _greedy_enum(spec: MethodSpec) -> Method:
 def _greedy_marginal(spec: MethodSpec) -> Method:
     no_args(spec)
 
-    def solve(inst: Instance, req: SolveRequest) -> Solution:
-        return _solution(inst, lazy_ratio_greedy(inst, inst.marginals))
-
     info = MethodInfo(
         "greedy-marginal",
         "baseline",
         "ratio greedy on sum_g p_g (T0_g - tau_g) as if K = 1; evaluated by the true objective",
     )
-    return Method(info, solve)
+    return Method(info, _solve_ratio_greedy)

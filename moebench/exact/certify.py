@@ -100,7 +100,12 @@ def _solve(inst: Instance, req: SolveRequest, *, exact: bool, node_limit: int) -
     )
 
 
-def _node_limit(spec: MethodSpec, default: int) -> int:
+def _node_limit(spec: MethodSpec, default: int, what: str) -> int:
+    """The optional ``nodes=N`` bracket argument, the only one these methods take."""
+    if spec.args or set(spec.kwargs) - {"nodes"}:
+        from moebench.errors import InputError
+
+        raise InputError(f"{spec.base} takes only nodes=N ({what})", where="method")
     raw = spec.kwargs.get("nodes")
     return default if raw is None else int_arg(raw, spec, "nodes", lo=1, hi=10**9)
 
@@ -111,11 +116,7 @@ def _node_limit(spec: MethodSpec, default: int) -> int:
     summary="exact by branch and bound over experts/activation sets + (max,+) DP + nested levels (chain-reducible)",
 )
 def _build_exact(spec: MethodSpec) -> Method:
-    if spec.args or set(spec.kwargs) - {"nodes"}:
-        from moebench.errors import InputError
-
-        raise InputError("exact-sets takes only nodes=N (initial node limit per profile entry)", where="method")
-    limit = _node_limit(spec, 20_000)
+    limit = _node_limit(spec, 20_000, "initial node limit per profile entry")
     info = MethodInfo(
         spec.full_name if spec.kwargs else "exact-sets",
         "exact",
@@ -137,11 +138,7 @@ def _build_exact(spec: MethodSpec) -> Method:
     summary="certified upper bound: per-level optima with nesting dropped, nested top-down placement",
 )
 def _build_bound(spec: MethodSpec) -> Method:
-    if spec.args or set(spec.kwargs) - {"nodes"}:
-        from moebench.errors import InputError
-
-        raise InputError("bound-levels takes only nodes=N (node limit per profile entry)", where="method")
-    limit = _node_limit(spec, 5_000)
+    limit = _node_limit(spec, 5_000, "node limit per profile entry")
     info = MethodInfo(
         spec.full_name if spec.kwargs else "bound-levels",
         "exact",
