@@ -11,7 +11,7 @@ import pandas as pd
 from moebench.bench.references import read_references
 from moebench.bench.store import read_table
 from moebench.errors import InputError
-from moebench.report import tables, writers
+from moebench.report import sections, tables, writers
 
 FORMATS = ("csv", "latex", "md", "html")
 #: Columns a results table must have for a report.
@@ -137,6 +137,10 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
     plots: list[Path] = []
+    ctx = sections.ReportContext(runs=runs, summary=summary, results_dir=base, out_dir=out)
+    extra = sections.collect(ctx)
+    files += [f for sec in extra for f in sec.figures]
+    files += writers.write_sections(out, extra, formats)
     if "html" in formats or "md" in formats:
         plots = tables_plots(runs, out / "plots")
         files += plots
@@ -145,9 +149,11 @@ def write_report(
     if "latex" in formats:
         files += writers.write_latex(out, summary, violations, head)
     if "md" in formats:
-        files.append(writers.write_markdown(out, title, head, summary, violations, fails, ref_table, plots, prov))
+        files.append(
+            writers.write_markdown(out, title, head, summary, violations, fails, ref_table, plots, prov, extra)
+        )
     if "html" in formats:
-        files.append(writers.write_html(out, title, head, summary, violations, fails, ref_table, plots, prov))
+        files.append(writers.write_html(out, title, head, summary, violations, fails, ref_table, plots, prov, extra))
     return files
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from moebench.report.sections import Section
+
 #: Summary columns shown in every format, with their headers.
 SUMMARY_COLUMNS = [
     ("family", "Family"),
@@ -174,6 +176,51 @@ def write_latex(folder: Path, summary: pd.DataFrame, violations: pd.DataFrame, h
     return out
 
 
+def latex_section(section: Section) -> str:
+    """One extra section as a booktabs ``tabular`` (text columns left, numeric right)."""
+
+    def numeric(j: int) -> bool:
+        cells = [str(r[j]) for r in section.rows]
+        return bool(cells) and all(_is_number(c) for c in cells)
+
+    spec = "".join("r" if numeric(j) else "l" for j in range(len(section.header)))
+    lines = [
+        f"% moebench section: {tex_escape(section.title)} (needs \\usepackage{{booktabs}})",
+        f"\\begin{{tabular}}{{{spec}}}",
+        "\\toprule",
+        " & ".join(tex_escape(h) for h in section.header) + " \\\\",
+        "\\midrule",
+    ]
+    if not section.rows:
+        lines.append(f"\\multicolumn{{{len(section.header)}}}{{c}}{{{tex_escape(section.empty)}}} \\\\")
+    lines += [" & ".join(tex_escape(str(c)) for c in r) + " \\\\" for r in section.rows]
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_sections(folder: Path, sections: Sequence[Section], formats: Sequence[str]) -> list[Path]:
+    """``<slug>.csv`` and ``<slug>.tex`` of every extra section, as the formats ask."""
+    out = []
+    for sec in sections:
+        if "csv" in formats:
+            p = folder / f"{sec.slug}.csv"
+            sec.table().to_csv(p, index=False)
+            out.append(p)
+        if "latex" in formats and sec.latex:
+            p = folder / f"{sec.slug}.tex"
+            p.write_text(latex_section(sec), encoding="utf-8")
+            out.append(p)
+    return out
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return cell == "–"
+    return True
+
+
 # ---- Markdown ----------------------------------------------------------------------------
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     def clean(c: str) -> str:
@@ -229,11 +276,19 @@ def write_markdown(
     refs: pd.DataFrame,
     plots: Sequence[Path],
     provenance: dict[str, Any],
+    extra: Sequence[Section] = (),
 ) -> Path:
-    """``report.md``: headline, tables and links to the PNG figures."""
+    """``report.md``: headline, tables (the core ones, then the extra sections) and the figures."""
     parts = [f"# {title}", "", NOTES, ""]
     parts += [f"- {k.replace('_', ' ')}: {fmt(v)}" for k, v in headline.items()] + [""]
-    for name, header, rows, empty in _sections(summary, violations, fails, refs):
+    core = _sections(summary, violations, fails, refs)
+    for name, header, rows, empty in core[:1]:
+        parts += [f"## {name}", "", _md_table(header, rows) if rows else empty, ""]
+    for sec in extra:
+        parts += [f"## {sec.title}", ""] + ([sec.note, ""] if sec.note else [])
+        parts += [_md_table(sec.header, sec.rows) if sec.rows else sec.empty, ""]
+        parts += [f"![{p.stem}](plots/{p.name})" for p in sec.figures] + ([""] if sec.figures else [])
+    for name, header, rows, empty in core[1:]:
         parts += [f"## {name}", "", _md_table(header, rows) if rows else empty, ""]
     if plots:
         parts += ["## Figures", ""]
@@ -272,6 +327,11 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _html_figure(p: Path) -> str:
+    data = base64.b64encode(p.read_bytes()).decode("ascii")
+    return f"<figure><img alt='{html.escape(p.stem)}' src='data:image/png;base64,{data}'></figure>"
+
+
 def write_html(
     folder: Path,
     title: str,
@@ -282,19 +342,28 @@ def write_html(
     refs: pd.DataFrame,
     plots: Sequence[Path],
     provenance: dict[str, Any],
+    extra: Sequence[Section] = (),
 ) -> Path:
     """``report.html``: one self-contained page (inline CSS, figures embedded as base64 PNG)."""
     body = [f"<h1>{html.escape(title)}</h1>", f"<p class='note'>{html.escape(NOTES)}</p>", "<ul>"]
     body += [f"<li>{html.escape(k.replace('_', ' '))}: <b>{html.escape(fmt(v))}</b></li>" for k, v in headline.items()]
     body.append("</ul>")
-    for name, header, rows, empty in _sections(summary, violations, fails, refs):
+    core = _sections(summary, violations, fails, refs)
+    for name, header, rows, empty in core[:1]:
+        body.append(f"<h2>{html.escape(name)}</h2>")
+        body.append(_html_table(header, rows) if rows else f"<p class='ok'>{html.escape(empty)}</p>")
+    for sec in extra:
+        body.append(f"<h2>{html.escape(sec.title)}</h2>")
+        if sec.note:
+            body.append(f"<p class='note'>{html.escape(sec.note)}</p>")
+        body.append(_html_table(sec.header, sec.rows) if sec.rows else f"<p class='ok'>{html.escape(sec.empty)}</p>")
+        body += [_html_figure(p) for p in sec.figures]
+    for name, header, rows, empty in core[1:]:
         body.append(f"<h2>{html.escape(name)}</h2>")
         body.append(_html_table(header, rows) if rows else f"<p class='ok'>{html.escape(empty)}</p>")
     if plots:
         body.append("<h2>Figures</h2>")
-        for p in plots:
-            data = base64.b64encode(p.read_bytes()).decode("ascii")
-            body.append(f"<figure><img alt='{html.escape(p.stem)}' src='data:image/png;base64,{data}'></figure>")
+        body += [_html_figure(p) for p in plots]
     body.append("<h2>Provenance</h2><ul>")
     body += [f"<li>{html.escape(k)}: {html.escape(str(v))}</li>" for k, v in provenance.items()]
     body.append("</ul>")

@@ -1,0 +1,145 @@
+"""Extra report sections: a registry of providers that add tables (and figures) to a report.
+
+The core report (summary, guarantee violations, failures, references) is fixed; experiment
+reports add their own evidence through *section providers*: functions that look at the scored
+runs (and the results folder, for side files such as stress results) and return zero or more
+:class:`Section`. Every writer renders every section: Markdown and HTML inline, CSV as
+``<slug>.csv``, LaTeX as a booktabs ``<slug>.tex``. A provider returns ``[]`` when its data is
+absent, so a report only shows what its suite produced.
+
+Register with::
+
+    @register_section(order=50)
+    def my_section(ctx: ReportContext) -> list[Section]:
+        ...
+
+Built-in providers live in the modules of :data:`BUILTIN_MODULES` (imported on first use).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+#: Modules whose import registers the built-in section providers.
+BUILTIN_MODULES: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """What a section provider may look at.
+
+    Attributes
+    ----------
+    runs
+        The scored per-run table (:func:`moebench.report.tables.score`): one row per run with
+        references and ratios attached.
+    summary
+        The family × method summary table.
+    results_dir
+        Folder the results were read from (side files such as ``stress.jsonl`` live there), or
+        None when the report was built from a DataFrame.
+    out_dir
+        The report folder (figures go to ``out_dir / "plots"``).
+    """
+
+    runs: pd.DataFrame
+    summary: pd.DataFrame
+    results_dir: Path | None
+    out_dir: Path
+
+
+@dataclass(frozen=True)
+class Section:
+    """One report table, with optional figures and a note.
+
+    Attributes
+    ----------
+    title
+        Section heading.
+    header
+        Column headers as shown.
+    rows
+        Cells, already formatted as text (see :func:`moebench.report.writers.fmt`).
+    slug
+        File stem of the CSV/LaTeX outputs (letters, digits, ``-``).
+    note
+        A sentence or two shown under the heading (what the table says, how to read it).
+    empty
+        Text shown instead of the table when ``rows`` is empty.
+    data
+        The unformatted table written to ``<slug>.csv`` (default: the formatted cells).
+    figures
+        PNG files (inside the report's ``plots`` folder) shown under the table.
+    latex
+        Whether to write ``<slug>.tex``.
+    """
+
+    title: str
+    header: Sequence[str]
+    rows: Sequence[Sequence[str]]
+    slug: str
+    note: str = ""
+    empty: str = "Nothing to show."
+    data: pd.DataFrame | None = None
+    figures: Sequence[Path] = field(default_factory=tuple)
+    latex: bool = True
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", self.slug):
+            raise ValueError(f"section slug must be lower-case letters, digits and '-': {self.slug!r}")
+        bad = [i for i, r in enumerate(self.rows) if len(r) != len(self.header)]
+        if bad:
+            raise ValueError(
+                f"section {self.slug!r}: row {bad[0]} has {len(self.rows[bad[0]])} cells, header has {len(self.header)}"
+            )
+
+    def table(self) -> pd.DataFrame:
+        """The table written to CSV."""
+        if self.data is not None:
+            return self.data
+        return pd.DataFrame([list(r) for r in self.rows], columns=list(self.header))
+
+
+SectionProvider = Callable[[ReportContext], list[Section]]
+_PROVIDERS: list[tuple[int, str, SectionProvider]] = []
+_loaded = False
+
+
+def register_section(order: int = 50) -> Callable[[SectionProvider], SectionProvider]:
+    """Decorator registering a section provider; sections appear sorted by ``order`` (then name)."""
+
+    def deco(fn: SectionProvider) -> SectionProvider:
+        key = f"{fn.__module__}.{fn.__qualname__}"
+        _PROVIDERS[:] = [p for p in _PROVIDERS if p[1] != key]  # re-import replaces, never duplicates
+        _PROVIDERS.append((order, key, fn))
+        return fn
+
+    return deco
+
+
+def providers() -> list[SectionProvider]:
+    """Registered providers in display order (built-in modules imported first)."""
+    global _loaded
+    if not _loaded:
+        for mod in BUILTIN_MODULES:
+            importlib.import_module(mod)
+        _loaded = True
+    return [fn for _, _, fn in sorted(_PROVIDERS, key=lambda p: (p[0], p[1]))]
+
+
+def collect(ctx: ReportContext) -> list[Section]:
+    """Every section the registered providers produce for this report."""
+    out: list[Section] = []
+    for fn in providers():
+        out.extend(fn(ctx))
+    slugs = [s.slug for s in out]
+    dup = sorted({s for s in slugs if slugs.count(s) > 1})
+    if dup:
+        raise ValueError(f"two report sections share the slug(s) {', '.join(dup)}")
+    return out
