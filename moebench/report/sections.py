@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 #: Modules whose import registers the built-in section providers.
-BUILTIN_MODULES: tuple[str, ...] = ()
+BUILTIN_MODULES: tuple[str, ...] = ("moebench.report.runtime", "moebench.report.sweeps", "moebench.report.guarantees")
 
 
 @dataclass(frozen=True)

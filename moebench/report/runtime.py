@@ -1,0 +1,144 @@
+"""Runtime report sections: where each exact back end stops proving optimality, and time vs size.
+
+The *proving frontier* of an exact method on a family is read off the runs: instances are
+ordered by size (placement variables N·G, then activation sets M), and the frontier is the
+largest instance the method proved optimal and the smallest one it did not (time limit, error,
+not applicable) within its time limit. Sizes between the two were not tried. A method that
+proved every size it was given has no "first not proven" entry: its frontier lies beyond the
+largest size tried, and the table says so.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from moebench.report.sections import ReportContext, Section, register_section
+from moebench.report.tables import time_column
+from moebench.report.writers import fmt
+
+#: Family parameters that name an instance's size (shown as "layers x tokens" etc.).
+_SIZE_PARAMS = (("param_layers", "L"), ("param_experts", "E"), ("param_tokens", "T"), ("param_servers", "N"))
+
+
+def size_label(row: pd.Series) -> str:
+    """A short size label: ``L8 T200 N5 (1448 sets, 2560 vars)`` from the family parameters and counts."""
+    parts = []
+    for col, tag in _SIZE_PARAMS:
+        v = row.get(col)
+        if v is not None and not (isinstance(v, float) and math.isnan(v)):
+            parts.append(f"{tag}{int(float(v))}")
+    counts = [f"{int(row['M'])} sets"] if pd.notna(row.get("M")) else []
+    counts.append(f"{int(row['binaries'])} vars")
+    return f"{' '.join(parts)} ({', '.join(counts)})".strip()
+
+
+def frontier(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (family, exact method): largest size proven optimal and smallest size not proven.
+
+    Parameters
+    ----------
+    runs
+        The scored per-run table; rows of methods whose ``method_kind`` is ``exact``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns family, method, time_limit, tried, proven, largest_proven, largest_proven_time,
+        first_unproven, first_unproven_status, first_unproven_gap (relative gain gap at the stop,
+        (bound − gain)/bound, NaN without a bound).
+    """
+    cols = [
+        "family",
+        "method",
+        "time_limit",
+        "tried",
+        "proven",
+        "largest_proven",
+        "largest_proven_time",
+        "first_unproven",
+        "first_unproven_status",
+        "first_unproven_gap",
+    ]
+    if "method_kind" not in runs or runs.empty:
+        return pd.DataFrame(columns=cols)
+    ex = runs[runs["method_kind"] == "exact"].copy()
+    ex = ex[ex["status"] != "not-applicable"]
+    if ex.empty:
+        return pd.DataFrame(columns=cols)
+    tcol = time_column(ex)
+    ex["_time"] = pd.to_numeric(ex[tcol], errors="coerce")
+    rows = []
+    for (fam, method), g in ex.groupby(["family", "method"], sort=True):
+        g = g.sort_values([c for c in ("binaries", "M", "instance") if c in g])
+        proven = g[g["status"] == "optimal"]
+        unproven = g[g["status"] != "optimal"]
+        last = proven.iloc[-1] if not proven.empty else None
+        first = unproven.iloc[0] if not unproven.empty else None
+        gap = math.nan
+        if first is not None:
+            b, gain = float(first.get("bound", math.nan)), float(first.get("gain", math.nan))
+            if np.isfinite(b) and np.isfinite(gain) and b > 0:
+                gap = max(0.0, (b - gain) / b)
+        rows.append(
+            {
+                "family": fam,
+                "method": method,
+                "time_limit": float(pd.to_numeric(g["time_limit"], errors="coerce").max())
+                if "time_limit" in g
+                else math.nan,
+                "tried": len(g),
+                "proven": len(proven),
+                "largest_proven": size_label(last) if last is not None else None,
+                "largest_proven_time": float(last["_time"]) if last is not None else math.nan,
+                "first_unproven": size_label(first) if first is not None else None,
+                "first_unproven_status": str(first["status"]) if first is not None else None,
+                "first_unproven_gap": gap,
+            }
+        )
+    return pd.DataFrame(rows, columns=cols)
+
+
+@register_section(order=30)
+def frontier_section(ctx: ReportContext) -> list[Section]:
+    """ "Proving frontier" table (only when the runs hold an exact method on two or more sizes)."""
+    fr = frontier(ctx.runs)
+    fr = fr[fr["tried"] >= 2]
+    if fr.empty:
+        return []
+    rows = []
+    for r in fr.itertuples(index=False):
+        first = r.first_unproven if isinstance(r.first_unproven, str) else "none: proved every size tried"
+        rows.append(
+            [
+                r.family,
+                r.method,
+                fmt(r.time_limit, 0),
+                f"{r.proven}/{r.tried}",
+                r.largest_proven if isinstance(r.largest_proven, str) else "none",
+                fmt(r.largest_proven_time, 1),
+                first,
+                r.first_unproven_status if isinstance(r.first_unproven_status, str) else "–",
+                "–" if math.isnan(r.first_unproven_gap) else f"{100 * r.first_unproven_gap:.2f}%",
+            ]
+        )
+    note = (
+        "Where each exact method stops proving optimality within its time limit: instances ordered by "
+        "size (placement variables N·G, then activation sets); 'largest proven' is the largest size it "
+        "proved optimal, 'first not proven' the smallest it did not, with the relative gain gap "
+        "(bound − gain)/bound it had reached. Sizes in between were not tried."
+    )
+    header = [
+        "Family",
+        "Method",
+        "Limit [s]",
+        "Proven",
+        "Largest proven",
+        "Its time [s]",
+        "First not proven",
+        "Status there",
+        "Gap there",
+    ]
+    return [Section("Proving frontier of the exact methods", header, rows, "frontier", note=note, data=fr)]
