@@ -61,3 +61,14 @@ def test_no_frontier_without_exact_ladders(tmp_path: Path) -> None:
     # 'ex' ran on two sizes of equal binaries in the synthetic table: a frontier appears only with >= 2 runs
     md = (tmp_path / "report.md").read_text()
     assert ("Proving frontier" in md) == (frontier(synthetic())["tried"] >= 2).any()
+
+
+def test_time_table_marks_limits_and_missing_runs() -> None:
+    from moebench.report.runtime import time_table
+
+    header, rows, data = time_table(ladder(), "f")
+    assert header[0] == "Method" and header[1].startswith("L1 T80")
+    by = {r[0]: r[1:] for r in rows}
+    assert by["ex"] == ["8.00", "16.00", "32.00 TL", "64.00 TL"]
+    assert by["h"] == ["0.10"] * 4
+    assert set(data["method"]) == {"ex", "bb", "h"}

@@ -58,6 +58,7 @@ def frontier(runs: pd.DataFrame) -> pd.DataFrame:
         "proven",
         "largest_proven",
         "largest_proven_time",
+        "largest_proven_cpu",
         "first_unproven",
         "first_unproven_status",
         "first_unproven_gap",
@@ -93,6 +94,11 @@ def frontier(runs: pd.DataFrame) -> pd.DataFrame:
                 "proven": len(proven),
                 "largest_proven": size_label(last) if last is not None else None,
                 "largest_proven_time": float(last["_time"]) if last is not None else math.nan,
+                "largest_proven_cpu": float(
+                    pd.to_numeric(pd.Series([last.get("method_cpu_time")]), errors="coerce").iloc[0]
+                )
+                if last is not None
+                else math.nan,
                 "first_unproven": size_label(first) if first is not None else None,
                 "first_unproven_status": str(first["status"]) if first is not None else None,
                 "first_unproven_gap": gap,
@@ -119,6 +125,7 @@ def frontier_section(ctx: ReportContext) -> list[Section]:
                 f"{r.proven}/{r.tried}",
                 r.largest_proven if isinstance(r.largest_proven, str) else "none",
                 fmt(r.largest_proven_time, 1),
+                fmt(r.largest_proven_cpu, 1),
                 first,
                 r.first_unproven_status if isinstance(r.first_unproven_status, str) else "–",
                 "–" if math.isnan(r.first_unproven_gap) else f"{100 * r.first_unproven_gap:.2f}%",
@@ -137,8 +144,75 @@ def frontier_section(ctx: ReportContext) -> list[Section]:
         "Proven",
         "Largest proven",
         "Its time [s]",
+        "Its CPU [s]",
         "First not proven",
         "Status there",
         "Gap there",
     ]
     return [Section("Proving frontier of the exact methods", header, rows, "frontier", note=note, data=fr)]
+
+
+#: Short status marks in the time table.
+_MARK = {"time-limit": " TL", "error": " err", "invalid": " inv", "infeasible": " inf"}
+
+
+def time_table(runs: pd.DataFrame, family: str) -> tuple[list[str], list[list[str]], pd.DataFrame]:
+    """Method time per size for one family: one row per method, one column per instance size.
+
+    Cells are the method's wall time in seconds (CPU time in the CSV data), marked ``TL`` when
+    the time limit stopped it, ``n/a`` when not applicable; ``–`` where it was not run.
+    """
+    d = runs[runs["family"] == family].copy()
+    tcol = time_column(d)
+    sizes = d.drop_duplicates("instance").sort_values([c for c in ("binaries", "M", "instance") if c in d])
+    labels = {r["instance"]: size_label(r) for _, r in sizes.iterrows()}
+    order = list(labels)
+    header = ["Method"] + [labels[i] for i in order]
+    rows = []
+    for method, g in d.groupby("method", sort=True):
+        by = g.set_index("instance")
+        cells = [str(method)]
+        for inst in order:
+            if inst not in by.index:
+                cells.append("–")
+                continue
+            r = by.loc[inst]
+            r = r.iloc[0] if isinstance(r, pd.DataFrame) else r
+            if r["status"] in ("not-applicable", "unavailable"):
+                cells.append("n/a")
+                continue
+            t = pd.to_numeric(pd.Series([r.get(tcol)]), errors="coerce").iloc[0]
+            if pd.isna(t):
+                t = pd.to_numeric(pd.Series([r.get("wall_time")]), errors="coerce").iloc[0]
+            cells.append(f"{fmt(float(t), 2)}{_MARK.get(str(r['status']), '')}")
+        rows.append(cells)
+    keep = [
+        c for c in ("method", "instance", "binaries", "M", "status", tcol, "method_cpu_time", "wall_time") if c in d
+    ]
+    data = (
+        d[keep]
+        .assign(size=d["instance"].map(labels))
+        .sort_values(["method", "binaries"] if "binaries" in d else ["method"])
+    )
+    return header, rows, data
+
+
+@register_section(order=31)
+def time_sections(ctx: ReportContext) -> list[Section]:
+    """ "Method time by size" tables, one per family that has two or more instance sizes."""
+    runs = ctx.runs
+    if "binaries" not in runs:
+        return []
+    out = []
+    for fam in sorted(runs["family"].dropna().unique()):
+        d = runs[runs["family"] == fam]
+        if d["binaries"].nunique() < 2:
+            continue
+        header, rows, data = time_table(runs, fam)
+        slug = "time-" + "".join(ch if ch.isalnum() else "-" for ch in str(fam).lower()).strip("-")
+        note = (
+            "Wall time of the solve call in seconds (the CSV also has CPU time); TL = stopped by the time "
+            "limit (the time shown is when it stopped), n/a = not applicable, – = not run at this size."
+        )
+        out.append(Section(f"Method time by size: {fam}", header, rows, slug, note=note, data=data))
+    return out
