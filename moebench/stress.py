@@ -178,15 +178,16 @@ def stress(
         if scored is None:
             continue
         cur_ratio = scored[0]
-        for step in range(steps):
-            if time.perf_counter() - t0 >= budget:
-                break
-            cand = perturb(inst, rng, 0.6 if step < steps // 2 else 0.2)
-            s = _ratio(cand, method, reference, opts)
-            best.evaluations += 1
-            if s is not None and s[0] <= cur_ratio:
-                inst, cur_ratio, scored = cand, s[0], s
-            if cur_ratio < best.ratio:
+        for step in range(steps + 1):
+            if step > 0:  # step 0 only records the restart's own instance
+                if time.perf_counter() - t0 >= budget:
+                    break
+                cand = perturb(inst, rng, 0.6 if step <= steps // 2 else 0.2)
+                s = _ratio(cand, method, reference, opts)
+                best.evaluations += 1
+                if s is not None and s[0] <= cur_ratio:
+                    inst, cur_ratio, scored = cand, s[0], s
+            if cur_ratio < best.ratio or best.instance is None:  # keep a scored instance even at ratio 1
                 best.ratio, best.gain_method, best.gain_optimum, best.instance = cur_ratio, scored[1], scored[2], inst
                 best.history.append((time.perf_counter() - t0, cur_ratio))
                 if progress:

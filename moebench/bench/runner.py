@@ -7,6 +7,7 @@ Output folder layout (``--out``, default: the suite file's folder)::
     results.csv        the same without the placement column
     references.solu    reference values per instance (unless the suite names another file)
     run.json           provenance of the last run (versions, git commit, machine, dates)
+    stress.jsonl, stress.csv, stress/   [[stress]] searches and their worst instances
     report/            the report (see ``moebench report``)
 """
 
@@ -237,6 +238,10 @@ def run_suite(
     refs = update_references(refs, rows)
     write_references(refs_path, refs)
     files.append(Path(refs_path))
+    if getattr(suite, "stress", None):  # [[stress]] searches, after the tasks (moebench.bench.stress_runs)
+        from moebench.bench.stress_runs import run_stress
+
+        files += run_stress(suite, out, jobs=jobs, resume=resume, progress=progress)
     meta["finished_at"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     _write_json(out / "run.json", meta)
     if report:

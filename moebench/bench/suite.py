@@ -22,6 +22,8 @@ the wall-clock limit per run and the number of repetitions::
     seeds = [0, 1]
     params = { layers = 2, experts = 6 }
     grid = { K = [1, 2], capacity = [0.2, 0.4] }   # cartesian product
+    # holdout = { which = "test" }  (optional: overrides giving each instance's holdout twin, same
+    # family, params and seed; every placement is also evaluated there; moebench.bench.holdout)
 
     [profiles.exact-1thread]
     threads = 1
@@ -39,6 +41,14 @@ the wall-clock limit per run and the number of repetitions::
 
     [[references]]             # exact methods whose best result per instance is the reference
     name = "bruteforce"
+
+    [[stress]]                 # adversarial searches run after the tasks (moebench.bench.stress_runs)
+    method = "greedy-enum[2]"
+    family = "uniform"
+    params = { K = 1, servers = 2 }
+    budget = 60                # seconds per seed
+    claim = 0.632              # optional: a claim the method does not declare (with claim_source,
+    claim_source = "paper"     # and claim_conditions as free text)
 
 Every error is an :class:`~moebench.errors.InputError` naming the file, the key path
 (``methods[2].options``) and the reason. Method names are parsed at load time: a malformed name
@@ -65,8 +75,8 @@ from moebench.plugins import plugin_modules
 
 #: The instance properties every results row carries (so reports need only the table).
 _SUITE_KEYS = {"name", "time_limit", "repetitions", "seed", "grace", "memory_limit_mb", "plugins", "references"}
-_TOP_KEYS = {"suite", "instances", "methods", "references", "profiles"}
-_INSTANCE_KEYS = {"files", "family", "params", "grid", "seed", "seeds", "name"}
+_TOP_KEYS = {"suite", "instances", "methods", "references", "profiles", "stress"}
+_INSTANCE_KEYS = {"files", "family", "params", "grid", "seed", "seeds", "name", "holdout"}
 _METHOD_KEYS = {"name", "options", "profile", "time_limit", "instances"}
 
 
@@ -110,6 +120,8 @@ class InstanceSource:
     grid: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     seeds: tuple[int, ...] = (0,)
     name: str | None = None
+    #: parameter overrides giving each instance's holdout twin (moebench.bench.holdout), or None
+    holdout: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -129,6 +141,8 @@ class Suite:
     methods: list[MethodEntry]
     references: list[MethodEntry]
     unknown_methods: list[str] = field(default_factory=list)
+    #: ``[[stress]]`` entries (moebench.bench.stress_runs.StressEntry), run after the tasks
+    stress: list[Any] = field(default_factory=list)
 
     def instances(self) -> list[Instance]:
         """Materialize every instance of the suite (files loaded, families generated).
@@ -261,7 +275,15 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
         methods=methods,
         references=references,
         unknown_methods=sorted(set(unknown + unknown_refs)),
+        stress=_parse_stress(p, doc.get("stress")),
     )
+
+
+def _parse_stress(p: Path, raw: Any) -> list[Any]:
+    """The ``[[stress]]`` entries (validated in moebench.bench.stress_runs)."""
+    from moebench.bench.stress_runs import parse_stress
+
+    return parse_stress(p, raw)
 
 
 def load_plugins(modules: tuple[str, ...] | list[str], suite_path: Path | None = None) -> None:
@@ -330,13 +352,23 @@ def _parse_sources(p: Path, raw: Any) -> list[InstanceSource]:
         name = entry.get("name")
         if name is not None and (not isinstance(name, str) or not name):
             raise _err(p, f"{where}.name", "expected a non-empty string (a prefix of the instance names)")
-        src = InstanceSource(where, family=fam, params=dict(params), grid=grid, seeds=seeds, name=name)
+        holdout = None
+        if "holdout" in entry:
+            holdout = dict(_check_keys(p, f"{where}.holdout", entry["holdout"], {q.name for q in family.params}))
+            if not holdout:
+                raise _err(p, f"{where}.holdout", "expected parameter overrides giving the holdout twin")
+        src = InstanceSource(where, family=fam, params=dict(params), grid=grid, seeds=seeds, name=name, holdout=holdout)
         # resolve every grid point now so that bad parameter values fail at load time
         for point in _grid_points(src):
             try:
                 family.resolve(point)
             except InputError as exc:
                 raise _err(p, f"{where}.{'grid' if exc.where in grid else 'params'}.{exc.where}", exc.reason) from None
+            if holdout is not None:
+                try:
+                    family.resolve({**point, **holdout})
+                except InputError as exc:
+                    raise _err(p, f"{where}.holdout.{exc.where}", exc.reason) from None
         out.append(src)
     return out
 
@@ -383,8 +415,20 @@ def _materialize(src: InstanceSource, suite_path: Path) -> list[Instance]:
                 name = f"{src.name}-{name}"
             if name != inst.name:
                 inst = replace_arrays(inst, name=name)
+            if src.holdout is not None:
+                inst = _with_holdout(inst, src, point, seed, suite_path)
             out.append(inst)
     return out
+
+
+def _with_holdout(inst: Instance, src: InstanceSource, point: dict[str, Any], seed: int, suite_path: Path) -> Instance:
+    """Attach the holdout twin's spec to ``inst`` after checking the twin (moebench.bench.holdout)."""
+    from moebench.bench.holdout import attach_holdout
+
+    try:
+        return attach_holdout(inst, src.family or "", point, seed, src.holdout or {})
+    except InputError as exc:
+        raise _err(suite_path, f"{src.where}.holdout", exc.reason) from None
 
 
 def _short(v: Any) -> str:

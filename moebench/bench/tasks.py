@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from moebench.instance import Instance
+from moebench.regime import regime_label
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,9 @@ def task_id(inst: Instance, method: str, options: Mapping[str, Any], seed: int, 
         "repetition": repetition,
         "time_limit": limit,
     }
+    holdout = inst.meta.get("holdout")
+    if holdout is not None:  # only then, so that ids of suites without holdouts stay as they were
+        key["holdout"] = holdout
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -96,7 +100,7 @@ def instance_columns(inst: Instance) -> dict[str, Any]:
         "binaries": inst.N * inst.G,
         "equal_sizes": bool(np.all(inst.size == inst.size[0])),
         "capacity_fraction": float(inst.capacity.sum() / inst.total_size) if inst.total_size > 0 else None,
-        "regime": ";".join(str(r) for r in meta.get("regime", [])) or None,
+        "regime": regime_label(inst),
     }
     params = meta.get("params")
     if isinstance(params, Mapping):

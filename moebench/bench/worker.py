@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from moebench import harness
+from moebench.bench.holdout import holdout_columns
 from moebench.bench.tasks import Task
 from moebench.methods import Solution, Status
 
@@ -80,7 +81,7 @@ def execute_task(task: Task, isolate: bool = True) -> dict[str, Any]:
         rec = harness.Record(inst.name, inst.content_hash, task.method, task.seed, Status.ERROR.value, error=str(exc))
         rec.empty_latency = inst.empty_latency
         rec.time_limit = task.time_limit
-        return {**rec.to_dict(), **extra, "method_kind": None}
+        return {**rec.to_dict(), **extra, "method_kind": None, **holdout_columns(inst, rec.status, rec.placement)}
     info = method.info
     g = info.guarantee
     extra.update(
@@ -108,4 +109,5 @@ def execute_task(task: Task, isolate: bool = True) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     rec = harness.finalize(inst, method.name, sol, seed=task.seed, wall_time=wall, time_limit=task.time_limit)
     rec.method = task.method
-    return {**rec.to_dict(), **extra}
+    # the placement evaluated on the instance's holdout twin (NaN columns without one)
+    return {**rec.to_dict(), **extra, **holdout_columns(inst, rec.status, rec.placement)}

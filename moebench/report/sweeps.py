@@ -1,0 +1,345 @@
+"""Report sections of the ``sweeps`` report (issue 8): headline table and latency sweeps.
+
+Sections (each absent when its data is):
+
+``sweeps-headline``
+    Per family × method: mean expected latency per token, latency reduction against ``none``
+    (whose latency is the empty latency), the gain ratio to the reference and the holdout (test)
+    latency reduction.
+``sweeps-regimes``
+    The same per family × regime (:mod:`moebench.regime`) × method.
+``sweeps-figures``
+    One figure per sweep: expected latency (and test latency where instances have a holdout
+    twin) against the swept parameter, one line per method plus the reference.
+
+Definitions (per run with a feasible placement):
+
+- reduction = 100 · (Lat(∅) − Lat(X)) / Lat(∅) %, averaged over the runs of a group;
+- ratio to the reference: R(X)/R* where the optimum R* is proven (``gain_ratio``), else R(X)/UB
+  with UB the best certified bound (``bound_ratio``, a lower bound on the true ratio), else the
+  ratio to the best known gain (an upper bound on it); column ``reference`` says which;
+- holdout reduction: the same on the holdout twin, 100 · (Lat'(∅) − Lat'(X)) / Lat'(∅).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from moebench.report.sections import ReportContext, Section, register_section
+
+#: Statuses whose rows carry a placement.
+_OK = ("optimal", "feasible", "time-limit")
+#: Methods drawn at most per sweep figure (by number of runs).
+MAX_LINES = 16
+
+
+def _num(df: pd.DataFrame, col: str) -> pd.Series:
+    if col not in df:
+        return pd.Series(np.nan, index=df.index, dtype=float)
+    return pd.to_numeric(df[col], errors="coerce")
+
+
+def _bool(s: pd.Series) -> pd.Series:
+    return s.astype(str).str.lower().isin(("true", "1", "1.0"))
+
+
+def scored_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs with a feasible placement, with ``reduction``, ``ref_ratio``, ``ref_kind`` and ``holdout_reduction``.
+
+    Parameters
+    ----------
+    runs
+        The scored per-run table (:func:`moebench.report.tables.score`).
+
+    Returns
+    -------
+    DataFrame
+        The usable rows with the added columns (see the module docstring).
+    """
+    ok = runs["status"].isin(_OK)
+    if "feasible" in runs:
+        ok &= _bool(runs["feasible"])
+    d = runs[ok].copy()
+    lat, empty = _num(d, "latency"), _num(d, "empty_latency")
+    d["reduction"] = 100.0 * (empty - lat) / empty.where(empty > 0)
+    proven = _bool(d["ref_proven"]) if "ref_proven" in d else pd.Series(False, index=d.index)
+    gr, br = _num(d, "gain_ratio"), _num(d, "bound_ratio")
+    d["ref_ratio"] = np.where(proven & gr.notna(), gr, np.where(br.notna(), br, gr))
+    d["ref_kind"] = np.where(
+        proven & gr.notna(), "optimum", np.where(br.notna(), "bound", np.where(gr.notna(), "best known", ""))
+    )
+    hl, he = _num(d, "holdout_latency"), _num(d, "holdout_empty_latency")
+    d["holdout_reduction"] = 100.0 * (he - hl) / he.where(he > 0)
+    if "regime" not in d:
+        d["regime"] = None
+    d["regime"] = d["regime"].fillna("unknown").astype(str)
+    return d
+
+
+def _kind(kinds: pd.Series) -> str:
+    """'optimum', 'bound', 'best known', or e.g. 'optimum 3 / bound 2' for a mix."""
+    c = kinds[kinds != ""].value_counts()
+    if c.empty:
+        return "-"
+    if len(c) == 1:
+        return str(c.index[0])
+    return " / ".join(f"{k} {int(n)}" for k, n in c.items())
+
+
+def _method_order(d: pd.DataFrame) -> list[str]:
+    """Methods in suite order (first appearance), benchmarked methods before the references."""
+    ref = d["role"].astype(str).eq("reference") if "role" in d else pd.Series(False, index=d.index)
+    return list(dict.fromkeys([*d.loc[~ref, "method"].astype(str), *d.loc[ref, "method"].astype(str)]))
+
+
+def headline_table(runs: pd.DataFrame, by: tuple[str, ...] = ("family",)) -> pd.DataFrame:
+    """The headline aggregates per ``by`` × method (see the module docstring).
+
+    Columns: the ``by`` columns, method, runs, latency (mean ms/token), empty_latency (mean),
+    reduction_pct (mean), ratio_mean, ratio_worst, reference, holdout_latency (mean),
+    holdout_reduction_pct (mean; NaN without holdout).
+    """
+    d = scored_runs(runs)
+    cols = [*by, "method", "runs", "latency", "empty_latency", "reduction_pct", "ratio_mean", "ratio_worst"]
+    cols += ["reference", "holdout_runs", "holdout_latency", "holdout_reduction_pct"]
+    if d.empty:
+        return pd.DataFrame(columns=cols)
+    order = {m: i for i, m in enumerate(_method_order(runs))}
+    rows = []
+    for key, g in d.groupby([*by, "method"], sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        hl = _num(g, "holdout_latency")
+        rows.append(
+            {
+                **dict(zip([*by, "method"], key)),
+                "runs": len(g),
+                "latency": float(_num(g, "latency").mean()),
+                "empty_latency": float(_num(g, "empty_latency").mean()),
+                "reduction_pct": float(g["reduction"].mean()),
+                "ratio_mean": float(g["ref_ratio"].mean()),
+                "ratio_worst": float(g["ref_ratio"].min()),
+                "reference": _kind(g["ref_kind"]),
+                "holdout_runs": int(hl.notna().sum()),
+                "holdout_latency": float(hl.mean()),
+                "holdout_reduction_pct": float(g["holdout_reduction"].mean()),
+            }
+        )
+    out = pd.DataFrame(rows, columns=cols)
+    out["_o"] = out["method"].map(order)
+    return out.sort_values([*by, "_o"], kind="stable").drop(columns="_o").reset_index(drop=True)
+
+
+def _f(v: float, spec: str) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    # rounding noise such as -1e-12 would print as "-0.0"
+    return format(float(format(float(v), spec)) + 0.0, spec)
+
+
+def _rows(t: pd.DataFrame, by: tuple[str, ...]) -> list[list[str]]:
+    return [
+        [
+            *(str(r[b]) for b in by),
+            str(r["method"]),
+            str(int(r["runs"])),
+            _f(r["latency"], ".4f"),
+            _f(r["reduction_pct"], ".1f"),
+            _f(r["ratio_mean"], ".4f"),
+            _f(r["ratio_worst"], ".4f"),
+            str(r["reference"]),
+            _f(r["holdout_reduction_pct"], ".1f"),
+        ]
+        for _, r in t.iterrows()
+    ]
+
+
+_HEADER = ["method", "runs", "latency ms", "reduction %", "ratio mean", "ratio worst", "reference", "test reduction %"]
+_NOTE = (
+    "Latency: mean expected MoE latency per token (ms). Reduction: mean of 100·(Lat(∅) − Lat)/Lat(∅) over "
+    "the runs, i.e. against `none`. Ratio: gain R/R* against the proven optimum, or R/UB against the best "
+    "certified bound where no optimum is proven (a lower bound on the true ratio), or against the best known "
+    "gain; *reference* says which. Test reduction: the same on the holdout (test-token) twin of each instance, "
+    "for the placement optimized on the train tokens."
+)
+
+
+def sweep_groups(d: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    """The sweeps of a table: (family, parameter column, rows), where the parameter takes
+    at least two numeric values while every other ``param_*`` column is fixed."""
+    params = sorted(c for c in d.columns if c.startswith("param_"))
+    out = []
+    for fam, g in d.groupby("family", sort=True):
+        for col in params:
+            x = pd.to_numeric(g[col], errors="coerce")
+            if x.notna().sum() == 0:
+                continue
+            others = [c for c in params if c != col and g[c].notna().any()]
+            key = g[others].astype(str).agg("|".join, axis=1) if others else pd.Series("", index=g.index)
+            for _, sub in g.assign(_x=x).groupby(key, sort=True):
+                if sub["_x"].nunique() >= 2 and sub["_x"].notna().all():
+                    out.append((str(fam), col, sub))
+    return out
+
+
+def sweep_data(d: pd.DataFrame) -> pd.DataFrame:
+    """Long table of every sweep: family, parameter, value, method, mean latency, test latency, reference.
+
+    ``d`` is the scored per-run table, or its usable rows from :func:`scored_runs`.
+    """
+    if "ref_kind" not in d:
+        d = scored_runs(d)
+    rows = []
+    for i, (fam, col, g) in enumerate(sweep_groups(d)):
+        for (x, m), s in g.groupby(["_x", "method"], sort=True):
+            rows.append(
+                {
+                    "sweep": i,
+                    "family": fam,
+                    "parameter": col.removeprefix("param_"),
+                    "value": float(x),
+                    "method": m,
+                    "runs": len(s),
+                    "latency": float(_num(s, "latency").mean()),
+                    "holdout_latency": float(_num(s, "holdout_latency").mean()),
+                    "reference_latency_bound": float((_num(s, "empty_latency") - _num(s, "ref_bound")).mean()),
+                    "reference": _kind(s["ref_kind"]),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def sweep_figure(fam: str, col: str, g: pd.DataFrame, path: Path) -> Path:
+    """Expected latency (and holdout latency, when present) against ``col``, per method, plus the reference.
+
+    The reference is Lat(∅) − UB (a certified lower bound on the optimal latency; the optimum
+    itself where it is proven: filled markers).
+    """
+    plt = _plt()
+    has_test = _num(g, "holdout_latency").notna().any()
+    panels = [("latency", "expected latency per token (ms)")]
+    if has_test:
+        panels.append(("holdout_latency", "test-token latency per token (ms)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.4), squeeze=False)
+    counts = g["method"].value_counts()
+    methods = [m for m in _method_order(g) if m in set(counts.index[:MAX_LINES])]
+    name = col.removeprefix("param_")
+    for ax, (ycol, ylabel) in zip(axes[0], panels):
+        for i, m in enumerate(methods):
+            s = g[g["method"] == m].groupby("_x").apply(lambda t, c=ycol: _num(t, c).mean(), include_groups=False)
+            s = s.dropna()
+            if s.empty:
+                continue
+            style = {"linestyle": ("-", "--", ":", "-.")[i // 10 % 4], "color": f"C{i % 10}"}
+            ax.plot(s.index, s.to_numpy(float), marker="o", markersize=3, label=m, **style)
+        if ycol == "latency":
+            ref = g.assign(_lb=_num(g, "empty_latency") - _num(g, "ref_bound"), _p=_bool(g["ref_proven"]))
+            r = ref.groupby("_x").agg(lb=("_lb", "mean"), proven=("_p", "all")).dropna()
+            if not r.empty:
+                ax.plot(r.index, r["lb"], color="black", linewidth=1.5, label="reference (optimum ●, bound ○)")
+                pr = r[r["proven"]]
+                ax.plot(pr.index, pr["lb"], "o", color="black", markersize=5)
+                ax.plot(r.index[~r["proven"]], r.loc[~r["proven"], "lb"], "o", mfc="white", color="black", markersize=5)
+        ax.set_xlabel(name)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, ncol=2)
+    axes[0][0].set_title(f"{fam}: latency vs {name}")
+    if has_test:
+        axes[0][1].set_title(f"{fam}: holdout (test) latency vs {name}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+@register_section(order=20)
+def sweeps_sections(ctx: ReportContext) -> list[Section]:
+    """Headline, per-regime and sweep-figure sections.
+
+    Only for suites named ``sweeps*`` (so the quick, runtime and guarantees reports stay as they
+    are; a table without a ``suite`` column counts as one) that ran the ``none`` baseline.
+    """
+    runs = ctx.runs
+    if runs.empty or "none" not in set(runs["method"].astype(str)):
+        return []
+    if "suite" in runs and not runs["suite"].astype(str).str.startswith("sweeps").any():
+        return []
+    out: list[Section] = []
+    t = headline_table(runs, ("family",))
+    if not t.empty:
+        out.append(
+            Section(
+                "Headline: latency reduction and ratio to the reference",
+                ["family", *_HEADER],
+                _rows(t, ("family",)),
+                "sweeps-headline",
+                note=_NOTE,
+                data=t,
+            )
+        )
+    t = headline_table(runs, ("family", "regime"))
+    if not t.empty and t["regime"].nunique() > 1:
+        out.append(
+            Section(
+                "By regime",
+                ["family", "regime", *_HEADER],
+                _rows(t, ("family", "regime")),
+                "sweeps-regimes",
+                note="As the headline, per regime of SPEC section 6 (capacity; fallback; K: see moebench.regime).",
+                data=t,
+                latex=False,
+            )
+        )
+    d = scored_runs(runs)
+    groups = sweep_groups(d)
+    if groups:
+        folder = ctx.out_dir / "plots"
+        folder.mkdir(parents=True, exist_ok=True)
+        figs, rows = [], []
+        for i, (fam, col, g) in enumerate(groups):
+            name = col.removeprefix("param_")
+            p = sweep_figure(fam, col, g, folder / f"sweep-latency-{i:02d}-{_slug(fam)}-{_slug(name)}.png")
+            figs.append(p)
+            vals = sorted(g["_x"].unique())
+            rows.append(
+                [
+                    fam,
+                    name,
+                    ", ".join(f"{v:g}" for v in vals),
+                    str(g["instance"].nunique()),
+                    "; ".join(sorted(g["regime"].unique())),
+                    p.name,
+                ]
+            )
+        out.append(
+            Section(
+                "Sweeps: expected latency vs parameter",
+                ["family", "parameter", "values", "instances", "regimes", "figure"],
+                rows,
+                "sweeps-figures",
+                note="Mean over seeds; the black line is the reference (proven optimum, or the latency bound "
+                "Lat(∅) − UB). Right panels: the train-optimized placements on the test tokens. "
+                "The CSV holds every point.",
+                data=sweep_data(d),
+                figures=figs,
+                latex=False,
+            )
+        )
+    return out
+
+
+def _slug(s: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in s.lower()).strip("-") or "x"
