@@ -57,10 +57,10 @@ def test_frontier_section_in_the_report(tmp_path: Path) -> None:
 def test_no_frontier_without_exact_ladders(tmp_path: Path) -> None:
     from test_report_tables import synthetic
 
+    # the synthetic table sweeps the capacity at one size: no ladder, no frontier, no time tables
     write_report(synthetic(), tmp_path, formats=("md",))
-    # 'ex' ran on two sizes of equal binaries in the synthetic table: a frontier appears only with >= 2 runs
     md = (tmp_path / "report.md").read_text()
-    assert ("Proving frontier" in md) == (frontier(synthetic())["tried"] >= 2).any()
+    assert "Proving frontier" not in md and "Method time by size" not in md
 
 
 def test_time_table_marks_limits_and_missing_runs() -> None:
@@ -72,3 +72,12 @@ def test_time_table_marks_limits_and_missing_runs() -> None:
     assert by["ex"] == ["8.00", "16.00", "32.00 TL", "64.00 TL"]
     assert by["h"] == ["0.10"] * 4
     assert set(data["method"]) == {"ex", "bb", "h"}
+
+
+def test_sweeps_at_a_fixed_size_are_not_ladders() -> None:
+    from moebench.report.runtime import ladder_families
+
+    d = ladder()
+    sweep = d.assign(family="sweep", binaries=8, M=16)  # four instances of one size: a parameter sweep
+    assert ladder_families(pd.concat([d, sweep])) == ["f"]
+    assert frontier(sweep)["tried"].max() == 4  # the table itself exists, the section filters it

@@ -107,11 +107,33 @@ def frontier(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def ladder_families(runs: pd.DataFrame) -> list[str]:
+    """Families whose instances form a size ladder: two or more instances, each of its own size,
+    differing only in size parameters (layers, experts, tokens, servers).
+
+    A parameter sweep (capacity, K, latencies) is not a ladder; time-by-size
+    tables and proving frontiers are shown for ladders only.
+    """
+    if "binaries" not in runs or runs.empty:
+        return []
+    inst = runs.drop_duplicates("instance")
+    size_params = {c for c, _ in _SIZE_PARAMS}
+    out = []
+    for fam, g in inst.groupby("family", sort=True):
+        keys = g[[c for c in ("binaries", "M") if c in g]].astype(float)
+        # every other family parameter fixed: only the size changes along a ladder
+        others = [c for c in g.columns if c.startswith("param_") and c not in size_params]
+        fixed = all(g[c].astype(str).nunique() <= 1 for c in others)
+        if len(g) >= 2 and fixed and not keys.duplicated().any():
+            out.append(str(fam))
+    return out
+
+
 @register_section(order=30)
 def frontier_section(ctx: ReportContext) -> list[Section]:
-    """ "Proving frontier" table (only when the runs hold an exact method on two or more sizes)."""
+    """The proving-frontier table, for size ladders on which an exact method ran two or more sizes."""
     fr = frontier(ctx.runs)
-    fr = fr[fr["tried"] >= 2]
+    fr = fr[(fr["tried"] >= 2) & fr["family"].isin(ladder_families(ctx.runs))]
     if fr.empty:
         return []
     rows = []
@@ -204,10 +226,7 @@ def time_sections(ctx: ReportContext) -> list[Section]:
     if "binaries" not in runs:
         return []
     out = []
-    for fam in sorted(runs["family"].dropna().unique()):
-        d = runs[runs["family"] == fam]
-        if d["binaries"].nunique() < 2:
-            continue
+    for fam in ladder_families(runs):
         header, rows, data = time_table(runs, fam)
         slug = "time-" + "".join(ch if ch.isalnum() else "-" for ch in str(fam).lower()).strip("-")
         note = (
