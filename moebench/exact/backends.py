@@ -11,6 +11,11 @@ Options (``--formulation``, ``--profile``, ``--solver``, or ``--option key=value
     Override the profile.
 ``solver`` (``milp-pyomo`` only)
     Pyomo solver name (default ``highs``).
+``strengthen``
+    Comma list of strengthenings (``nodup``, ``slots``, ``prune``, ``sym``, ``profile``), ``all``,
+    ``none`` or ``default`` (see docs/milp.md; default
+    :data:`~moebench.exact.formulations.DEFAULT_STRENGTHEN`). What each one added, or why it
+    did not apply, is recorded in ``Solution.options["strengthen_applied"]``.
 
 Statuses: ``optimal`` when the solver proves optimality within the gap tolerance in use (0 for
 references), ``time-limit`` with the incumbent and the bound otherwise, ``infeasible`` if the
@@ -28,14 +33,24 @@ import numpy as np
 
 from moebench.errors import InputError
 from moebench.evaluate import empty_placement
-from moebench.exact.formulations import FORMULATIONS, build_model, check_formulation, kept_pairs
+from moebench.exact.formulations import (
+    FORMULATIONS,
+    PROFILE_MAX_SECONDS,
+    PROFILE_TIME_SHARE,
+    Extra,
+    build_model,
+    check_formulation,
+    kept_pairs,
+    parse_strengthen,
+    strengthen_model,
+)
 from moebench.exact.profiles import Profile, load_profile
 from moebench.instance import Instance
 from moebench.methods import Method, MethodInfo, MethodSpec, Solution, SolveRequest, Status, no_args, register_method
 
 DEFAULT_FORMULATION = "cover"
 DEFAULT_PROFILE = {"highs": "highs-reference", "cpsat": "cpsat-2core"}
-COMMON_OPTIONS = ("formulation", "profile", "threads", "mip_rel_gap", "mip_abs_gap")
+COMMON_OPTIONS = ("formulation", "profile", "threads", "mip_rel_gap", "mip_abs_gap", "strengthen")
 
 
 @dataclass
@@ -49,6 +64,7 @@ class Resolved:
     mip_abs_gap: float | None
     solver_options: dict[str, Any] = field(default_factory=dict)
     solver: str = "highs"
+    strengthen: tuple[str, ...] = ()
 
     def record(self, req: SolveRequest, time_limit: float | None) -> dict[str, Any]:
         """The options actually used, as stored with the result."""
@@ -61,6 +77,7 @@ class Resolved:
             "seed": req.seed,
             "time_limit": time_limit,
             "solver_options": dict(self.solver_options),
+            "strengthen": ",".join(self.strengthen) or "none",
         }
 
 
@@ -100,7 +117,16 @@ def resolve_options(inst: Instance, req: SolveRequest, backend: str) -> Resolved
         mip_abs_gap=None if merged["mip_abs_gap"] is None else _number(merged["mip_abs_gap"], "mip_abs_gap", float, 0),
         solver_options=dict(profile.solver),
         solver=str(o.get("solver") or "highs"),
+        strengthen=parse_strengthen(o.get("strengthen")),
     )
+
+
+def strengthen_for(inst: Instance, req: SolveRequest, opt: Resolved) -> Extra:
+    """The strengthenings of ``opt`` for ``inst``; ``profile`` refines its per-layer profiles for at
+    most PROFILE_TIME_SHARE of the time left (and PROFILE_MAX_SECONDS)."""
+    rem = req.remaining()
+    share = PROFILE_MAX_SECONDS if rem is None else min(PROFILE_MAX_SECONDS, PROFILE_TIME_SHARE * rem)
+    return strengthen_model(inst, opt.formulation, opt.strengthen, deadline=time.monotonic() + share)
 
 
 def solver_time_limit(req: SolveRequest) -> float | None:
@@ -115,12 +141,31 @@ def trivial_gain_bound(inst: Instance) -> float:
     return float(inst.probs @ (inst.base_set_latency - best[inst.sets].max(axis=1)))
 
 
-def stream_start(inst: Instance, req: SolveRequest) -> float:
-    """Stream the empty placement with the trivial bound, so a killed solve always has both."""
-    bound = trivial_gain_bound(inst)
+def stream_start(
+    inst: Instance, req: SolveRequest, extra_bound: float | None = None, start: np.ndarray | None = None
+) -> float:
+    """Stream the empty placement (or ``start``) with the trivial bound (or the smaller
+    ``extra_bound``), so a killed solve always has both; returns that bound."""
+    bound = tighter_bound(trivial_gain_bound(inst), extra_bound)
     if req.on_incumbent is not None:
-        req.on_incumbent(empty_placement(inst), bound)
+        req.on_incumbent(empty_placement(inst) if start is None else start, bound)
     return bound
+
+
+def tighter_bound(bound: float | None, extra: float | None) -> float | None:
+    """The smaller of two upper bounds on the optimal gain (None = no bound)."""
+    if bound is None:
+        return extra
+    return bound if extra is None else min(bound, extra)
+
+
+def proven_by_bound(gain: float, bound: float | None, opt: Resolved) -> bool:
+    """True when an incumbent's gain meets a proven bound within the gap tolerances in use
+    (e.g. the profile level bound of the strengthening ``profile``, when the solver stopped early)."""
+    if bound is None:
+        return False
+    tol = max(opt.mip_rel_gap * abs(bound), opt.mip_abs_gap or 0.0, 1e-9 * max(1.0, abs(bound)))
+    return gain >= bound - tol
 
 
 def solve_milp_highs(inst: Instance, req: SolveRequest) -> Solution:
@@ -129,12 +174,12 @@ def solve_milp_highs(inst: Instance, req: SolveRequest) -> Solution:
 
     opt = resolve_options(inst, req, "highs")
     t0 = time.perf_counter()
-    model = build_model(inst, opt.formulation)
+    model = build_model(inst, opt.formulation, ex=strengthen_for(inst, req, opt))
     build_time = time.perf_counter() - t0
     limit = solver_time_limit(req)
     on_inc = None
     if req.on_incumbent is not None:
-        cb, trivial = req.on_incumbent, stream_start(inst, req)
+        cb, trivial = req.on_incumbent, stream_start(inst, req, model.extra_bound, model.start)
 
         def on_inc(v: np.ndarray, dual: float) -> None:
             cb(model.decode(v), min(trivial, model.gain_bound(dual)) if np.isfinite(dual) else trivial)
@@ -148,6 +193,7 @@ def solve_milp_highs(inst: Instance, req: SolveRequest) -> Solution:
         seed=req.seed,
         solver_options=opt.solver_options,
         on_incumbent=on_inc,
+        start=None if model.start is None else model.encode(model.start),
     )
     info = {"model": model.stats, **out.info, "mip_objective": out.objective, "mip_gap": out.gap}
     common = dict(
@@ -155,10 +201,10 @@ def solve_milp_highs(inst: Instance, req: SolveRequest) -> Solution:
         solve_time=out.solve_time,
         solver="highs",
         solver_version=highs.version(),
-        options=opt.record(req, limit),
+        options={**opt.record(req, limit), "strengthen_applied": model.stats.get("strengthen", {})},
         info=info,
     )
-    bound = None if out.dual_bound is None else model.gain_bound(out.dual_bound)
+    bound = tighter_bound(None if out.dual_bound is None else model.gain_bound(out.dual_bound), model.extra_bound)
     if out.solution is None:
         if out.info["infeasible"]:
             return Solution(empty_placement(inst), Status.INFEASIBLE, error="HiGHS: model infeasible", **common)
@@ -166,6 +212,9 @@ def solve_milp_highs(inst: Instance, req: SolveRequest) -> Solution:
             return Solution(empty_placement(inst), Status.TIME_LIMIT, bound=bound, **common)
         return Solution(empty_placement(inst), Status.ERROR, error=f"HiGHS: {out.model_status}", **common)
     status = Status.OPTIMAL if out.info["optimal"] else Status.TIME_LIMIT if out.info["time_limit"] else Status.FEASIBLE
+    if status != Status.OPTIMAL and proven_by_bound(inst.empty_latency - model.latency(out.polished), bound, opt):
+        status = Status.OPTIMAL
+        info["optimal_by"] = "profile level bound"
     return Solution(
         model.decode(out.solution),
         status,

@@ -63,7 +63,7 @@ import numpy as np
 
 from moebench.errors import InputError, UnavailableError
 from moebench.evaluate import empty_placement
-from moebench.exact.formulations import cover_structure, kept_pairs
+from moebench.exact.formulations import Extra, strengthen_model
 from moebench.instance import Instance
 from moebench.methods import Solution, SolveRequest, Status
 
@@ -143,6 +143,7 @@ def scale_weights(w: np.ndarray, ub: np.ndarray, target: float) -> tuple[np.ndar
 class _Model:
     cp: Any
     x: list[Any]
+    pairs: Any  # the kept pairs behind x (after the strengthening ``prune``)
     sense: str  # "max": objective is the gain; "min": objective is Lat
     omega: float  # objective units per ms (gain or latency)
     const: float  # Lat = obj / omega + const (min) ; gain = obj / omega (max)
@@ -157,12 +158,56 @@ def _capacity(cp: Any, inst: Instance, pairs: Any, x: list[Any]) -> dict[str, An
     return info
 
 
-def build_cover_cp(inst: Instance) -> _Model:
-    """CP-SAT model of F-cover (see the module docstring)."""
+def add_extra_rows(cp: Any, ex: Extra, x: list[Any], a: list[Any] | None = None) -> dict[str, Any]:
+    """The strengthenings' rows as integer CP-SAT constraints.
+
+    Rows with integral coefficients are added exactly. Others are scaled by ``lam = 2**k``
+    (largest coefficient about 2**30) and rounded *weaker*: every variable is a boolean >= 0, so
+    ``sum floor(lam c) v <= ceil(lam ub)`` is implied by ``sum c v <= ub`` (and ceil / floor for
+    ``>=`` rows). The rounded rows are therefore still valid; they only lose a little strength.
+    """
+    arr = ex.arrays()
+    n = len(arr["lb"])
+    if n == 0:
+        return {"extra_rows": 0}
+    terms: list[list[tuple[Any, float]]] = [[] for _ in range(n)]
+    for r, p, c in zip(arr["x_row"], arr["x_pair"], arr["x_coef"]):
+        terms[r].append((x[p], float(c)))
+    for r, j, c in zip(arr["a_row"], arr["a_idx"], arr["a_coef"]):
+        assert a is not None
+        terms[r].append((a[j], float(c)))
+    rounded = 0
+    for r in range(n):
+        coefs = np.array([c for _, c in terms[r]])
+        lb, ub = float(arr["lb"][r]), float(arr["ub"][r])
+        integral = np.all(np.abs(coefs - np.round(coefs)) <= 1e-12) and all(
+            not math.isfinite(b) or abs(b - round(b)) <= 1e-12 for b in (lb, ub)
+        )
+        lam = 1.0
+        if not integral:
+            top = float(np.abs(coefs).max(initial=0.0))
+            lam = 2.0 ** math.floor(math.log2(2.0**30 / top)) if top > 0 else 1.0
+            rounded += 1
+        for side, bound in (("ub", ub), ("lb", lb)):
+            if not math.isfinite(bound):
+                continue
+            if side == "ub":
+                ci = np.floor(coefs * lam + 1e-9 * integral).astype(np.int64)
+                rhs = math.ceil(bound * lam - 1e-9 * integral)
+                cp.add(sum(int(c) * v for (v, _), c in zip(terms[r], ci) if c) <= rhs)
+            else:
+                ci = np.ceil(coefs * lam - 1e-9 * integral).astype(np.int64)
+                rhs = math.floor(bound * lam + 1e-9 * integral)
+                cp.add(sum(int(c) * v for (v, _), c in zip(terms[r], ci) if c) >= rhs)
+    return {"extra_rows": n, "extra_rows_rounded": rounded}
+
+
+def build_cover_cp(inst: Instance, ex: Extra | None = None) -> _Model:
+    """CP-SAT model of F-cover (see the module docstring); ``ex``: strengthenings."""
     from ortools.sat.python import cp_model
 
-    pairs = kept_pairs(inst)
-    cs = cover_structure(inst, pairs)
+    ex = strengthen_model(inst, "cover", ()) if ex is None else ex
+    pairs, cs = ex.pairs, ex.cs
     cp = cp_model.CpModel()
     x = [cp.new_bool_var(f"x{i}") for i in range(len(pairs.server))]
     info = _capacity(cp, inst, pairs, x)
@@ -182,18 +227,22 @@ def build_cover_cp(inst: Instance) -> _Model:
         for cj in cs_i:
             cp.add_implication(ai, cj)
         cp.add_bool_or([ai, *(~cj for cj in cs_i)])
+    for j in ex.a_zero:
+        cp.add(a[int(j)] == 0)
+    info.update(add_extra_rows(cp, ex, x, a))
     target = TARGET_REL_ERROR * max(1.0, inst.empty_latency)
     wt, omega, eps = scale_weights(cs.a_weight, np.ones(len(a)), target)
     cp.maximize(sum(int(wi) * ai for wi, ai in zip(wt, a) if wi))
     info.update(objective_scale=omega, a_vars=len(a), c_vars=len(c))
-    return _Model(cp, x, "max", omega, 0.0, eps, info)
+    return _Model(cp, x, pairs, "max", omega, 0.0, eps, info)
 
 
-def build_k1_cp(inst: Instance) -> _Model:
-    """CP-SAT model of F-k1 (see the module docstring)."""
+def build_k1_cp(inst: Instance, ex: Extra | None = None) -> _Model:
+    """CP-SAT model of F-k1 (see the module docstring); ``ex``: strengthenings."""
     from ortools.sat.python import cp_model
 
-    pairs = kept_pairs(inst)
+    ex = strengthen_model(inst, "k1", ()) if ex is None else ex
+    pairs = ex.pairs
     cp = cp_model.CpModel()
     x = [cp.new_bool_var(f"x{i}") for i in range(len(pairs.server))]
     info = _capacity(cp, inst, pairs, x)
@@ -208,19 +257,21 @@ def build_k1_cp(inst: Instance) -> _Model:
         for xq in earlier:
             cp.add_implication(y[p], ~xq)
         cp.add_bool_or([y[p], ~x[p], *earlier])
+    info.update(add_extra_rows(cp, ex, x))
     w = inst.marginals[pairs.expert] * (inst.fallback[pairs.expert] - lat)
     target = TARGET_REL_ERROR * max(1.0, inst.empty_latency)
     wt, omega, eps = scale_weights(w, np.ones(len(y)), target)
     cp.maximize(sum(int(wi) * yi for wi, yi in zip(wt, y) if wi))
     info.update(objective_scale=omega)
-    return _Model(cp, x, "max", omega, 0.0, eps, info)
+    return _Model(cp, x, pairs, "max", omega, 0.0, eps, info)
 
 
-def build_assign_cp(inst: Instance) -> _Model:
-    """CP-SAT model of F-assign with min/max equalities (see the module docstring)."""
+def build_assign_cp(inst: Instance, ex: Extra | None = None) -> _Model:
+    """CP-SAT model of F-assign with min/max equalities (see the module docstring); ``ex``: strengthenings."""
     from ortools.sat.python import cp_model
 
-    pairs = kept_pairs(inst)
+    ex = strengthen_model(inst, "assign", ()) if ex is None else ex
+    pairs = ex.pairs
     cp = cp_model.CpModel()
     x = [cp.new_bool_var(f"x{i}") for i in range(len(pairs.server))]
     info = _capacity(cp, inst, pairs, x)
@@ -257,14 +308,17 @@ def build_assign_cp(inst: Instance) -> _Model:
             const += inst.probs[s] * inst.base_set_latency[s]
             continue
         fixed = [int(t0_int[g]) for g in members if rank[g] < 0]
-        zs = cp.new_int_var(0, int(zub[s]), f"z{s}")
+        # prune: the set's latency is at least its lowest level that fits (rounding is monotone)
+        zlo = 0 if ex.z_lb is None else min(round(ex.z_lb[s] * lam), int(zub[s]))
+        zs = cp.new_int_var(zlo, int(zub[s]), f"z{s}")
         cp.add_max_equality(zs, cand + fixed)
         if q[s]:
             z_terms.append(int(q[s]) * zs)
+    info.update(add_extra_rows(cp, ex, x))
     cp.minimize(sum(z_terms))
     # objective / (pi_scale lam) is sum pi~ z~ / lam over non-constant sets; constants separately
     info.update(latency_scale=lam, probability_scale=pi_scale)
-    return _Model(cp, x, "min", pi_scale * lam, const, eps_w + eps_t, info)
+    return _Model(cp, x, pairs, "min", pi_scale * lam, const, eps_w + eps_t, info)
 
 
 BUILDERS = {"cover": build_cover_cp, "k1": build_k1_cp, "assign": build_assign_cp}
@@ -314,11 +368,15 @@ def solve_cpsat(inst: Instance, req: SolveRequest, opt: Any) -> Solution:
         from ortools.sat.python import cp_model
     except ImportError as exc:  # pragma: no cover - ortools is a dependency
         raise UnavailableError(f"OR-Tools is not installed: {exc}") from None
-    from moebench.exact.backends import stream_start
+    from moebench.exact.backends import proven_by_bound, stream_start, strengthen_for, tighter_bound
 
-    pairs = kept_pairs(inst)
     t0 = time.perf_counter()
-    model = BUILDERS[opt.formulation](inst)
+    ex = strengthen_for(inst, req, opt)
+    model = BUILDERS[opt.formulation](inst, ex)
+    pairs = model.pairs
+    if ex.start is not None:  # hint: the feasible placement found by the strengthening ``profile``
+        for var, val in zip(model.x, ex.start[pairs.server, pairs.expert]):
+            model.cp.add_hint(var, bool(val))
     build_time = time.perf_counter() - t0
     solver = cp_model.CpSolver()
     params: dict[str, Any] = {
@@ -347,7 +405,7 @@ def solve_cpsat(inst: Instance, req: SolveRequest, opt: Any) -> Solution:
         x[pairs.server[on], pairs.expert[on]] = True
         return x
 
-    trivial = stream_start(inst, req)
+    trivial = stream_start(inst, req, ex.gain_bound, ex.start)
 
     class Stream(cp_model.CpSolverSolutionCallback):
         def on_solution_callback(self) -> None:
@@ -373,10 +431,18 @@ def solve_cpsat(inst: Instance, req: SolveRequest, opt: Any) -> Solution:
         solve_time=solve_time,
         solver="cp-sat",
         solver_version=version(),
-        options={**opt.record(req, params.get("max_time_in_seconds")), "cpsat_parameters": params},
+        options={
+            **opt.record(req, params.get("max_time_in_seconds")),
+            "cpsat_parameters": params,
+            "strengthen_applied": {
+                **ex.record(),
+                **({"slots": "implied: capacity rows are divided by the gcd of their sizes"} if ex.slot_size else {}),
+            },
+        },
         info=info,
     )
     bound = gain_bound(model, inst, solver.best_objective_bound) if math.isfinite(solver.best_objective_bound) else None
+    bound = tighter_bound(bound, ex.gain_bound)
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         values = [solver.boolean_value(v) for v in model.x]
         x = decode(values)
@@ -388,6 +454,9 @@ def solve_cpsat(inst: Instance, req: SolveRequest, opt: Any) -> Solution:
             objective = _polish(model, values, objective, info)
         lat = scaled_latency(model, inst, objective)
         st = Status.OPTIMAL if status == cp_model.OPTIMAL else Status.TIME_LIMIT
+        if st != Status.OPTIMAL and proven_by_bound(inst.empty_latency - lat - model.eps, bound, opt):
+            st = Status.OPTIMAL
+            info["optimal_by"] = "profile level bound"
         return Solution(x, st, bound=bound, solver_latency=lat, **common)
     if status == cp_model.INFEASIBLE:
         return Solution(empty_placement(inst), Status.INFEASIBLE, error="CP-SAT: model infeasible", **common)

@@ -153,6 +153,7 @@ def run_highs(
     on_incumbent: Any = None,
     relax: bool = False,
     polish: bool = True,
+    start: np.ndarray | None = None,
 ) -> HighsOutcome:
     """Solve ``model`` with HiGHS.
 
@@ -170,6 +171,9 @@ def run_highs(
         Solve the LP relaxation instead.
     polish
         Re-solve with the binaries fixed to the incumbent (see the module docstring).
+    start
+        0/1 values of the placement binaries (``model.x_cols``) of a feasible placement, passed to
+        HiGHS as a (partial) starting solution.
 
     Returns
     -------
@@ -200,6 +204,8 @@ def run_highs(
                 on_incumbent(sol, float(event.data_out.mip_dual_bound))
 
         h.cbMipImprovingSolution.subscribe(improving)
+    if start is not None and not relax and len(model.x_cols):
+        h.setSolution(len(model.x_cols), model.x_cols.astype(np.int32), np.asarray(start, np.float64))
     t0 = time.perf_counter()
     h.run()
     status = h.getModelStatus()

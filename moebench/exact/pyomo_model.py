@@ -26,22 +26,45 @@ import numpy as np
 
 from moebench.errors import UnavailableError
 from moebench.evaluate import empty_placement
-from moebench.exact.formulations import cover_structure, kept_pairs
+from moebench.exact.formulations import Extra, slot_capacity, strengthen_model
 from moebench.instance import Instance
 from moebench.methods import Solution, SolveRequest, Status
 
 
-def _capacity(pyo: Any, m: Any, inst: Instance, pairs: Any) -> None:
-    """Capacity rows (only for servers whose kept pairs could overflow them)."""
-    load = np.bincount(pairs.server, weights=inst.size[pairs.expert], minlength=inst.N)
-    m.SERVERS = pyo.Set(initialize=[int(n) for n in np.flatnonzero(load > inst.capacity)])
+def _capacity(pyo: Any, m: Any, inst: Instance, pairs: Any, slot: float | None = None) -> None:
+    """Capacity rows (only for servers whose kept pairs could overflow them); in expert counts
+    ``<= floor(Q / s)`` with the strengthening ``slots`` (``slot`` = the common size)."""
+    if slot is not None:
+        cap = slot_capacity(inst, slot).astype(float)
+        load = np.bincount(pairs.server, minlength=inst.N).astype(float)
+    else:
+        cap = inst.capacity
+        load = np.bincount(pairs.server, weights=inst.size[pairs.expert], minlength=inst.N)
+    m.SERVERS = pyo.Set(initialize=[int(n) for n in np.flatnonzero(load > cap)])
     by_server: dict[int, list[int]] = {}
     for n, g in zip(pairs.server.tolist(), pairs.expert.tolist()):
         by_server.setdefault(n, []).append(g)
+    w = (lambda g: 1.0) if slot is not None else (lambda g: float(inst.size[g]))
     m.capacity = pyo.Constraint(
-        m.SERVERS,
-        rule=lambda m, n: sum(float(inst.size[g]) * m.x[n, g] for g in by_server[n]) <= float(inst.capacity[n]),
+        m.SERVERS, rule=lambda m, n: sum(w(g) * m.x[n, g] for g in by_server[n]) <= float(cap[n])
     )
+
+
+def _extra(pyo: Any, m: Any, ex: Extra, a: Any = None) -> None:
+    """The strengthenings' rows as ``m.strengthening`` (a ConstraintList)."""
+    arr = ex.arrays()
+    m.strengthening = pyo.ConstraintList()
+    n = len(arr["lb"])
+    terms: list[list[Any]] = [[] for _ in range(n)]
+    p = ex.pairs
+    for r, i, c in zip(arr["x_row"].tolist(), arr["x_pair"].tolist(), arr["x_coef"].tolist()):
+        terms[r].append(c * m.x[int(p.server[i]), int(p.expert[i])])
+    for r, j, c in zip(arr["a_row"].tolist(), arr["a_idx"].tolist(), arr["a_coef"].tolist()):
+        terms[r].append(c * a[j])
+    for r in range(n):
+        lb, ub = float(arr["lb"][r]), float(arr["ub"][r])
+        expr = sum(terms[r])
+        m.strengthening.add((None if not np.isfinite(lb) else lb, expr, None if not np.isfinite(ub) else ub))
 
 
 def _pairs_by_expert(pairs: Any) -> dict[int, list[int]]:
@@ -51,11 +74,12 @@ def _pairs_by_expert(pairs: Any) -> dict[int, list[int]]:
     return out
 
 
-def build_assign_pyomo(inst: Instance) -> Any:
+def build_assign_pyomo(inst: Instance, ex: Extra | None = None) -> Any:
     """F-assign: min sum_S pi_S z_S with y <= x, sum_n y <= 1, t = T0 - sum (T0 - T) y, z >= t."""
     import pyomo.environ as pyo
 
-    pairs = kept_pairs(inst)
+    ex = strengthen_model(inst, "assign", ()) if ex is None else ex
+    pairs = ex.pairs
     servers_of = _pairs_by_expert(pairs)
     T, T0 = inst.latency, inst.fallback
     m = pyo.ConcreteModel(name=f"F-assign {inst.name}")
@@ -64,7 +88,7 @@ def build_assign_pyomo(inst: Instance) -> Any:
     m.x = pyo.Var(m.PAIRS, within=pyo.Binary)
     m.y = pyo.Var(m.PAIRS, bounds=(0, 1))
     m.t = pyo.Var(m.CAND, bounds=lambda m, g: (float(pairs.best[g]), float(T0[g])))
-    _capacity(pyo, m, inst, pairs)
+    _capacity(pyo, m, inst, pairs, ex.slot_size)
     m.serve_if_cached = pyo.Constraint(m.PAIRS, rule=lambda m, n, g: m.y[n, g] <= m.x[n, g])
     m.one_server = pyo.Constraint(m.CAND, rule=lambda m, g: sum(m.y[n, g] for n in servers_of[g]) <= 1)
     m.expert_latency = pyo.Constraint(
@@ -76,21 +100,24 @@ def build_assign_pyomo(inst: Instance) -> Any:
     zsets = [s for s in range(inst.M) if inst.probs[s] > 0 and is_cand[inst.sets[s]].any()]
     const = float(sum(inst.probs[s] * inst.base_set_latency[s] for s in set(range(inst.M)) - set(zsets)))
     m.SETS = pyo.Set(initialize=zsets)
-    m.z = pyo.Var(m.SETS, bounds=lambda m, s: (0.0, float(inst.base_set_latency[s])))
+    z_lb = np.zeros(inst.M) if ex.z_lb is None else ex.z_lb
+    m.z = pyo.Var(m.SETS, bounds=lambda m, s: (float(z_lb[s]), float(inst.base_set_latency[s])))
     m.SET_MEMBERS = pyo.Set(initialize=[(s, int(g)) for s in zsets for g in inst.sets[s]], dimen=2)
     m.set_latency = pyo.Constraint(
         m.SET_MEMBERS, rule=lambda m, s, g: m.z[s] >= (m.t[g] if is_cand[g] else float(T0[g]))
     )
     m.latency = pyo.Objective(expr=const + sum(float(inst.probs[s]) * m.z[s] for s in zsets), sense=pyo.minimize)
+    _extra(pyo, m, ex)
     m.SENSE = "min"
     return m
 
 
-def build_k1_pyomo(inst: Instance) -> Any:
+def build_k1_pyomo(inst: Instance, ex: Extra | None = None) -> Any:
     """F-k1 (K = 1): min sum_g p_g T0_g - sum p_g (T0_g - T[n,g]) y[n,g], y <= x, sum_n y <= 1."""
     import pyomo.environ as pyo
 
-    pairs = kept_pairs(inst)
+    ex = strengthen_model(inst, "k1", ()) if ex is None else ex
+    pairs = ex.pairs
     servers_of = _pairs_by_expert(pairs)
     p, T, T0 = inst.marginals, inst.latency, inst.fallback
     m = pyo.ConcreteModel(name=f"F-k1 {inst.name}")
@@ -98,23 +125,24 @@ def build_k1_pyomo(inst: Instance) -> Any:
     m.CAND = pyo.Set(initialize=pairs.cand.tolist())
     m.x = pyo.Var(m.PAIRS, within=pyo.Binary)
     m.y = pyo.Var(m.PAIRS, bounds=(0, 1))
-    _capacity(pyo, m, inst, pairs)
+    _capacity(pyo, m, inst, pairs, ex.slot_size)
     m.serve_if_cached = pyo.Constraint(m.PAIRS, rule=lambda m, n, g: m.y[n, g] <= m.x[n, g])
     m.one_server = pyo.Constraint(m.CAND, rule=lambda m, g: sum(m.y[n, g] for n in servers_of[g]) <= 1)
     m.latency = pyo.Objective(
         expr=float(p @ T0) - sum(float(p[g] * (T0[g] - T[n, g])) * m.y[n, g] for n, g in m.PAIRS),
         sense=pyo.minimize,
     )
+    _extra(pyo, m, ex)
     m.SENSE = "min"
     return m
 
 
-def build_cover_pyomo(inst: Instance) -> Any:
+def build_cover_pyomo(inst: Instance, ex: Extra | None = None) -> Any:
     """F-cover: max sum pi_S (v_{k+1} - v_k) a[k,S], a[k,S] <= c[k,g] <= sum_{n: T <= v_k} x[n,g]."""
     import pyomo.environ as pyo
 
-    pairs = kept_pairs(inst)
-    cs = cover_structure(inst, pairs)
+    ex = strengthen_model(inst, "cover", ()) if ex is None else ex
+    pairs, cs = ex.pairs, ex.cs
     fast: dict[int, list[tuple[int, int]]] = {}
     for ci, pi in zip(cs.cx_c.tolist(), cs.cx_pair.tolist()):
         fast.setdefault(ci, []).append((int(pairs.server[pi]), int(pairs.expert[pi])))
@@ -126,10 +154,13 @@ def build_cover_pyomo(inst: Instance) -> Any:
     m.x = pyo.Var(m.PAIRS, within=pyo.Binary)
     m.c = pyo.Var(m.C, bounds=(0, 1))
     m.a = pyo.Var(m.A, bounds=(0, 1))
-    _capacity(pyo, m, inst, pairs)
+    _capacity(pyo, m, inst, pairs, ex.slot_size)
     m.available_within_level = pyo.Constraint(m.C, rule=lambda m, i: m.c[i] <= sum(m.x[n, g] for n, g in fast[i]))
     m.AC = pyo.Set(initialize=list(zip(cs.ac_a.tolist(), cs.ac_c.tolist())), dimen=2)
     m.set_covered = pyo.Constraint(m.AC, rule=lambda m, j, i: m.a[j] <= m.c[i])
+    for j in ex.a_zero.tolist():
+        m.a[j].fix(0.0)
+    _extra(pyo, m, ex, m.a)
     m.gain = pyo.Objective(expr=sum(float(w) * m.a[j] for j, w in enumerate(cs.a_weight)), sense=pyo.maximize)
     m.SENSE = "max"
     return m
@@ -253,11 +284,14 @@ def solve_pyomo(inst: Instance, req: SolveRequest, opt: Any) -> Solution:
         import pyomo.environ as pyo
     except ImportError as exc:
         raise UnavailableError(f"Pyomo is not installed: {exc}") from None
+    from moebench.exact.backends import proven_by_bound, strengthen_for, tighter_bound
+
     solver, new = _solver(opt.solver)
     t0 = time.perf_counter()
-    m = BUILDERS[opt.formulation](inst)
+    ex = strengthen_for(inst, req, opt)
+    m = BUILDERS[opt.formulation](inst, ex)
     build_time = time.perf_counter() - t0
-    pairs = kept_pairs(inst)
+    pairs = ex.pairs
     limit = req.remaining()
     t1 = time.perf_counter()
     if m.nconstraints() == 0:
@@ -276,14 +310,14 @@ def solve_pyomo(inst: Instance, req: SolveRequest, opt: Any) -> Solution:
         build_time=build_time,
         solver=f"pyomo/{opt.solver}",
         solver_version=f"pyomo {pyomo.version.version}; {opt.solver} {version}",
-        options={**opt.record(req, limit), "solver": opt.solver},
+        options={**opt.record(req, limit), "solver": opt.solver, "strengthen_applied": ex.record()},
         info=info,
     )
 
     def to_gain(bound: float | None) -> float | None:
         if bound is None:
-            return None
-        return inst.empty_latency - bound if m.SENSE == "min" else bound
+            return ex.gain_bound
+        return tighter_bound(inst.empty_latency - bound if m.SENSE == "min" else bound, ex.gain_bound)
 
     def to_latency(objective: float) -> float:
         return objective if m.SENSE == "min" else inst.empty_latency - objective
@@ -315,6 +349,11 @@ def solve_pyomo(inst: Instance, req: SolveRequest, opt: Any) -> Solution:
             objective = float(r2["objective"])
             info["polished"] = True
     status = Status.OPTIMAL if r["optimal"] else Status.TIME_LIMIT if r["time_limit"] else Status.FEASIBLE
+    if status != Status.OPTIMAL and proven_by_bound(
+        inst.empty_latency - to_latency(objective), to_gain(r["bound"]), opt
+    ):
+        status = Status.OPTIMAL
+        info["optimal_by"] = "profile level bound"
     return Solution(
         x,
         status,
