@@ -158,6 +158,28 @@ def part_gap(layers: int, tokens: int, limit: float, seed: int, heuristics: list
         print(f"| {name} | {rr['status']} | {rr['wall']:.1f} | {rr['gain']:.4f} | {(ub - rr['gain']) / ub:.2%} |")
 
 
+def _environment() -> None:
+    """Print which branch-and-bound kernel runs, its load time, and the machine load."""
+    import os
+
+    from moebench.exact import sets_kernel
+
+    t0 = time.perf_counter()
+    if sets_kernel.HAVE_NUMBA:
+        from moebench.exact.sets import closed_unions, combine, greedy_chain, max_coverage
+
+        a, p = np.ones((1, 2), dtype=bool), np.ones(1)  # first calls compile or load the cached kernels
+        max_coverage(a, p, 2)
+        list(closed_unions(a, p, np.zeros(3), None))
+        greedy_chain(a, p, 2)
+        combine([np.zeros(2)], 1)
+        kernel = f"compiled (numba {sets_kernel.numba.__version__}), first calls {time.perf_counter() - t0:.1f} s"
+    else:
+        kernel = "Python reference (numba not installed)"
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"kernel: {kernel}; cores: {os.cpu_count()}; load average (1, 5, 15 min): {load}\n", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", choices=("times", "largest", "gap", "all"), default="all")
@@ -177,6 +199,7 @@ def main() -> None:
         help="comma-separated heuristics compared in the gap part",
     )
     args = ap.parse_args()
+    _environment()
     if args.part in ("times", "all"):
         part_times(args.limit, args.seed)
     if args.part in ("largest", "all"):

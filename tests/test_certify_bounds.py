@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from test_certify_sets import _layer, _profile_by_enumeration, chain_instance
@@ -75,3 +77,66 @@ def test_bound_levels_on_larger_instances_is_consistent(nodes: int) -> None:
         assert ex.status == "optimal"
         bd = run_method(inst, f"bound-levels[nodes={nodes}]", isolate=False)
         assert bd.bound >= ex.gain - 1e-9 and bd.gain <= ex.gain + 1e-9
+
+
+def _tiny_chain_model(rng: np.random.Generator, nl: int, e: int, nlev: int):
+    from moebench.exact.sets import ChainModel
+
+    members, probs = [], []
+    for _ in range(nl):
+        sets = {tuple(sorted(rng.choice(e, int(rng.integers(1, 4)), replace=False))) for _ in range(6)}
+        a = np.zeros((len(sets), e), dtype=bool)
+        for i, s in enumerate(sorted(sets)):
+            a[i, list(s)] = True
+        w = rng.integers(1, 5, len(sets)).astype(float)
+        members.append(a)
+        probs.append(w / w.sum())
+    slots = rng.integers(1, 3, nlev)
+    weights = rng.integers(1, 4, (1, nlev)).astype(float).repeat(nl, axis=0)
+    return ChainModel(np.arange(nlev), slots, np.cumsum(slots), weights, members, probs, np.arange(nlev))
+
+
+def _nested_chains(e: int, nlev: int):
+    """Every nested chain C_0 <= ... <= C_{nlev-1} over e experts, as the first level of each expert
+    (nlev = never)."""
+    return itertools.product(range(nlev + 1), repeat=e)
+
+
+def test_lagrangian_dual_of_budget_rows_equals_chain_lp() -> None:
+    """Geoffrion: the relaxed problem (per-layer nested chains, supermodular objective) has the
+    integrality property, so min over lambda of the Lagrangian equals the chain LP; and both are
+    upper bounds on R* (the MILP)."""
+    import highspy
+
+    from moebench.exact.bounds import _quiet_highs, chain_lp
+
+    rng = np.random.default_rng(4)
+    for _ in range(6):
+        nl, e, nlev = 2, 4, int(rng.integers(1, 4))
+        model = _tiny_chain_model(rng, nl, e, nlev)
+        z_lp = chain_lp(model)
+        z_ip = chain_lp(model, integral=True)
+        # z_LD = min_{lambda >= 0, theta} sum_j lambda_j P_j + sum_l theta_l  s.t. for every layer l
+        # and nested chain C: theta_l >= sum_j w_lj f_l(C_j) - sum_j lambda_j |C_j|   (an exact LP)
+        h = _quiet_highs()
+        nvar = nlev + nl
+        h.addVars(nvar, np.zeros(nvar), np.full(nvar, highspy.kHighsInf))
+        cost = np.concatenate([model.prefix.astype(float), np.ones(nl)])
+        h.changeColsCost(nvar, np.arange(nvar, dtype=np.int32), cost)
+        for layer in range(nl):
+            a, p = model.members[layer], model.probs[layer]
+            for first in _nested_chains(e, nlev):
+                first = np.array(first)
+                sizes = np.array([(first <= j).sum() for j in range(nlev)], dtype=float)
+                gain = sum(
+                    model.weights[layer, j] * p[~(a & ~(first <= j)[None, :]).any(axis=1)].sum() for j in range(nlev)
+                )
+                # theta_l + sum_j lambda_j |C_j| >= gain
+                idx = np.array([*range(nlev), nlev + layer], dtype=np.int32)
+                h.addRow(float(gain), highspy.kHighsInf, idx.size, idx, np.concatenate([sizes, [1.0]]))
+        h.run()
+        z_ld = h.getInfo().objective_function_value
+        assert z_ld == pytest.approx(z_lp, abs=1e-7)
+        # and the MILP of the chain model is the optimum exact-sets finds
+        _, value, _, proven, _ = exact_chains(model)
+        assert proven and z_ip == pytest.approx(value, abs=1e-7) and z_ip <= z_lp + 1e-7

@@ -118,3 +118,72 @@ def level_bound(inst: Instance, *, node_limit: int = 5_000, deadline: float | No
         model, deadline=deadline, node_limit=node_limit, grow=False, enumerate_levels=False
     )
     return float(upper)
+
+
+def chain_lp(model, *, integral: bool = False) -> float | None:
+    """LP relaxation of the chain model (docs/certify.md section 3b), or None without HiGHS.
+
+    max sum_{l,j} w[l, j] sum_S pi_l(S) y[l, S, j]  s.t.  y[l, S, j] <= x[l, e, j] (e in S),
+    x[l, e, j] <= x[l, e, j'] (consecutive levels j < j'), sum_{l, e} x[l, e, j] <= P_j,
+    0 <= x, y <= 1, over the levels with positive weight. By Geoffrion's theorem its value is
+    the Lagrangian dual of the prefix budget rows (the relaxed problem is a max-closure problem
+    with an integral LP), so no Lagrangian relaxation of those rows is tighter than this LP.
+    ``integral`` solves the MILP instead (= R*, for tests on tiny instances).
+
+    Parameters
+    ----------
+    model : moebench.exact.sets.ChainModel
+
+    Returns
+    -------
+    float or None
+        The optimal value (HiGHS tolerances; not a certified bound without a margin).
+    """
+    try:
+        import highspy
+    except ImportError:
+        return None
+    levels = [int(j) for j in model.levels]
+    cost: list[float] = []
+    r_idx: list[list[int]] = []
+    r_val: list[list[float]] = []
+    r_hi: list[float] = []
+    budget: dict[int, list[int]] = {j: [] for j in levels}
+    for layer, (a, p) in enumerate(zip(model.members, model.probs)):
+        used = np.flatnonzero(a.any(axis=0))
+        prev: dict[int, int] | None = None
+        for j in levels:
+            x = {int(e): len(cost) + i for i, e in enumerate(used)}
+            cost.extend([0.0] * used.size)
+            budget[j].extend(x.values())
+            if prev is not None:  # nesting: x_j <= x_{j'}
+                for e in x:
+                    r_idx.append([prev[e], x[e]])
+                    r_val.append([1.0, -1.0])
+                    r_hi.append(0.0)
+            w = float(model.weights[layer, j])
+            for s in range(a.shape[0]):
+                y = len(cost)
+                cost.append(w * float(p[s]))
+                for e in np.flatnonzero(a[s]):
+                    r_idx.append([y, x[int(e)]])
+                    r_val.append([1.0, -1.0])
+                    r_hi.append(0.0)
+            prev = x
+    for j in levels:
+        r_idx.append(budget[j])
+        r_val.append([1.0] * len(budget[j]))
+        r_hi.append(float(model.prefix[j]))
+    n = len(cost)
+    h = _quiet_highs()
+    h.addVars(n, np.zeros(n), np.ones(n))
+    h.changeColsCost(n, np.arange(n, dtype=np.int32), np.array(cost))
+    starts = np.concatenate([[0], np.cumsum([len(i) for i in r_idx])[:-1]]).astype(np.int32)
+    idx = np.array([i for row in r_idx for i in row], dtype=np.int32)
+    val = np.array([v for row in r_val for v in row])
+    h.addRows(len(r_hi), np.full(len(r_hi), -highspy.kHighsInf), np.array(r_hi), idx.size, starts, idx, val)
+    if integral:
+        h.changeColsIntegrality(n, np.arange(n, dtype=np.int32), np.full(n, highspy.HighsVarType.kInteger))
+    h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+    h.run()
+    return float(h.getInfo().objective_function_value)

@@ -30,7 +30,12 @@ Building blocks
 - :func:`exact_chains`: several levels. The per-level optima with the nesting dropped give an
   upper bound (``bound-levels``); a top-down nested completion gives a feasible chain; when the
   two meet the chain is optimal. Otherwise every top-level solution that could still beat the
-  incumbent is enumerated (:func:`closed_unions`) and the levels below are solved recursively.
+  incumbent is enumerated (:func:`closed_unions`) and the levels below are solved recursively
+  (each subproblem with the target it must beat, sharing per-layer profiles through a cache).
+
+The node loops (:func:`max_coverage`, :func:`closed_unions`, :func:`greedy_chain`, :func:`combine`)
+run compiled from :mod:`moebench.exact.sets_kernel` when numba is installed and a layer has at
+most 64 experts; the ``*_py`` functions are the Python references (same results).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from moebench.errors import NotApplicableError
+from moebench.exact import sets_kernel as kern
 from moebench.exact.bounds import lp_profile
 from moebench.instance import Instance
 
@@ -49,6 +55,10 @@ from moebench.instance import Instance
 TOL = 1e-12
 #: Also use the pair-spread bound in :func:`spread_bound` (tighter, about twice the cost per node).
 PAIR_BOUND = False
+#: Also use LP upper values in the (cached) profiles of restricted subproblems.
+SUB_LP = False
+#: Bound the levels below the enumerated one by their own nested optimum (docs/certify.md §3).
+STRENGTHEN_REST = True
 
 
 # ---- the reduction ----------------------------------------------------------------------------
@@ -204,7 +214,7 @@ def quantum(p: np.ndarray) -> float:
     return 0.0
 
 
-def max_coverage(
+def max_coverage_py(
     members: np.ndarray,
     probs: np.ndarray,
     b: int,
@@ -309,11 +319,107 @@ def max_coverage(
     return BudgetResult(best, max(floor, best), best_x, nodes, floor <= best + TOL)
 
 
-# ---- lazily refined per-layer profiles ----------------------------------------------------------
-def greedy_chain(members: np.ndarray, probs: np.ndarray, bmax: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Co-activation-aware greedy: repeatedly add the missing part of the set whose completion
-    covers the most new mass per added expert. Returns lo[0..bmax] and a witness per budget."""
+#: Nodes per compiled-kernel call between deadline checks (about 10-50 ms).
+KERNEL_CHUNK = 20_000
+
+
+def max_coverage(
+    members: np.ndarray,
+    probs: np.ndarray,
+    b: int,
+    *,
+    lower: float = -1.0,
+    witness: np.ndarray | None = None,
+    node_limit: int = 1_000_000,
+    deadline: float | None = None,
+    threshold: float | None = None,
+    bits: kern.SetBits | None = None,
+    compiled: bool | None = None,
+) -> BudgetResult:
+    """V(b) = max over expert sets C with |C| <= b of sum_S pi(S) [S <= C], exactly.
+
+    The search of :func:`max_coverage_py` (same bounds, pruning and branching order; see its
+    docstring for the parameters), run by the compiled kernel
+    :func:`moebench.exact.sets_kernel.cover_run` when numba is installed and the layer has at
+    most 64 experts, else by the Python reference.
+
+    Parameters
+    ----------
+    bits
+        Precomputed :class:`~moebench.exact.sets_kernel.SetBits` of ``members`` (saves the
+        conversion when the same layer is searched many times).
+    compiled
+        Force (True) or forbid (False) the compiled kernel; None picks it when usable.
+
+    Returns
+    -------
+    BudgetResult
+    """
     a = np.asarray(members, dtype=bool)
+    if compiled is None:
+        compiled = kern.usable(a)
+    if not compiled:
+        return max_coverage_py(
+            a, probs, b, lower=lower, witness=witness, node_limit=node_limit, deadline=deadline, threshold=threshold
+        )
+    p = np.asarray(probs, dtype=np.float64)
+    e = a.shape[1]
+    bits = kern.SetBits.of(a) if bits is None else bits
+    q = quantum(p)
+    margin = max(q - TOL, TOL)
+    cnt0 = bits.cnt
+    empty = float(p[cnt0 == 0].sum())
+    best = max(lower, 0.0)
+    best_x = np.zeros(e, dtype=bool) if witness is None or lower < 0 else np.asarray(witness, dtype=bool).copy()
+    if lower < 0:
+        best = empty
+    cut = -np.inf if threshold is None else float(threshold)
+    if q > 0 and threshold is not None:
+        cut = q * np.ceil(cut / q - 1e-9)  # a multiple of the quantum: V < cut means V <= cut - q
+    below = cut - q + TOL if q > 0 else cut
+    slack = 0.5 * q if q > 0 else TOL
+    st = kern.DfsState.root(cnt0, p, e, b, best)
+    start_best = st.best[0]
+    args = st.args()
+    while True:
+        st.ints[2] = min(node_limit, int(st.ints[1]) + KERNEL_CHUNK)
+        code = kern.cover_run(bits.masks, bits.idx, p, e, b, margin, cut, slack, TOL, *args)
+        if code == kern.DONE:
+            break
+        if st.ints[1] >= node_limit or (deadline is not None and time.monotonic() > deadline):
+            hi_open = kern.cover_open_bound(
+                bits.masks, bits.idx, p, e, b, st.alive, st.cnt, st.n_alive, st.inside, st.val, st.ub, st.size,
+                st.phase, st.branch, st.ints,
+            )  # fmt: skip
+            best = float(st.best[0])
+            if best > start_best:
+                best_x = kern.mask_to_bool(st.best_mask[0], e)
+            floor = below if cut > best + margin else best
+            nodes = int(st.ints[1]) + (1 if st.ints[1] >= node_limit else 0)
+            return BudgetResult(best, max(best, hi_open, floor), best_x, nodes, False)
+    best = float(st.best[0])
+    if best > start_best:
+        best_x = kern.mask_to_bool(st.best_mask[0], e)
+    floor = below if cut > best + margin else best
+    return BudgetResult(best, max(floor, best), best_x, int(st.ints[1]), floor <= best + TOL)
+
+
+# ---- lazily refined per-layer profiles ----------------------------------------------------------
+def greedy_chain(
+    members: np.ndarray, probs: np.ndarray, bmax: int, *, compiled: bool | None = None
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Co-activation-aware greedy: repeatedly add the missing part of the set whose completion
+    covers the most new mass per added expert. Returns lo[0..bmax] and a witness per budget
+    (compiled by :func:`moebench.exact.sets_kernel.greedy_run` when usable; ``compiled`` forces
+    or forbids it)."""
+    a = np.asarray(members, dtype=bool)
+    if compiled is None:
+        compiled = kern.usable(a)
+    if compiled:
+        lo = np.zeros(bmax + 1)
+        wit = np.zeros(bmax + 1, dtype=np.uint64)
+        kern.greedy_run(kern.set_masks(a), np.asarray(probs, dtype=np.float64), int(bmax), lo, wit)
+        return lo, [kern.mask_to_bool(w, a.shape[1]) for w in wit]
     p = np.asarray(probs, dtype=np.float64)
     e = a.shape[1]
     cur = np.zeros(e, dtype=bool)
@@ -360,6 +466,7 @@ class LayerProfile:
         bmax = int(min(bmax, int(self.a.any(axis=0).sum())))
         self.bmax = bmax
         self.lo, self.witness = greedy_chain(self.a, self.p, bmax)
+        self.bits = kern.SetBits.of(self.a) if kern.usable(self.a) else None
         self.hi = np.empty(bmax + 1)
         af = self.a.astype(np.float64)
         cnt = self.a.sum(axis=1)
@@ -405,6 +512,7 @@ class LayerProfile:
             node_limit=node_limit,
             deadline=deadline,
             threshold=threshold,
+            bits=self.bits,
         )
         self.nodes += res.nodes
         if res.nodes > node_limit:  # the search was cut off: a revisit gets a larger limit
@@ -431,6 +539,27 @@ def combine(values: list[np.ndarray], budget: int) -> tuple[np.ndarray, np.ndarr
     alloc : ndarray, shape (L,)
         An optimal allocation b_l for the full budget P.
     """
+    if kern.HAVE_NUMBA and values:
+        width = max(len(v) for v in values)
+        mat = np.full((len(values), width), -np.inf)
+        for layer, v in enumerate(values):
+            mat[layer, : len(v)] = v
+        f = np.zeros(budget + 1)
+        ch = np.zeros((len(values), budget + 1), dtype=np.int64)
+        kern.combine_run(mat, np.array([len(v) for v in values], dtype=np.int64), int(budget), TOL, f, ch)
+        choices = list(ch)
+    else:
+        f, choices = _combine_py(values, budget)
+    alloc = np.zeros(len(values), dtype=np.int64)
+    rest = budget
+    for layer in range(len(values) - 1, -1, -1):
+        alloc[layer] = choices[layer][rest]
+        rest -= alloc[layer]
+    return f, alloc
+
+
+def _combine_py(values: list[np.ndarray], budget: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Python reference of the (max,+) DP: final table and per-layer choice tables."""
     f = np.zeros(budget + 1)
     choices = []
     for v in values:
@@ -444,12 +573,7 @@ def combine(values: list[np.ndarray], budget: int) -> tuple[np.ndarray, np.ndarr
             arg = np.where(better, b, arg)
         f = g
         choices.append(arg)
-    alloc = np.zeros(len(values), dtype=np.int64)
-    rest = budget
-    for layer in range(len(values) - 1, -1, -1):
-        alloc[layer] = choices[layer][rest]
-        rest -= alloc[layer]
-    return f, alloc
+    return f, choices
 
 
 # ---- several levels -----------------------------------------------------------------------------
@@ -472,13 +596,15 @@ def certify_level(
     deadline: float | None,
     node_limit: int,
     grow: bool = True,
+    stop_below: float = -np.inf,
 ) -> tuple[LevelResult, np.ndarray]:
     """Close the gap of one level's (max,+) DP by refining the profile entries its optimum uses.
 
     The DP over upper profiles gives a proven bound; its allocation is also achievable when the
     profile entries it uses are exact, and then the bound is the optimum. Otherwise the entry
     with the largest weighted gap is searched (node limit growing by 4x on each revisit when
-    ``grow``), and the DP is solved again.
+    ``grow``), and the DP is solved again. The loop also stops (``proven`` false) as soon as
+    the bound is at most ``stop_below`` (the caller only needs to know that much).
 
     Returns
     -------
@@ -496,6 +622,8 @@ def certify_level(
         lower = float(flo[budget])
         if not gaps or upper - lower <= TOL * max(1.0, upper):
             return LevelResult(-1, budget, max(upper, lower), lower, True), alloc_lo
+        if upper <= stop_below:
+            return LevelResult(-1, budget, upper, lower, False), alloc_lo
         if deadline is not None and time.monotonic() > deadline:
             return LevelResult(-1, budget, upper, lower, False), alloc_lo
         _, layer = max(gaps)
@@ -574,7 +702,7 @@ def suffix_tables(values: list[np.ndarray], budget: int) -> list[np.ndarray]:
     return out[::-1]
 
 
-def closed_unions(
+def closed_unions_py(
     members: np.ndarray, probs: np.ndarray, need: np.ndarray, deadline: float | None
 ) -> Iterator[tuple[np.ndarray, int, float]]:
     """Every union U of activation sets with f(U) >= need[|U|] (|U| < len(need)), once each.
@@ -603,16 +731,27 @@ def closed_unions(
     cnt0 = a.sum(axis=1)
     alive0 = np.flatnonzero((cnt0 > 0) & (cnt0 <= bmax))
     covered0 = np.zeros(e, dtype=bool)
+    # node: (inside, out, covered union, alive ids, missing counts, mass, size, new subset?)
     stack = [
-        (np.zeros(e, dtype=bool), np.zeros(e, dtype=bool), covered0, alive0, cnt0[alive0], float(p[cnt0 == 0].sum()), 0)
+        (
+            np.zeros(e, dtype=bool),
+            np.zeros(e, dtype=bool),
+            covered0,
+            alive0,
+            cnt0[alive0],
+            float(p[cnt0 == 0].sum()),
+            0,
+            True,
+        )
     ]
     visits = 0
     while stack:
-        inside, out, covered, alive, cnt, val, size = stack.pop()
+        inside, out, covered, alive, cnt, val, size, new = stack.pop()
         visits += 1
         if deadline is not None and visits % 64 == 0 and time.monotonic() > deadline:
             raise Timeout
-        if val >= need[size] - slack and np.array_equal(covered, inside):
+        # an exclude child has its parent's subset, which was already reported
+        if new and val >= need[size] - slack and np.array_equal(covered, inside):
             yield inside, size, val
         r = bmax - size
         if r == 0 or alive.size == 0:
@@ -634,14 +773,61 @@ def closed_unions(
         hit = a[alive, g]
         out2 = out.copy()
         out2[g] = True
-        stack.append((inside, out2, covered, alive[~hit], cnt[~hit], val, size))
+        stack.append((inside, out2, covered, alive[~hit], cnt[~hit], val, size, False))
         in2 = inside.copy()
         in2[g] = True
         c2 = cnt - hit
         cov = c2 == 0
         keep = ~cov & (c2 <= r - 1)
         cov2 = covered | a[alive[cov]].any(axis=0) if cov.any() else covered
-        stack.append((in2, out, cov2, alive[keep], c2[keep], val + float(p[alive[cov]].sum()), size + 1))
+        stack.append((in2, out, cov2, alive[keep], c2[keep], val + float(p[alive[cov]].sum()), size + 1, True))
+
+
+def closed_unions(
+    members: np.ndarray,
+    probs: np.ndarray,
+    need: np.ndarray,
+    deadline: float | None,
+    *,
+    bits: kern.SetBits | None = None,
+    compiled: bool | None = None,
+) -> Iterator[tuple[np.ndarray, int, float]]:
+    """Every union U of activation sets with f(U) >= need[|U|] (|U| < len(need)), once each.
+
+    The enumeration of :func:`closed_unions_py` (same pruning and order; see its docstring), run
+    by the compiled kernel :func:`moebench.exact.sets_kernel.unions_run` when numba is installed
+    and the layer has at most 64 experts (``compiled`` forces or forbids it). Yields (mask, size,
+    value); raises :class:`Timeout` after ``deadline``.
+    """
+    a = np.asarray(members, dtype=bool)
+    if compiled is None:
+        compiled = kern.usable(a)
+    if not compiled:
+        yield from closed_unions_py(a, probs, need, deadline)
+        return
+    p = np.asarray(probs, dtype=np.float64)
+    e = a.shape[1]
+    bits = kern.SetBits.of(a) if bits is None else bits
+    bmax = len(need) - 1
+    need = np.asarray(need, dtype=np.float64)
+    slack = TOL
+    q = quantum(p)
+    if q > 0:
+        finite = np.isfinite(need)
+        need = np.where(finite, q * np.ceil(np.where(finite, need, 0.0) / q - 1e-6), need)
+        slack = 0.5 * q
+    st = kern.DfsState.root(bits.cnt, p, e, bmax, 0.0)
+    args = st.args()
+    while True:
+        st.ints[2] = int(st.ints[1]) + KERNEL_CHUNK
+        code = kern.unions_run(bits.masks, bits.idx, p, e, bmax, need, slack, *args)
+        if code == kern.DONE:
+            return
+        if code == kern.YIELD:
+            d = int(st.ints[0])
+            yield kern.mask_to_bool(st.inside[d], e), int(st.size[d]), float(st.val[d])
+        if deadline is not None and time.monotonic() > deadline:
+            raise Timeout
 
 
 def _level_solutions(
@@ -650,17 +836,21 @@ def _level_solutions(
     weights: np.ndarray,
     budget: int,
     hi_values: list[np.ndarray],
-    threshold: float,
+    threshold: list[float],
     deadline: float | None,
 ) -> Iterator[tuple[list[np.ndarray], float]]:
-    """Every per-layer tuple of closed unions with sum_l w_l f_l(U_l) >= threshold and total size <= budget."""
+    """Every per-layer tuple of closed unions with sum_l w_l f_l(U_l) >= threshold[0] and total size
+    <= budget. The caller may raise threshold[0] between yields (its incumbent improved); the
+    enumeration then prunes with the new value from the next layer search on."""
     nl = len(members)
     suffix = suffix_tables(hi_values, budget)
+    bits = [kern.SetBits.of(a) if kern.usable(a) else None for a in members]
     chosen: list[np.ndarray] = [None] * nl  # type: ignore[list-item]
 
     def rec(layer: int, left: int, acc: float) -> Iterator[tuple[list[np.ndarray], float]]:
+        thr = threshold[0]
         if layer == nl:
-            if acc >= threshold - TOL * max(1.0, abs(threshold)):
+            if acc >= thr - TOL * max(1.0, abs(thr)):
                 yield list(chosen), acc
             return
         w = weights[layer]
@@ -668,10 +858,10 @@ def _level_solutions(
         sizes = np.arange(bmax + 1)
         rest = suffix[layer + 1][left - sizes]
         if w > 0:
-            need = (threshold - acc - rest) / w
+            need = (thr - acc - rest) / w
         else:
             need = np.where(sizes == 0, -np.inf, np.inf)  # a zero-weight layer keeps nothing here
-        for u, size, val in closed_unions(members[layer], probs[layer], need, deadline):
+        for u, size, val in closed_unions(members[layer], probs[layer], need, deadline, bits=bits[layer]):
             chosen[layer] = u
             yield from rec(layer + 1, left - size, acc + w * val)
 
@@ -689,8 +879,15 @@ def exact_chains(
     enumerate_levels: bool = True,
     lp: bool = True,
     on_incumbent: Callable[[dict[int, list[np.ndarray]], float], None] | None = None,
+    target: float = -np.inf,
+    cache: dict | None = None,
 ) -> tuple[dict[int, list[np.ndarray]], float, float, bool, int]:
     """Exact optimum over nested chains inside ``allowed`` (per layer) for the given levels.
+
+    With a ``target`` only solutions of value > target matter (the caller has a solution that
+    good): ``proven`` then means that the optimum is at most max(value, target), and the search
+    stops as soon as its bound drops to the target. ``cache`` maps (layer, allowed experts) to
+    that layer's :class:`LayerProfile` and is shared by the recursive subproblems.
 
     Bound and heuristic first; when they do not meet, every top
     level solution that could still beat the incumbent, value_t(C_t) + sum_{j < t} UB_j > LB, is
@@ -721,16 +918,51 @@ def exact_chains(
     if not levels:
         return {}, 0.0, 0.0, True, 0
     top_budget = int(model.prefix[levels[-1]])
-    profiles = [
-        LayerProfile(members[ly], probs[ly], min(top_budget, int(allowed[ly].sum())), use_lp=lp, deadline=deadline)
-        for ly in range(nl)
-    ]
+    if cache is None:
+        cache = {}
+
+    def profile(ly: int, inside: np.ndarray) -> LayerProfile:
+        # a layer's profile depends only on its allowed experts: sibling subproblems share them
+        # (with every refinement already made); LP upper values only at the root
+        key = (ly, inside.tobytes())
+        if key not in cache:
+            keep = _restricted(model.members[ly], inside)
+            cache[key] = LayerProfile(model.members[ly][keep], model.probs[ly][keep], int(inside.sum()), use_lp=SUB_LP)
+        return cache[key]
+
+    if lp:
+        profiles = [
+            LayerProfile(members[ly], probs[ly], min(top_budget, int(allowed[ly].sum())), use_lp=lp, deadline=deadline)
+            for ly in range(nl)
+        ]
+        for ly, pr in enumerate(profiles):  # every later budget is at most top_budget
+            cache[(ly, allowed[ly].tobytes())] = pr
+    else:
+        profiles = [profile(ly, allowed[ly]) for ly in range(nl)]
+    nodes0 = sum(pr.nodes for pr in profiles)
     ubs = {}
+    if np.isfinite(target):
+        # cheap bound first: the DP over the initial upper profiles of every level
+        for j in levels:
+            f, _ = combine([w * pr.hi for w, pr in zip(model.weights[:, j], profiles)], int(model.prefix[j]))
+            ubs[j] = (float(f[-1]), False)
+        if sum(u for u, _ in ubs.values()) <= target + 1e-9 * max(1.0, abs(target)):
+            return {}, -np.inf, float(sum(u for u, _ in ubs.values())), True, 0
     for j in sorted(levels, key=lambda j: -float(model.weights[:, j].sum())):
+        others = sum(u for jj, (u, _) in ubs.items() if jj != j)
         res, _ = certify_level(
-            profiles, model.weights[:, j], int(model.prefix[j]), deadline=deadline, node_limit=node_limit, grow=grow
+            profiles,
+            model.weights[:, j],
+            int(model.prefix[j]),
+            deadline=deadline,
+            node_limit=node_limit,
+            grow=grow,
+            stop_below=target - others - 1e-9 * max(1.0, abs(target)),
         )
         ubs[j] = (res.upper, res.proven)
+        if sum(u for u, _ in ubs.values()) <= target + 1e-9 * max(1.0, abs(target)):
+            nodes = sum(pr.nodes for pr in profiles) - nodes0
+            return {}, -np.inf, float(sum(u for u, _ in ubs.values())), True, nodes
     upper = sum(u for u, _ in ubs.values())
     # top-down nested heuristic
     chains: dict[int, list[np.ndarray]] = {}
@@ -739,14 +971,7 @@ def exact_chains(
         if above is allowed:
             profs = profiles
         else:
-            profs = [
-                LayerProfile(
-                    members[ly][_restricted(members[ly], above[ly])],
-                    probs[ly][_restricted(members[ly], above[ly])],
-                    int(above[ly].sum()),
-                )
-                for ly in range(nl)
-            ]
+            profs = [profile(ly, above[ly]) for ly in range(nl)]
         _, alloc = certify_level(
             profs, model.weights[:, j], int(model.prefix[j]), deadline=deadline, node_limit=node_limit, grow=grow
         )
@@ -757,17 +982,42 @@ def exact_chains(
         chains[j] = full
         above = full
     value = _levels_value(model, chains)
-    nodes = sum(pr.nodes for pr in profiles)
+    nodes = sum(pr.nodes for pr in profiles) - nodes0
     if on_incumbent is not None:
         on_incumbent(chains, upper)
     tol = 1e-9 * max(1.0, upper)
     if value >= upper - tol:
         return chains, value, max(upper, value), True, nodes
+    goal = max(value, target)  # what a better solution must beat
+    if goal >= upper - tol:
+        return chains, value, upper, True, nodes
     t, rest = levels[-1], levels[:-1]
     uniform = all(bool(np.all(model.weights[:, j] > 0) or np.all(model.weights[:, j] == 0)) for j in levels)
     if not enumerate_levels or not rest or not uniform or not all(p for _, p in ubs.values()):
         return chains, value, upper, False, nodes
     rest_ub = sum(ubs[j][0] for j in rest)
+    if STRENGTHEN_REST and len(rest) >= 2:
+        # the levels below t on their own, nested, inside `allowed`: their optimum bounds the rest
+        # of every candidate (C_t lies inside `allowed`) and is tighter than the per-level sum;
+        # only values above goal - UB_t matter
+        need = goal - ubs[t][0]
+        _, rv, _, rproven, rnodes = exact_chains(
+            model,
+            deadline=deadline,
+            node_limit=node_limit,
+            allowed=allowed,
+            levels=rest,
+            grow=grow,
+            lp=False,
+            target=need,
+            cache=cache,
+        )
+        nodes += rnodes
+        if rproven:
+            rest_ub = min(rest_ub, max(rv, need))
+            if ubs[t][0] + rest_ub <= goal + tol:
+                return chains, value, max(value, target), True, nodes
+    box = [goal - rest_ub]  # the enumeration threshold, raised whenever the incumbent improves
     try:
         sols = _level_solutions(
             members,
@@ -775,14 +1025,24 @@ def exact_chains(
             model.weights[:, t],
             int(model.prefix[t]),
             [model.weights[ly, t] * pr.hi for ly, pr in enumerate(profiles)],
-            value - rest_ub,
+            box,
             deadline,
         )
         for tops, vt in sols:
-            if vt + rest_ub <= value + tol:
+            goal = max(value, target)
+            if vt + rest_ub <= goal + tol:
                 continue
+            # only a completion worth more than goal - vt matters below this top level
             sub, sub_value, _, sub_proven, sub_nodes = exact_chains(
-                model, deadline=deadline, node_limit=node_limit, allowed=tops, levels=rest, grow=grow, lp=False
+                model,
+                deadline=deadline,
+                node_limit=node_limit,
+                allowed=tops,
+                levels=rest,
+                grow=grow,
+                lp=False,
+                target=goal - vt,
+                cache=cache,
             )
             nodes += sub_nodes
             if not sub_proven:
@@ -790,9 +1050,10 @@ def exact_chains(
             if vt + sub_value > value + tol:
                 chains = {**sub, t: tops}
                 value = _levels_value(model, chains)
+                box[0] = max(value, target) - rest_ub
     except Timeout:
         return chains, value, upper, False, nodes
-    return chains, value, value, True, nodes
+    return chains, value, max(value, target), True, nodes
 
 
 def _levels_value(model: ChainModel, chains: dict[int, list[np.ndarray]]) -> float:
