@@ -69,3 +69,13 @@ def test_search_space_counts_only_useful_choices():
     assert search_space(inst) == expected
     assert evaluate(inst, np.zeros((inst.N, inst.G), bool)).gain == 0.0
     assert list(itertools.islice(range(expected), 1)) == [0]
+
+
+def test_bruteforce_refusal_of_astronomic_search_spaces_is_a_status_not_a_crash():
+    # 10^6000+ assignments: the count itself is too long for int -> str (Python's 4300-digit limit)
+    from moebench.families import generate
+
+    inst = generate("zipf", {"K": 1, "layers": 48, "experts": 128, "servers": 10, "tokens": 200}, 0)
+    rec = run_method(inst, "bruteforce")
+    assert rec.status == "not-applicable"
+    assert "about 10^" in rec.error and "exceed the limit" in rec.error

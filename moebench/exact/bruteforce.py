@@ -48,8 +48,10 @@ def solve_bruteforce(inst: Instance, max_assignments: int = MAX_ASSIGNMENTS) -> 
     relevant, choices = candidate_servers(inst)
     total = search_space(inst)
     if total > max_assignments:
+        # the count can have thousands of digits: print its order of magnitude
+        shown = f"{total:,}" if total < 10**15 else f"about 10^{int((total.bit_length() - 1) * 0.30103)}"
         raise NotApplicableError(
-            f"bruteforce: {total:,} assignments exceed the limit of {max_assignments:,} "
+            f"bruteforce: {shown} assignments exceed the limit of {max_assignments:,} "
             f"({len(relevant)} relevant experts, {inst.N} servers); use an exact MILP back end"
         )
     radix = np.array([len(c) + 1 for c in choices], dtype=np.int64)
