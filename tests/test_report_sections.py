@@ -60,3 +60,16 @@ def test_section_rows_must_match_the_header() -> None:
         Section("x", ["a", "b"], [["1"]], "x")
     with pytest.raises(ValueError, match="slug"):
         Section("x", ["a"], [], "Bad Slug")
+
+
+def test_a_section_that_disappears_leaves_no_stale_files(provider, tmp_path: Path) -> None:
+    df = synthetic()
+    write_report(df, tmp_path, formats=("csv", "latex", "md"))
+    assert (tmp_path / "demo.csv").is_file() and (tmp_path / "demo.tex").is_file()
+    (tmp_path / "mine.txt").write_text("a user's own file")
+    sections._PROVIDERS[:] = [p for p in sections._PROVIDERS if p[2].__name__ != "demo"]
+    write_report(df, tmp_path, formats=("csv", "latex", "md"))
+    assert not (tmp_path / "demo.csv").exists() and not (tmp_path / "demo.tex").exists()
+    assert (tmp_path / "mine.txt").read_text() == "a user's own file"  # never listed, never touched
+    listed = (tmp_path / "report-files.txt").read_text().split()
+    assert "report.md" in listed and "summary.csv" in listed and "demo.csv" not in listed

@@ -154,7 +154,28 @@ def write_report(
         )
     if "html" in formats:
         files.append(writers.write_html(out, title, head, summary, violations, fails, ref_table, plots, prov, extra))
+    _forget_stale(out, files)
     return files
+
+
+#: Every file a report writes is listed here, so that the next report into the same folder can
+#: delete the files it no longer writes (a section that disappeared) and nothing else.
+MANIFEST = "report-files.txt"
+
+
+def _forget_stale(out: Path, files: list[Path]) -> None:
+    """Delete files the previous report in ``out`` listed but this one did not write; list the new ones."""
+    manifest = out / MANIFEST
+    root = out.resolve()
+    now = sorted({f.resolve().relative_to(root).as_posix() for f in files if f.resolve().is_relative_to(root)})
+    if manifest.is_file():
+        before = {ln.strip() for ln in manifest.read_text(encoding="utf-8").splitlines() if ln.strip()}
+        for rel in sorted(before - set(now)):
+            stale = out / rel
+            # only plain files inside the report folder, as listed by moebench itself
+            if ".." not in Path(rel).parts and stale.is_file():
+                stale.unlink()
+    manifest.write_text("".join(f"{r}\n" for r in now), encoding="utf-8")
 
 
 def tables_plots(runs: pd.DataFrame, folder: Path) -> list[Path]:
