@@ -179,8 +179,7 @@ def parse_stress(path: Path, raw: Any) -> list[StressEntry]:
     InputError
         Naming the file, the key path (``stress[1].budget``) and the reason.
     """
-    from moebench.bench.suite import _check_keys, _err, _integer, _number
-    from moebench.families import get_family
+    from moebench.bench.suite import _check_keys, _err, _integer, _number, family_params, parse_seeds
     from moebench.methods import get_method, parse_method_name
 
     if raw is None:
@@ -216,29 +215,14 @@ def parse_stress(path: Path, raw: Any) -> list[StressEntry]:
                 path, f"{where}.reference", f"{reference!r} is not an exact method (kind {ref_method.info.kind})"
             )
         fam_name = entry["family"]
-        if not isinstance(fam_name, str):
-            raise _err(path, f"{where}.family", "expected a family name")
-        try:
-            family = get_family(fam_name)
-        except InputError as exc:
-            raise _err(path, f"{where}.family", exc.reason) from None
-        params = dict(_check_keys(path, f"{where}.params", entry.get("params", {}), {q.name for q in family.params}))
+        family, params = family_params(path, where, entry)
         try:
             family.resolve(params)
         except InputError as exc:
             raise _err(path, f"{where}.params.{exc.where}", exc.reason) from None
         _check_start(path, where, method, family, params)
         budget = _number(path, f"{where}.budget", entry["budget"], minimum=0, strict=True)
-        if "seed" in entry and "seeds" in entry:
-            raise _err(path, f"{where}.seeds", "give 'seed' or 'seeds', not both")
-        if "seeds" in entry:
-            if not isinstance(entry["seeds"], list) or not entry["seeds"]:
-                raise _err(path, f"{where}.seeds", "expected a non-empty list of integers")
-            seeds = tuple(_integer(path, f"{where}.seeds[{j}]", s, minimum=0) for j, s in enumerate(entry["seeds"]))
-            if len(set(seeds)) != len(seeds):
-                raise _err(path, f"{where}.seeds", "a seed is listed twice")
-        else:
-            seeds = (_integer(path, f"{where}.seed", entry.get("seed", 0), minimum=0),)
+        seeds = parse_seeds(path, where, entry, unique=True)
         ref_opts = entry.get("reference_options", {})
         if not isinstance(ref_opts, dict):
             raise _err(path, f"{where}.reference_options", "expected a table of method options")

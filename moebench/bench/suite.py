@@ -322,16 +322,8 @@ def _parse_sources(p: Path, raw: Any) -> list[InstanceSource]:
                 raise _err(p, f"{where}.{extra[0]}", "only meaningful with 'family'")
             out.append(InstanceSource(where, files=_strings(p, f"{where}.files", entry["files"])))
             continue
-        from moebench.families import get_family
-
         fam = entry["family"]
-        if not isinstance(fam, str):
-            raise _err(p, f"{where}.family", "expected a family name")
-        try:
-            family = get_family(fam)
-        except InputError as exc:
-            raise _err(p, f"{where}.family", exc.reason) from None
-        params = _check_keys(p, f"{where}.params", entry.get("params", {}), {q.name for q in family.params})
+        family, params = family_params(p, where, entry)
         grid_raw = _check_keys(p, f"{where}.grid", entry.get("grid", {}), {q.name for q in family.params})
         grid: dict[str, tuple[Any, ...]] = {}
         for k, v in grid_raw.items():
@@ -340,15 +332,7 @@ def _parse_sources(p: Path, raw: Any) -> list[InstanceSource]:
             if k in params:
                 raise _err(p, f"{where}.grid.{k}", "also given in params")
             grid[k] = tuple(v)
-        if "seed" in entry and "seeds" in entry:
-            raise _err(p, f"{where}.seeds", "give 'seed' or 'seeds', not both")
-        if "seeds" in entry:
-            seeds_raw = entry["seeds"]
-            if not isinstance(seeds_raw, list) or not seeds_raw:
-                raise _err(p, f"{where}.seeds", "expected a non-empty list of integers")
-            seeds = tuple(_integer(p, f"{where}.seeds[{j}]", s, minimum=0) for j, s in enumerate(seeds_raw))
-        else:
-            seeds = (_integer(p, f"{where}.seed", entry.get("seed", 0), minimum=0),)
+        seeds = parse_seeds(p, where, entry)
         name = entry.get("name")
         if name is not None and (not isinstance(name, str) or not name):
             raise _err(p, f"{where}.name", "expected a non-empty string (a prefix of the instance names)")
@@ -371,6 +355,36 @@ def _parse_sources(p: Path, raw: Any) -> list[InstanceSource]:
                     raise _err(p, f"{where}.holdout.{exc.where}", exc.reason) from None
         out.append(src)
     return out
+
+
+def family_params(p: Path, where: str, entry: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The registered family named by ``entry["family"]`` and its checked ``params`` table."""
+    from moebench.families import get_family
+
+    fam = entry["family"]
+    if not isinstance(fam, str):
+        raise _err(p, f"{where}.family", "expected a family name")
+    try:
+        family = get_family(fam)
+    except InputError as exc:
+        raise _err(p, f"{where}.family", exc.reason) from None
+    params = dict(_check_keys(p, f"{where}.params", entry.get("params", {}), {q.name for q in family.params}))
+    return family, params
+
+
+def parse_seeds(p: Path, where: str, entry: Mapping[str, Any], *, unique: bool = False) -> tuple[int, ...]:
+    """``seed = n`` or ``seeds = [...]`` (default seed 0); ``unique`` rejects a seed listed twice."""
+    if "seed" in entry and "seeds" in entry:
+        raise _err(p, f"{where}.seeds", "give 'seed' or 'seeds', not both")
+    if "seeds" not in entry:
+        return (_integer(p, f"{where}.seed", entry.get("seed", 0), minimum=0),)
+    raw = entry["seeds"]
+    if not isinstance(raw, list) or not raw:
+        raise _err(p, f"{where}.seeds", "expected a non-empty list of integers")
+    seeds = tuple(_integer(p, f"{where}.seeds[{j}]", v, minimum=0) for j, v in enumerate(raw))
+    if unique and len(set(seeds)) != len(seeds):
+        raise _err(p, f"{where}.seeds", "a seed is listed twice")
+    return seeds
 
 
 def _grid_points(src: InstanceSource) -> list[dict[str, Any]]:
