@@ -232,30 +232,40 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _sections(
-    summary: pd.DataFrame, violations: pd.DataFrame, fails: pd.DataFrame, refs: pd.DataFrame
-) -> list[tuple[str, list[str], list[list[str]], str]]:
-    """(title, header, rows, text shown when empty) of every table section."""
-    return [
-        ("Summary per family × method", [h for _, h in SUMMARY_COLUMNS], _cells(summary), "no runs"),
-        (
+    summary: pd.DataFrame,
+    violations: pd.DataFrame,
+    fails: pd.DataFrame,
+    refs: pd.DataFrame,
+    extra: Sequence[Section] = (),
+) -> list[Section]:
+    """Every table section in display order: the summary, the extra sections, then the core rest."""
+    core = [
+        Section(
+            "Summary per family × method", [h for _, h in SUMMARY_COLUMNS], _cells(summary), "summary", empty="no runs"
+        ),
+        Section(
             "Guarantee violations",
             ["Instance", "Family", "Method", "Kind", "Guarantee", "Gain ratio", "Detail"],
             [[fmt(v, 4) for v in r] for r in violations.itertuples(index=False)],
-            "No violations: every run of a method with a declared guarantee met it where it applies.",
+            "violations",
+            empty="No violations: every run of a method with a declared guarantee met it where it applies.",
         ),
-        (
+        Section(
             "Failed runs",
             ["Instance", "Method", "Status", "Error"],
             [[fmt(v) for v in r] for r in fails.itertuples(index=False)],
-            "No failed runs.",
+            "failures",
+            empty="No failed runs.",
         ),
-        (
+        Section(
             "References",
             ["Instance", "Reference gain", "Proven", "Upper bound", "From"],
             [[fmt(v, 6) for v in r] for r in refs.itertuples(index=False)],
-            "No references (no exact runs).",
+            "references",
+            empty="No references (no exact runs).",
         ),
     ]
+    return [core[0], *extra, *core[1:]]
 
 
 NOTES = (
@@ -281,15 +291,10 @@ def write_markdown(
     """``report.md``: headline, tables (the core ones, then the extra sections) and the figures."""
     parts = [f"# {title}", "", NOTES, ""]
     parts += [f"- {k.replace('_', ' ')}: {fmt(v)}" for k, v in headline.items()] + [""]
-    core = _sections(summary, violations, fails, refs)
-    for name, header, rows, empty in core[:1]:
-        parts += [f"## {name}", "", _md_table(header, rows) if rows else empty, ""]
-    for sec in extra:
+    for sec in _sections(summary, violations, fails, refs, extra):
         parts += [f"## {sec.title}", ""] + ([sec.note, ""] if sec.note else [])
         parts += [_md_table(sec.header, sec.rows) if sec.rows else sec.empty, ""]
         parts += [f"![{p.stem}](plots/{p.name})" for p in sec.figures] + ([""] if sec.figures else [])
-    for name, header, rows, empty in core[1:]:
-        parts += [f"## {name}", "", _md_table(header, rows) if rows else empty, ""]
     if plots:
         parts += ["## Figures", ""]
         parts += [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
@@ -313,12 +318,7 @@ img{max-width:100%;border:1px solid #eee;margin:0.5rem 0}
 
 
 def _td(cell: str) -> str:
-    try:
-        float(cell)
-        numeric = True
-    except ValueError:
-        numeric = cell == "–"
-    return f"<td class='num'>{html.escape(cell)}</td>" if numeric else f"<td>{html.escape(cell)}</td>"
+    return f"<td class='num'>{html.escape(cell)}</td>" if _is_number(cell) else f"<td>{html.escape(cell)}</td>"
 
 
 def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -348,19 +348,12 @@ def write_html(
     body = [f"<h1>{html.escape(title)}</h1>", f"<p class='note'>{html.escape(NOTES)}</p>", "<ul>"]
     body += [f"<li>{html.escape(k.replace('_', ' '))}: <b>{html.escape(fmt(v))}</b></li>" for k, v in headline.items()]
     body.append("</ul>")
-    core = _sections(summary, violations, fails, refs)
-    for name, header, rows, empty in core[:1]:
-        body.append(f"<h2>{html.escape(name)}</h2>")
-        body.append(_html_table(header, rows) if rows else f"<p class='ok'>{html.escape(empty)}</p>")
-    for sec in extra:
+    for sec in _sections(summary, violations, fails, refs, extra):
         body.append(f"<h2>{html.escape(sec.title)}</h2>")
         if sec.note:
             body.append(f"<p class='note'>{html.escape(sec.note)}</p>")
         body.append(_html_table(sec.header, sec.rows) if sec.rows else f"<p class='ok'>{html.escape(sec.empty)}</p>")
         body += [_html_figure(p) for p in sec.figures]
-    for name, header, rows, empty in core[1:]:
-        body.append(f"<h2>{html.escape(name)}</h2>")
-        body.append(_html_table(header, rows) if rows else f"<p class='ok'>{html.escape(empty)}</p>")
     if plots:
         body.append("<h2>Figures</h2>")
         body += [_html_figure(p) for p in plots]
