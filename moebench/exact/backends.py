@@ -168,6 +168,15 @@ def proven_by_bound(gain: float, bound: float | None, opt: Resolved) -> bool:
     return gain >= bound - tol
 
 
+def promote_if_proven(status: Status, gain: float, bound: float | None, opt: Resolved, info: dict) -> Status:
+    """``optimal`` (recorded in ``info["optimal_by"]``) when a stopped solve's incumbent meets the
+    proven bound; otherwise ``status`` unchanged."""
+    if status != Status.OPTIMAL and proven_by_bound(gain, bound, opt):
+        info["optimal_by"] = "profile level bound"
+        return Status.OPTIMAL
+    return status
+
+
 def solve_milp_highs(inst: Instance, req: SolveRequest) -> Solution:
     """``milp-highs``: build the sparse model with numpy and solve it with highspy."""
     from moebench.exact import highs
@@ -212,9 +221,7 @@ def solve_milp_highs(inst: Instance, req: SolveRequest) -> Solution:
             return Solution(empty_placement(inst), Status.TIME_LIMIT, bound=bound, **common)
         return Solution(empty_placement(inst), Status.ERROR, error=f"HiGHS: {out.model_status}", **common)
     status = Status.OPTIMAL if out.info["optimal"] else Status.TIME_LIMIT if out.info["time_limit"] else Status.FEASIBLE
-    if status != Status.OPTIMAL and proven_by_bound(inst.empty_latency - model.latency(out.polished), bound, opt):
-        status = Status.OPTIMAL
-        info["optimal_by"] = "profile level bound"
+    status = promote_if_proven(status, inst.empty_latency - model.latency(out.polished), bound, opt, info)
     return Solution(
         model.decode(out.solution),
         status,

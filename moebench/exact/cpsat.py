@@ -368,7 +368,7 @@ def solve_cpsat(inst: Instance, req: SolveRequest, opt: Any) -> Solution:
         from ortools.sat.python import cp_model
     except ImportError as exc:  # pragma: no cover - ortools is a dependency
         raise UnavailableError(f"OR-Tools is not installed: {exc}") from None
-    from moebench.exact.backends import proven_by_bound, stream_start, strengthen_for, tighter_bound
+    from moebench.exact.backends import promote_if_proven, stream_start, strengthen_for, tighter_bound
 
     t0 = time.perf_counter()
     ex = strengthen_for(inst, req, opt)
@@ -454,9 +454,7 @@ def solve_cpsat(inst: Instance, req: SolveRequest, opt: Any) -> Solution:
             objective = _polish(model, values, objective, info)
         lat = scaled_latency(model, inst, objective)
         st = Status.OPTIMAL if status == cp_model.OPTIMAL else Status.TIME_LIMIT
-        if st != Status.OPTIMAL and proven_by_bound(inst.empty_latency - lat - model.eps, bound, opt):
-            st = Status.OPTIMAL
-            info["optimal_by"] = "profile level bound"
+        st = promote_if_proven(st, inst.empty_latency - lat - model.eps, bound, opt, info)
         return Solution(x, st, bound=bound, solver_latency=lat, **common)
     if status == cp_model.INFEASIBLE:
         return Solution(empty_placement(inst), Status.INFEASIBLE, error="CP-SAT: model infeasible", **common)

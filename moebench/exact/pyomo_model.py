@@ -284,7 +284,7 @@ def solve_pyomo(inst: Instance, req: SolveRequest, opt: Any) -> Solution:
         import pyomo.environ as pyo
     except ImportError as exc:
         raise UnavailableError(f"Pyomo is not installed: {exc}") from None
-    from moebench.exact.backends import proven_by_bound, strengthen_for, tighter_bound
+    from moebench.exact.backends import promote_if_proven, strengthen_for, tighter_bound
 
     solver, new = _solver(opt.solver)
     t0 = time.perf_counter()
@@ -349,11 +349,7 @@ def solve_pyomo(inst: Instance, req: SolveRequest, opt: Any) -> Solution:
             objective = float(r2["objective"])
             info["polished"] = True
     status = Status.OPTIMAL if r["optimal"] else Status.TIME_LIMIT if r["time_limit"] else Status.FEASIBLE
-    if status != Status.OPTIMAL and proven_by_bound(
-        inst.empty_latency - to_latency(objective), to_gain(r["bound"]), opt
-    ):
-        status = Status.OPTIMAL
-        info["optimal_by"] = "profile level bound"
+    status = promote_if_proven(status, inst.empty_latency - to_latency(objective), to_gain(r["bound"]), opt, info)
     return Solution(
         x,
         status,
