@@ -71,6 +71,7 @@ def frontier(runs: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     tcol = time_column(ex)
     ex["_time"] = pd.to_numeric(ex[tcol], errors="coerce")
+    ex["_cpu"] = pd.to_numeric(ex["method_cpu_time"], errors="coerce") if "method_cpu_time" in ex else math.nan
     rows = []
     for (fam, method), g in ex.groupby(["family", "method"], sort=True):
         g = g.sort_values([c for c in ("binaries", "M", "instance") if c in g])
@@ -94,11 +95,7 @@ def frontier(runs: pd.DataFrame) -> pd.DataFrame:
                 "proven": len(proven),
                 "largest_proven": size_label(last) if last is not None else None,
                 "largest_proven_time": float(last["_time"]) if last is not None else math.nan,
-                "largest_proven_cpu": float(
-                    pd.to_numeric(pd.Series([last.get("method_cpu_time")]), errors="coerce").iloc[0]
-                )
-                if last is not None
-                else math.nan,
+                "largest_proven_cpu": float(last["_cpu"]) if last is not None else math.nan,
                 "first_unproven": size_label(first) if first is not None else None,
                 "first_unproven_status": str(first["status"]) if first is not None else None,
                 "first_unproven_gap": gap,
@@ -186,6 +183,8 @@ def time_table(runs: pd.DataFrame, family: str) -> tuple[list[str], list[list[st
     """
     d = runs[runs["family"] == family].copy()
     tcol = time_column(d)
+    # the method's own time, else the wall time (runs killed at the limit have no method time)
+    d["_t"] = pd.to_numeric(d[tcol], errors="coerce").fillna(pd.to_numeric(d["wall_time"], errors="coerce"))
     sizes = d.drop_duplicates("instance").sort_values([c for c in ("binaries", "M", "instance") if c in d])
     labels = {r["instance"]: size_label(r) for _, r in sizes.iterrows()}
     order = list(labels)
@@ -203,10 +202,7 @@ def time_table(runs: pd.DataFrame, family: str) -> tuple[list[str], list[list[st
             if r["status"] in ("not-applicable", "unavailable"):
                 cells.append("n/a")
                 continue
-            t = pd.to_numeric(pd.Series([r.get(tcol)]), errors="coerce").iloc[0]
-            if pd.isna(t):
-                t = pd.to_numeric(pd.Series([r.get("wall_time")]), errors="coerce").iloc[0]
-            cells.append(f"{fmt(float(t), 2)}{_MARK.get(str(r['status']), '')}")
+            cells.append(f"{fmt(float(r['_t']), 2)}{_MARK.get(str(r['status']), '')}")
         rows.append(cells)
     keep = [
         c for c in ("method", "instance", "binaries", "M", "status", tcol, "method_cpu_time", "wall_time") if c in d
