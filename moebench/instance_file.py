@@ -294,11 +294,36 @@ def instance_from_dict(doc: Any, default_name: str = "instance") -> Instance:
         if not weights.sum() > 0:
             raise InputError("all probabilities are zero", where=f"{w}.activations.probs")
         specs.append(LayerSpec(size, lat, fallback, sets, weights, counts=is_counts))
+    _check_totals(specs, caps)
     meta = doc.get("meta", {})
     if not isinstance(meta, dict):
         raise InputError(f"expected an object, got {_type_name(meta)}", where="meta")
     check_json_numbers(meta, "meta")
     return build_instance(name, k, caps, specs, server_names=names, meta=meta)
+
+
+def _check_totals(specs: list[LayerSpec], caps: list[float]) -> None:
+    """Refuse numbers so large that the sums every evaluation forms overflow a float.
+
+    Each number may be finite while their total is not (four sizes of 1e308 MB): every later
+    latency, load and ratio would then be inf or NaN. Sums of sizes and of capacities must be
+    finite, and so must L x the largest latency (a latency is a probability-weighted sum over
+    layers of per-layer maxima, probabilities summing to 1 within 1e-6).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        total_size = float(sum(float(np.sum(sp.size)) for sp in specs))
+        total_cap = float(np.sum(caps))
+        worst = max(max(float(sp.latency.max()), float(sp.fallback.max())) for sp in specs)
+        total_latency = 2.0 * len(specs) * worst
+    limit = "more than a float holds (about 1.8e308)"
+    if not math.isfinite(total_size):
+        raise InputError(f"the expert sizes add up to {limit}", where="layers")
+    if not math.isfinite(total_cap):
+        raise InputError(f"the capacities add up to {limit}", where="servers")
+    if not math.isfinite(total_latency):
+        raise InputError(
+            f"latencies up to {worst:.3g} ms over {len(specs)} layer(s) can add up to {limit}", where="layers"
+        )
 
 
 def load_instance(path: str | os.PathLike[str]) -> Instance:

@@ -11,6 +11,7 @@ import gzip
 import json
 import os
 import shutil
+import warnings
 import zlib
 
 import numpy as np
@@ -242,19 +243,30 @@ def strict_loads(text: str):
     return json.loads(text, parse_constant=refuse)
 
 
-def test_show_prints_strict_json_for_extreme_sizes(tmp_path, capsys):
-    """Sizes of 1e308 are valid; their total overflows a float: null and a warning, never Infinity."""
+def test_totals_that_overflow_a_float_are_refused(tmp_path, capsys):
+    """Each size of 1e308 is finite, their sum is not: refused in one line, never Infinity on stdout."""
     doc = json.loads(GOOD.read_text())
     doc["layers"][0]["size"] = 1e308
-    doc["servers"][0]["capacity"] = 1e308
     path = tmp_path / "huge.json"
     path.write_text(json.dumps(doc))
-    assert main(["instances", "show", str(path)]) == 0
-    out, err = capsys.readouterr()
-    info = strict_loads(out)
-    assert info["total_expert_mb"] is None
-    assert info["capacity_fraction"] == pytest.approx(0.25)
-    assert err.strip() == "moebench: warning: not a finite number, printed as null: total_expert_mb"
+    for args in (["instances", "show", str(path)], ["solve", str(path), "--method", "popularity"]):
+        assert main(args) == 2
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert (
+            err
+            == f"moebench: error: {path}: layers: the expert sizes add up to more than a float holds (about 1.8e308)\n"
+        )
+    doc = json.loads(GOOD.read_text())
+    doc["layers"][0]["fallback"] = 1.7e308
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match=r"layers: latencies up to 1.7e\+308 ms over 1 layer\(s\) can add up"):
+        load_instance(path)
+    doc = json.loads(GOOD.read_text())
+    doc["servers"][0]["capacity"] = doc["servers"][1]["capacity"] = 1e308
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match="servers: the capacities add up to more than a float holds"):
+        load_instance(path)
 
 
 def test_strict_jsonable_replaces_every_non_finite_number():
@@ -264,17 +276,28 @@ def test_strict_jsonable_replaces_every_non_finite_number():
     assert replaced == ["a[1]", "a[2].b", "c"]
 
 
-def test_solve_and_evaluate_outputs_are_strict_on_extreme_files(tmp_path, capsys):
+def test_extreme_valid_files_give_strict_json_and_no_warnings(tmp_path, capsys):
+    """Numbers near the float limit (1e300) and subnormal ones (5e-324): strict JSON, clean stderr."""
     doc = json.loads(GOOD.read_text())
-    doc["layers"][0]["size"] = 1e308
-    doc["servers"][0]["capacity"] = 1.5e308
-    doc["layers"][0]["fallback"] = 1.7e308
-    path = tmp_path / "huge.json"
+    doc["layers"][0]["size"] = 1e300
+    doc["servers"][0]["capacity"] = 2.5e300
+    doc["servers"][1]["capacity"] = 5e-324
+    doc["layers"][0]["latency"] = [1e299, 5e-324]
+    doc["layers"][0]["fallback"] = 1.5e300
+    path = tmp_path / "extreme.json"
     path.write_text(json.dumps(doc))
     placement = tmp_path / "p.json"
+    warnings.simplefilter("error")  # a numpy overflow warning would fail the test (pytest restores filters)
+    assert main(["instances", "show", str(path)]) == 0
+    out, err = capsys.readouterr()
+    info = strict_loads(out)
+    assert info["total_expert_mb"] == pytest.approx(4e300) and err == ""
+    assert info["capacity_fraction"] == pytest.approx(2.5 / 4)
     assert main(["solve", str(path), "--method", "popularity", "-o", str(placement)]) == 0
-    rec = strict_loads(capsys.readouterr().out)
-    assert rec["status"] == "feasible"
+    out, err = capsys.readouterr()
+    rec = strict_loads(out)
+    assert rec["status"] == "feasible" and rec["gain"] > 1e299 and err == ""
     assert main(["evaluate", str(path), str(placement)]) == 0
-    ev = strict_loads(capsys.readouterr().out)
-    assert ev["feasible"] is True and ev["latency"] == pytest.approx(rec["latency"])
+    out, err = capsys.readouterr()
+    ev = strict_loads(out)
+    assert ev["feasible"] is True and ev["latency"] == pytest.approx(rec["latency"]) and err == ""

@@ -50,6 +50,7 @@ NOT_SCHEMA_EXPRESSIBLE = {
     "float-overflow-meta.json",
     "set-id-huge.json",
     "huge-experts.json",
+    "size-total-overflow.json",
     "file name with space.json",  # the name comes from the file name
     "gzip-truncated.json.gz",
     "gzip-trailing-garbage.json.gz",
