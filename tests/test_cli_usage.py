@@ -210,15 +210,31 @@ def test_long_parameter_lists_fall_back_to_a_hash():
     assert other != name and valid_name(other)
 
 
-def test_trace_family_names_conform():
+SMALL_MODEL_DERIVED = {
+    "deepseek-v2-lite-esft": {"layers": 1, "tokens": 100},
+    "olmoe-counts": {"layers": 1, "tokens": 100},
+    "mixtral-counts": {"layers": 1},
+    "catalog-surrogate": {"layers": 1, "tokens": 100},
+}
+
+
+def test_every_family_is_covered_by_a_name_test():
+    assert {f.name for f in families()} == set(GENERATED) | set(SMALL_MODEL_DERIVED)
+
+
+@pytest.mark.parametrize("family", sorted(SMALL_MODEL_DERIVED))
+def test_model_derived_names_conform_and_differ(family):
     """Model-derived families (when the data folder is present): default and changed parameters."""
+    small = SMALL_MODEL_DERIVED[family]
     try:
-        a = generate("mixtral-counts", {"layers": 1})
+        a = generate(family, small)
     except Exception as exc:  # pragma: no cover - data folder missing
         pytest.skip(f"trace data not available: {exc}")
-    b = generate("mixtral-counts", {"layers": 1, "cloud_delay": 10.0})
-    assert valid_name(a.name) and valid_name(b.name) and a.name != b.name
-    assert "data_dir" not in generate("mixtral-counts", {"layers": 1, "data_dir": None}).name
+    b = generate(family, {**small, "cloud_delay": 10.0})
+    c = generate(family, {**small, "capacity": 0.5})
+    assert all(valid_name(i.name) for i in (a, b, c))
+    assert len({a.name, b.name, c.name}) == 3
+    assert a.name == generate(family, {**small, "capacity": 0.25}).name  # the default, given explicitly
 
 
 def test_duplicate_names_lists_names_shared_by_different_instances():
