@@ -162,27 +162,30 @@ def _read_capped(fd: int, limit: int, name: str) -> bytes:
 def _gunzip(data: bytes, limit: int, name: str) -> bytearray:
     """Inflate every gzip member of ``data``, stopping as soon as the output passes ``limit``.
 
-    Returns the buffer itself (no copy: the decompressed text may be as large as the cap).
+    Input is fed in slices and output drained in chunks, so neither side is ever copied whole;
+    returns the buffer itself (the decompressed text may be as large as the cap).
     """
     out = bytearray()
-    rest = data
-    while rest:
-        if rest[:2] != _GZIP_MAGIC:
-            raise InputError("corrupt gzip data: trailing garbage after the compressed stream", file=name)
-        d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        buf = rest
-        try:
+    view = memoryview(data)
+    pos = 0
+    try:
+        while pos < len(view):
+            if view[pos : pos + 2] != _GZIP_MAGIC:
+                raise InputError("corrupt gzip data: trailing garbage after the compressed stream", file=name)
+            d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
             while not d.eof:
-                chunk = d.decompress(buf, _CHUNK)
-                out += chunk
-                if len(out) > limit:
-                    raise InputError(_too_big("the decompressed content", limit), file=name)
-                buf = d.unconsumed_tail
-                if not chunk and not buf:
+                if pos >= len(view):
                     raise InputError("corrupt gzip data: the compressed stream is truncated", file=name)
-        except zlib.error as exc:
-            raise InputError(f"corrupt gzip data: {exc}", file=name) from None
-        rest = d.unused_data
+                buf: bytes | memoryview = view[pos : pos + _CHUNK]
+                pos += len(buf)
+                while buf and not d.eof:
+                    out += d.decompress(buf, _CHUNK)
+                    if len(out) > limit:
+                        raise InputError(_too_big("the decompressed content", limit), file=name)
+                    buf = d.unconsumed_tail
+            pos -= len(d.unused_data)  # the next member starts right after this one
+    except zlib.error as exc:
+        raise InputError(f"corrupt gzip data: {exc}", file=name) from None
     return out
 
 

@@ -301,3 +301,21 @@ def test_extreme_valid_files_give_strict_json_and_no_warnings(tmp_path, capsys):
     out, err = capsys.readouterr()
     ev = strict_loads(out)
     assert ev["feasible"] is True and ev["latency"] == pytest.approx(rec["latency"]) and err == ""
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
+@given(parts=st.lists(st.binary(max_size=300), min_size=1, max_size=4), chunk=st.sampled_from([1, 2, 5, 64]))
+def test_gunzip_members_in_any_chunking(parts, chunk, tmp_path_factory):
+    """Members (empty ones included) inflate to their concatenation however input and output are cut."""
+    path = tmp_path_factory.mktemp("gz") / "x.json.gz"
+    path.write_bytes(b"".join(gzip.compress(p, mtime=0) for p in parts))
+    saved = json_io._CHUNK
+    json_io._CHUNK = chunk
+    try:
+        assert bytes(json_io.read_input_bytes(path)) == b"".join(parts)
+        data = path.read_bytes()
+        path.write_bytes(data[:-1])  # a truncated trailer
+        with pytest.raises(InputError, match="corrupt gzip data"):
+            json_io.read_input_bytes(path)
+    finally:
+        json_io._CHUNK = saved
