@@ -37,7 +37,9 @@ def main() -> None:
     args = ap.parse_args()
     folder = fresh_folder()
     try:
-        print(f"moebench {args.command} on hostile files; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        print(
+            f"moebench {args.command} on hostile files; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        )
         print("| case | exit | stderr lines | wall s | CPU s | max RSS MB |\n|---|---|---|---|---|---|")
         rows = [("valid file (baseline)", GOOD)] if args.command != "evaluate" else []
         rows += [(case, build(case, folder)) for case in CASES]

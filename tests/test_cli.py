@@ -103,7 +103,9 @@ def test_unknown_method_and_option_are_clear(tiny):
     assert proc.returncode == 2 and proc.stderr.startswith("moebench: error: method: unknown method 'nope'")
     proc = run(["solve", str(tiny), "--method", "popularity", "--option", "foo=1"])
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr == "moebench: error: --option foo: popularity does not accept option 'foo' (it takes no options)\n"
+    assert (
+        proc.stderr == "moebench: error: --option foo: popularity does not accept option 'foo' (it takes no options)\n"
+    )
     proc = run(["instances", "generate", "zipf", "-p", "K", "-o", "x.json"])
     assert proc.returncode == 2 and "expected key=value" in proc.stderr
 
