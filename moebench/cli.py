@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
+import math
 import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from moebench.errors import InputError
 
@@ -43,39 +43,67 @@ def stdout_to_stderr() -> Iterator[None]:
 
 
 def _print_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, default=_json_default))
+    """Print ``obj`` as strict JSON: a non-finite number becomes null, with a warning naming it."""
+    from moebench.json_io import dumps_strict
+
+    text, replaced = dumps_strict(obj, indent=2, default=str)
+    if replaced:
+        shown = ", ".join(replaced[:5]) + (f" and {len(replaced) - 5} more" if len(replaced) > 5 else "")
+        _warn(f"not a finite number, printed as null: {shown}")
+    print(text)
 
 
-def _json_default(o: Any) -> Any:
-    import numpy as np
+def _warn(message: str) -> None:
+    print(f"moebench: warning: {_one_line(message)}", file=sys.stderr)
 
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
+
+def _one_line(message: str) -> str:
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _check_time_limit(value: float | None, flag: str = "--time-limit") -> None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise InputError(f"must be a finite number of seconds > 0, got {value!r}", where=flag)
 
 
 # ---- commands -------------------------------------------------------------------------
+def _solve_options(args: argparse.Namespace, accepted: tuple[str, ...], method: str) -> dict[str, Any]:
+    """The method options of ``solve``, every name checked against what ``method`` accepts."""
+    options: dict[str, Any] = {}
+    flags: dict[str, str] = {}
+    for key, value in _params(args.option, "--option").items():
+        options[key], flags[key] = value, "--option"
+    for key in ("formulation", "solver", "profile"):
+        if getattr(args, key) is not None:
+            options[key], flags[key] = getattr(args, key), f"--{key}"
+    for key in options:
+        if key not in accepted:
+            known = f"accepted: {', '.join(accepted)}" if accepted else "it takes no options"
+            where = flags[key] if flags[key] != "--option" else f"--option {key}"
+            raise InputError(f"{method} does not accept option {key!r} ({known})", where=where)
+    return options
+
+
 def cmd_solve(args: argparse.Namespace) -> int:
     from moebench.harness import run_method
     from moebench.instance_file import load_instance
+    from moebench.methods import get_method
     from moebench.placement import save_placement
 
-    inst = load_instance(args.instance)
-    options: dict[str, Any] = _params(args.option, "--option")
-    for key in ("formulation", "solver", "profile"):
-        if getattr(args, key) is not None:
-            options[key] = getattr(args, key)
+    # usage errors first, before the instance is read or anything is solved
+    method = get_method(args.method)
+    options = _solve_options(args, method.options, method.name)
+    _check_time_limit(args.time_limit)
+    if args.seed < 0:
+        raise InputError(f"must be >= 0, got {args.seed}", where="--seed")
     if args.profile is not None:
         from moebench.exact.profiles import load_profile
 
         load_profile(args.profile)  # an unknown profile is an input error (exit 2), not a result
+    inst = load_instance(args.instance)
     isolate = False if args.no_isolate else None
     with stdout_to_stderr():
-        rec = run_method(
-            inst, args.method, time_limit=args.time_limit, seed=args.seed, options=options, isolate=isolate
-        )
+        rec = run_method(inst, method, time_limit=args.time_limit, seed=args.seed, options=options, isolate=isolate)
     if args.output and rec.placement is not None:
         from moebench.placement import from_triples
 
@@ -90,7 +118,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from moebench.placement import load_placement
 
     inst = load_instance(args.instance)
-    x = load_placement(inst, args.placement)
+    x = load_placement(inst, args.placement, warn=lambda msg: _warn(f"{args.placement}: {msg}"))
     ev = evaluate(inst, x)
     out = {"instance": inst.name, **ev.to_dict()}
     _print_json(out)
@@ -173,9 +201,17 @@ def cmd_instances_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_instances_show(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from moebench.instance_file import load_instance
 
     inst = load_instance(args.instance)
+    # sums of sizes near the float limit overflow (printed as null): the fraction is computed on
+    # scaled values, which do not
+    scale = float(inst.size.max())
+    fraction = float((inst.capacity / scale).sum() / (inst.size / scale).sum())
+    with np.errstate(over="ignore"):
+        total = inst.total_size
     info = {
         "name": inst.name,
         "K": inst.K,
@@ -185,8 +221,8 @@ def cmd_instances_show(args: argparse.Namespace) -> int:
         "experts_per_layer": sorted(set(int(e) for e in inst.n_experts)),
         "activation_sets": inst.M,
         "capacity_mb": [float(c) for c in inst.capacity],
-        "total_expert_mb": inst.total_size,
-        "capacity_fraction": float(inst.capacity.sum() / inst.total_size),
+        "total_expert_mb": total,
+        "capacity_fraction": fraction,
         "latency_range_ms": [float(inst.latency.min()), float(inst.latency.max())],
         "fallback_range_ms": [float(inst.fallback.min()), float(inst.fallback.max())],
         "empty_latency_ms": inst.empty_latency,
@@ -256,13 +292,19 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 # ---- parser ---------------------------------------------------------------------------
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line ``moebench: error: ...`` (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print one line naming the problem (``--help`` shows the usage) and exit with code 2."""
+        self.exit(2, f"moebench: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     from moebench import __version__
 
-    p = argparse.ArgumentParser(
-        prog="moebench", description="Benchmark MoE expert-placement algorithms against exact references."
-    )
+    p = Parser(prog="moebench", description="Benchmark MoE expert-placement algorithms against exact references.")
     p.add_argument("--version", action="version", version=f"moebench {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -365,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except InputError as err:
-        print(f"moebench: error: {err}", file=sys.stderr)
+        print(f"moebench: error: {_one_line(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("moebench: interrupted", file=sys.stderr)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
@@ -18,6 +19,45 @@ from typing import Any
 import numpy as np
 
 from moebench.errors import InputError
+
+#: Instance names (SPEC section 7, [ours]): a letter or digit, then up to 199 letters, digits or
+#: ``. _ + = , : @ % ( ) [ ] -``. No spaces, quotes, slashes or control characters, so a name is
+#: safe as one token of a line-based file (``references.solu``) and as a file name. Match it with
+#: ``re.fullmatch`` (``$`` alone also matches before a final newline).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+=,:@%()\[\]-]{0,199}$"
+_NAME_RE = re.compile(NAME_PATTERN)
+NAME_RULE = "1-200 characters: letters, digits and . _ + = , : @ % ( ) [ ] -, starting with a letter or digit"
+
+
+def valid_name(name: object) -> bool:
+    """True when ``name`` is a string matching :data:`NAME_PATTERN`."""
+    return isinstance(name, str) and _NAME_RE.fullmatch(name) is not None
+
+
+def check_name(name: object, where: str = "name") -> str:
+    """Return ``name`` if it is a valid instance name.
+
+    Raises
+    ------
+    InputError
+        At ``where``, quoting (a shortened, escaped copy of) the name and the rule.
+    """
+    if valid_name(name):
+        return name  # type: ignore[return-value]
+    shown = json.dumps(name)[:60] if isinstance(name, str) else type(name).__name__
+    raise InputError(f"invalid instance name {shown} (allowed: {NAME_RULE})", where=where)
+
+
+def duplicate_names(instances: Iterable[Instance]) -> list[str]:
+    """Names shared by instances with different content (sorted); the same instance twice is fine.
+
+    A suite in which two different instances share a name would mix their results and
+    references (which are keyed by name), so the suite validator refuses one.
+    """
+    hashes: dict[str, set[str]] = {}
+    for inst in instances:
+        hashes.setdefault(inst.name, set()).add(inst.content_hash)
+    return sorted(name for name, hs in hashes.items() if len(hs) > 1)
 
 
 def jsonable(obj: Any) -> Any:
@@ -107,6 +147,7 @@ class Instance:
             if not cond:
                 raise InputError(msg, where=self.name)
 
+        check_name(self.name)
         need(self.K >= 1, "K must be >= 1")
         need(n >= 1, "at least one server is required")
         need(layers >= 1, "at least one layer is required")

@@ -481,6 +481,7 @@ ESFT_PARAMS: tuple[Param, ...] = (
     params=ESFT_PARAMS,
     kind="trace",
     summary="real per-token Top-6 sets of DeepSeek-V2-Lite (26 layers, 64 experts) from the ESFT traces; train/test split by sequence",
+    name_params=("task", "layers", "tokens", "which", "servers", "data_dir"),
 )
 def deepseek_v2_lite_esft(p: dict[str, Any], seed: int) -> Instance:
     """Real routing traces; see the module docstring."""
@@ -638,6 +639,7 @@ def _counts_family(
     ),
     kind="surrogate",
     summary="OLMoE-1B-7B (64 experts, top-8): real per-layer marginals, Top-K sets sampled independently (surrogate)",
+    name_params=("model", "domain", "layers", "tokens", "servers", "data_dir"),
 )
 def olmoe_counts(p: dict[str, Any], seed: int) -> Instance:
     """OLMoE counts with conditional Poisson sets; see the module docstring."""
@@ -658,6 +660,7 @@ def olmoe_counts(p: dict[str, Any], seed: int) -> Instance:
     ),
     kind="surrogate",
     summary="Mixtral-8x7B (8 experts, top-2): real per-layer marginals, Top-K sets from an independence model (surrogate)",
+    name_params=("domain", "layers", "tokens", "servers", "data_dir"),
 )
 def mixtral_counts(p: dict[str, Any], seed: int) -> Instance:
     """Mixtral counts with conditional Poisson sets; see the module docstring."""
@@ -747,6 +750,7 @@ def fit_zipf_alpha(data_dir: str | os.PathLike[str] | None = None, task: str | N
     ),
     kind="surrogate",
     summary="any catalog model's architecture; Zipf popularity fitted to DeepSeek traces, independent Top-K sampling (surrogate)",
+    name_params=("model", "layers", "tokens", "servers"),
 )
 def catalog_surrogate(p: dict[str, Any], seed: int) -> Instance:
     """Catalog architecture with surrogate activations; see the module docstring."""
