@@ -65,10 +65,14 @@ _HEADER: dict[str, str] = {
 }
 
 
+class RefusedPickle(pickle.UnpicklingError):
+    """A pickle that names something :class:`CountsUnpickler` does not admit."""
+
+
 def _check_numeric(dt: Any) -> np.dtype:
     """``dt`` if it is a plain numeric dtype (no fields, subarrays or objects)."""
     if not isinstance(dt, np.dtype) or dt.kind not in "biuf" or dt.fields is not None or dt.subdtype is not None:
-        raise pickle.UnpicklingError(f"numpy dtype {dt!r} (only plain numeric dtypes are admitted)")
+        raise RefusedPickle(f"numpy dtype {dt!r} (only plain numeric dtypes are admitted)")
     return dt
 
 
@@ -80,7 +84,7 @@ def _numeric_scalar(dt: Any, data: Any) -> Any:
     # the dtype's state arrives after its construction, so it is checked again here
     _check_numeric(dt)
     if not isinstance(data, bytes) or len(data) != dt.itemsize:
-        raise pickle.UnpicklingError("numpy scalar whose data is not the bytes of one value")
+        raise RefusedPickle("numpy scalar whose data is not the bytes of one value")
     return np.frombuffer(data, dtype=dt)[0]
 
 
@@ -102,13 +106,13 @@ class CountsUnpickler(pickle.Unpickler):
     }
 
     def find_class(self, module: str, name: str) -> Any:
-        """Resolve only the admitted names; anything else is an :class:`pickle.UnpicklingError`."""
+        """Resolve only the admitted names; anything else raises :class:`RefusedPickle`."""
         if (module, name) in self._SCALAR:
             return _numeric_scalar
         try:
             return self._ALLOWED[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(
+            raise RefusedPickle(
                 f"refers to {module}.{name}; only collections.Counter, numpy scalars and dtypes and builtin "
                 "containers are admitted"
             ) from None
@@ -128,9 +132,18 @@ def load_counts_pickle(path: Path) -> Any:
         raise InputError(f"{size} bytes is too large for a routing-count pickle", file=str(path))
     try:
         return CountsUnpickler(io.BytesIO(path.read_bytes())).load()
-    except pickle.UnpicklingError as exc:
+    except RefusedPickle as exc:
         raise InputError(f"pickle refused: {exc}", file=str(path)) from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError) as exc:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        OverflowError,
+    ) as exc:
         raise InputError(f"not a readable pickle ({type(exc).__name__}: {exc})", file=str(path)) from None
 
 
