@@ -115,7 +115,7 @@ class Family:
 
 
 _FAMILIES: dict[str, Family] = {}
-_BUILTIN_MODULES = ("moebench.families.generated", "moebench.families.traces")
+_BUILTIN_MODULES = ("moebench.families.generated", "moebench.families.traces", "moebench.families.user_traces")
 _loaded = False
 
 

@@ -235,10 +235,66 @@ def _cps_layer(
     return sets, counts, True, marg
 
 
+def cps_pair_inclusion(w: np.ndarray, k: int) -> np.ndarray:
+    """Pairwise inclusion probabilities P(i and j in S) of conditional Poisson sampling; shape (E, E).
+
+    Given i in S, the other K-1 members are conditional Poisson over the remaining experts, so
+    P(i, j in S) = pi_i * pi_j^(K-1)(w without i); the diagonal is pi.
+    """
+    w = np.asarray(w, float)
+    pi = cps_inclusion(w, k)
+    out = np.zeros((len(w), len(w)))
+    if k > 1:
+        for i in np.flatnonzero(pi > 0):
+            rest = w.copy()
+            rest[i] = 0.0
+            out[i] = pi[i] * cps_inclusion(rest, k - 1)
+    np.fill_diagonal(out, pi)
+    return out
+
+
+INDEPENDENCE_COUNTS = (
+    "conditional Poisson sampling: P(S) proportional to prod_{e in S} w_e over K-sets, weights fitted so that "
+    "the inclusion probabilities equal the measured per-layer marginals (maximum-entropy K-set distribution "
+    "with those marginals); tokens=0 lists every K-set with its exact probability"
+)
+
+
+def surrogate_layer_sets(
+    rng: np.random.Generator, counts: np.ndarray, n_tok: int, k: int, tokens: int
+) -> tuple[list[tuple[np.ndarray, np.ndarray, bool]], float, float, list[np.ndarray]]:
+    """Surrogate Top-K sets of every layer of per-layer selection counts (shape (L, E)).
+
+    Returns
+    -------
+    layer_sets : list
+        Per layer ``(sets, weights, weights_are_counts)`` (:func:`cps_exact` for ``tokens=0``,
+        else ``tokens`` sampled sets).
+    fit_err, sample_err : float
+        Largest marginal error of the fit and of the sets (over all layers).
+    weights : list of ndarray
+        The fitted conditional Poisson weights of each layer.
+    """
+    layer_sets, fit_err, sample_err, weights = [], 0.0, 0.0, []
+    for row in counts:
+        target = row / n_tok
+        w, err = fit_cps(target, k)
+        s, c, is_counts, marg = _cps_layer(rng, w, k, tokens)
+        layer_sets.append((s, c, is_counts))
+        weights.append(w)
+        fit_err = max(fit_err, err)
+        sample_err = max(sample_err, float(np.max(np.abs(marg - target))))
+    return layer_sets, fit_err, sample_err, weights
+
+
 # ---- instance assembly ----------------------------------------------------------------------
+#: Parameters naming files on this machine: never stored in instance metadata.
+MACHINE_PARAMS = ("data_dir", "file")
+
+
 def _recorded(p: dict[str, Any]) -> dict[str, Any]:
-    """Parameters as stored in the metadata (no machine-specific data folder)."""
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.items() if k != "data_dir"}
+    """Parameters as stored in the metadata (no machine-specific data folder or file)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.items() if k not in MACHINE_PARAMS}
 
 
 def assemble_model(
@@ -429,24 +485,14 @@ def _counts_family(
     model = get_model(model_name)
     if k != model.K or counts.shape[1] != model.routed_experts:
         raise InputError(f"counts have K={k}, E={counts.shape[1]}; catalog {model.name} says otherwise", where="model")
-    rng = np.random.default_rng(seed)
-    layer_sets, fit_err, sample_err = [], 0.0, 0.0
-    for layer in range(nl):
-        target = counts[layer] / n_tok
-        w, err = fit_cps(target, k)
-        s, c, is_counts, marg = _cps_layer(rng, w, k, tokens)
-        layer_sets.append((s, c, is_counts))
-        fit_err = max(fit_err, err)
-        sample_err = max(sample_err, float(np.max(np.abs(marg - target))))
+    layer_sets, fit_err, sample_err, _ = surrogate_layer_sets(
+        np.random.default_rng(seed), counts[:nl], n_tok, k, tokens
+    )
     tag = "exact" if tokens == 0 else f"T{tokens}"
     name = f"{family}-{extra.get('variant', '')}{domain}-L{nl}-{tag}-N{int(p['servers'])}-s{seed}".replace("--", "-")
     meta = {
         "activation_model": ACTIVATION_COUNTS,
-        "independence_model": (
-            "conditional Poisson sampling: P(S) proportional to prod_{e in S} w_e over K-sets, weights fitted so that "
-            "the inclusion probabilities equal the measured per-layer marginals (maximum-entropy K-set distribution "
-            "with those marginals); tokens=0 lists every K-set with its exact probability"
-        ),
+        "independence_model": INDEPENDENCE_COUNTS,
         "fit_max_marginal_error": fit_err,
         "sample_max_marginal_error": sample_err,
         "provenance": {
