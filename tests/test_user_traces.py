@@ -250,15 +250,18 @@ def test_trace_family_end_to_end_suite_and_report(tmp_path: Path) -> None:
         '[suite]\nname = "byo"\ntime_limit = 20.0\ngrace = 2.0\n\n'
         f'[[instances]]\nfamily = "trace"\nparams = {{ file = "{path}", task = "chat", servers = 2, capacity = 0.3 }}\n'
         'holdout = { which = "test" }\n\n'
-        '[[methods]]\nname = "none"\n\n[[methods]]\nname = "milp-highs"\n\n[[methods]]\nname = "greedy-ratio"\n'
+        '[[methods]]\nname = "none"\n\n[[methods]]\nname = "milp-highs"\n\n[[methods]]\nname = "exact-sets"\n'
     )
     out = tmp_path / "out"
     summary = run_suite(load_suite(suite_file), out, jobs=1, progress=False, report=True)
     assert summary.failed == 0
     df = pd.read_parquet(out / "results.parquet")
-    assert set(df["family"]) == {"trace"} and set(df["method"]) == {"none", "milp-highs", "greedy-ratio"}
+    assert set(df["family"]) == {"trace"} and set(df["method"]) == {"none", "milp-highs", "exact-sets"}
     brute = df[df["method"] == "milp-highs"].iloc[0]
     assert brute["status"] == "optimal" and brute["holdout_latency"] > 0
+    # the structure-aware certification runs on user traces as on ESFT
+    chain = df[df["method"] == "exact-sets"].iloc[0]
+    assert chain["status"] == "optimal" and chain["gain"] == pytest.approx(brute["gain"], rel=1e-9)
     test = generate("trace", {"file": str(path), "task": "chat", "servers": 2, "capacity": 0.3, "which": "test"}, 0)
     ev = evaluate(
         test,
