@@ -346,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     ig.add_argument(
         "--data-dir",
         default=None,
-        help="trace data folder for model-derived families (default: $MOEBENCH_DATA or ../shared/data/moe-traces)",
+        help="trace data folder for model-derived families (default: $MOEBENCH_DATA, else the shipped one)",
     )
     ig.add_argument("-o", "--output", required=True, help="output file (.json or .json.gz)")
     ig.set_defaults(func=cmd_instances_generate)
@@ -397,6 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--references", default=None, help="reference file (.solu; default: references.solu beside the results)"
     )
     rep.set_defaults(func=cmd_report)
+
+    from moebench.data.cli import add_parser as add_data_parser
+
+    add_data_parser(sub)
     return p
 
 

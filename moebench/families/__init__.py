@@ -178,7 +178,7 @@ def instance_name(family: Family, base: str, params: Mapping[str, Any]) -> str:
 
 
 _FAMILIES: dict[str, Family] = {}
-_BUILTIN_MODULES = ("moebench.families.generated", "moebench.families.traces")
+_BUILTIN_MODULES = ("moebench.families.generated", "moebench.families.traces", "moebench.families.user_traces")
 _loaded = False
 
 
