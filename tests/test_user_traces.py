@@ -31,7 +31,7 @@ from moebench.errors import InputError
 from moebench.evaluate import evaluate
 from moebench.families import generate
 from moebench.families.traces import ACTIVATION_REAL, cps_inclusion, cps_pair_inclusion
-from moebench.instance import Instance
+from moebench.instance import Instance, valid_name
 from moebench.placement import from_triples
 
 SMALL = ModelHeader(experts=8, K=2, layers=(1, 3, 5), hidden=256, expert_inter=512, model="acme/Tiny-MoE-8x2")
@@ -171,7 +171,7 @@ def test_trace_family_builds_real_sets_with_a_sequence_split(tmp_path: Path) -> 
     assert train.meta["activation_model"] == ACTIVATION_REAL and train.meta["family"] == "trace"
     assert "file" not in train.meta["params"] and prov["file_name"] == "tiny.jsonl.gz"
     assert prov["model"] == "acme/Tiny-MoE-8x2" and prov["recorded_layers"] == [1, 3, 5]
-    assert train.name == "trace-tiny-moe-8x2-chat-L3-Tall-split0.67-N2-train-s4"
+    assert train.name == f"trace-tiny-moe-8x2-{prov['file_sha256'][:8]}-chat-L3-Tall-split0.67-N2-train-s4-capacity=0.3"
     assert train.size[0] == pytest.approx(3 * 256 * 512 * 2 / 1e6)  # SwiGLU, bf16
     # sampling the same tokens in every layer, fewer layers
     few = generate("trace", {**params, "tokens": 10, "layers": 2}, 1)
@@ -344,6 +344,20 @@ def test_router_logits_of_a_padded_batch(tmp_path: Path) -> None:
         routing_from_router_logits(logits, k, attention_mask=np.ones((3, 5)))
 
 
+def test_trace_names_spell_the_file_content_not_its_path(tmp_path: Path) -> None:
+    """Two files with one model header but other tokens give other names; a copy elsewhere the same."""
+    a, _ = small_trace(tmp_path, "a.jsonl.gz", seed=0)
+    b, _ = small_trace(tmp_path, "b.jsonl.gz", seed=1)
+    (tmp_path / "copy").mkdir()
+    copy = tmp_path / "copy" / "a.jsonl.gz"
+    copy.write_bytes(a.read_bytes())
+    base = {"task": "chat", "servers": 2}
+    names = [generate("trace", {**base, "file": str(f)}, 0).name for f in (a, b, copy)]
+    assert names[0] != names[1] and names[0] == names[2] and all(valid_name(n) for n in names)
+    wider = generate("trace", {**base, "file": str(a), "capacity": 0.5}, 0).name
+    assert wider != names[0] and valid_name(wider)
+
+
 # ---- counts-only sources -----------------------------------------------------------------------
 def test_olmoe_counts_as_a_counts_file_give_the_olmoe_family_instances(tmp_path: Path) -> None:
     data = json.loads((shipped_data_dir() / OLMOE_COUNTS_JSON).read_text())["models"]["olmoe-1b-7b-0924"]
@@ -362,7 +376,7 @@ def test_olmoe_counts_as_a_counts_file_give_the_olmoe_family_instances(tmp_path:
     assert mine.meta["activation_model"] == ref.meta["activation_model"] and mine.meta["activation_model"].startswith(
         "surrogate"
     )
-    assert mine.name.startswith("counts-surrogate-olmoe-1b-7b-0924-github")
+    assert re.fullmatch(r"counts-surrogate-olmoe-1b-7b-0924-[0-9a-f]{8}-github-L2-T500-N4-s5", mine.name)
     assert mine.meta["fit_max_marginal_error"] < 1e-9 and "pair_model_max_error" not in mine.meta
 
 

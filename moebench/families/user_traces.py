@@ -147,6 +147,9 @@ TRACE_PARAMS: tuple[Param, ...] = (
     "trace",
     params=TRACE_PARAMS,
     kind="trace",
+    # the file is spelled by the first 8 hex digits of its content hash (not its path, which
+    # differs between machines)
+    name_params=("file", "task", "layers", "tokens", "split", "which", "servers"),
     summary="real per-token Top-K sets from your own moebench-trace/1 file (any MoE model); train/test split by sequence",
 )
 def user_trace(p: dict[str, Any], seed: int) -> Instance:
@@ -162,7 +165,7 @@ def user_trace(p: dict[str, Any], seed: int) -> Instance:
     idx, info = select_tokens(paths, split, p["which"], tokens, seed)
     model = header_model(tf.header, str(src.path))
     tag = "all" if tokens == 0 else str(tokens)
-    name = f"trace-{_slug(tf.header)}-{task}-L{nl}-T{tag}-split{split:g}-N{int(p['servers'])}-{p['which']}-s{seed}"
+    name = f"trace-{_slug(tf.header)}-{tf.sha256[:8]}-{task}-L{nl}-T{tag}-split{split:g}-N{int(p['servers'])}-{p['which']}-s{seed}"
     meta = {
         "activation_model": ACTIVATION_REAL,
         "provenance": {
@@ -188,6 +191,7 @@ def user_trace(p: dict[str, Any], seed: int) -> Instance:
         *TRACE_PHYSICAL_PARAMS,
     ),
     kind="surrogate",
+    name_params=("file", "workload", "layers", "tokens", "servers"),
     summary="your own per-layer expert counts (moebench-counts/1): real marginals, Top-K sets sampled independently (surrogate)",
 )
 def counts_surrogate(p: dict[str, Any], seed: int) -> Instance:
@@ -203,7 +207,7 @@ def counts_surrogate(p: dict[str, Any], seed: int) -> Instance:
         np.random.default_rng(seed), wl.counts[:nl], wl.tokens, h.K, tokens
     )
     tag = "exact" if tokens == 0 else f"T{tokens}"
-    name = f"counts-surrogate-{_slug(h)}-{wl.name}-L{nl}-{tag}-N{int(p['servers'])}-s{seed}"
+    name = f"counts-surrogate-{_slug(h)}-{cf.sha256[:8]}-{wl.name}-L{nl}-{tag}-N{int(p['servers'])}-s{seed}"
     meta: dict[str, Any] = {
         "activation_model": ACTIVATION_COUNTS,
         "independence_model": INDEPENDENCE_COUNTS,
