@@ -125,6 +125,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0 if ev.feasible else 1
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from moebench.instance_file import load_instance
+    from moebench.placement import load_placement
+    from moebench.replay import Replayer
+
+    inst = load_instance(args.instance)
+    try:
+        replayer = Replayer(inst, data_dir=args.data_dir, trace=args.trace)
+    except InputError as err:
+        if err.where == "trace":  # no file given for a trace instance: a usage error
+            raise InputError(err.reason, where="--trace") from None
+        if err.where and err.where.startswith("meta."):  # the instance's provenance
+            raise err.with_file(args.instance) from None
+        raise
+    x = load_placement(inst, args.placement, warn=lambda msg: _warn(f"{args.placement}: {msg}"))
+    rep = replayer.replay(x, args.task, args.tokens)
+    _print_json(rep.to_dict())
+    return 0 if rep.feasible else 1
+
+
 def cmd_methods(args: argparse.Namespace) -> int:
     from moebench.methods import get_method, modifiers, registered
 
@@ -327,6 +347,30 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("instance")
     e.add_argument("placement")
     e.set_defaults(func=cmd_evaluate)
+
+    rp = sub.add_parser(
+        "replay", help="replay real token paths of a trace through a placement; prints JSON, exit 1 when infeasible"
+    )
+    rp.add_argument("instance", help="instance of a real-trace family (deepseek-v2-lite-esft, trace)")
+    rp.add_argument("placement")
+    rp.add_argument("--task", default=None, help="task to replay (default: the instance's; another task of the model)")
+    rp.add_argument(
+        "--tokens",
+        choices=("all", "train", "test"),
+        default="all",
+        help="every token of the task, or a part of the instance's split (same fraction and seed); default all",
+    )
+    src = rp.add_mutually_exclusive_group()
+    src.add_argument(
+        "--data-dir", default=None, help="ESFT data folder (default: $MOEBENCH_DATA, else the shipped one)"
+    )
+    src.add_argument(
+        "--trace",
+        default=None,
+        metavar="FILE",
+        help="moebench-trace/1 file: the trace instance's own file (checked by SHA-256), or another recording of the model",
+    )
+    rp.set_defaults(func=cmd_replay)
 
     m = sub.add_parser("methods", help="list methods with assumptions and guarantees")
     m.add_argument("--json", action="store_true")
