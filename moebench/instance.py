@@ -19,6 +19,11 @@ import numpy as np
 
 from moebench.errors import InputError
 
+#: Instance names: what line-based files (``references.solu``) and file names can hold safely —
+#: a letter or digit, then up to 199 of ``A-Z a-z 0-9 . _ + = , : @ % ( ) [ ] -`` (no spaces,
+#: no line breaks, no ``#``, no ``/``).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+=,:@%()\[\]-]{0,199}$"
+
 
 def jsonable(obj: Any) -> Any:
     """Convert numpy scalars/arrays and tuples inside ``obj`` to plain JSON types."""
