@@ -420,19 +420,19 @@ def _merge_one(out: Reconciled, key: Key, old: Reference | None, rows: list[_Row
     for r in placed:
         if not r.exact:
             continue
-        if r.bound is not None and bound_below(r.bound, best_gain, lat0):
-            refute(
-                "bound below placement",
-                r.method,
-                f"bound {r.bound!r} by {r.method} is below the gain {best_gain!r} of a placement by {best_by}",
-                r,
-            )
-            continue
         if r.status == "optimal" and optimum_beaten(r.gain, best_gain, lat0, r.tolerance):
             refute(
                 "optimum beaten",
                 r.method,
                 f"optimal gain {r.gain!r} by {r.method} is beaten by {best_by} with gain {best_gain!r}",
+                r,
+            )
+            continue
+        if r.bound is not None and bound_below(r.bound, best_gain, lat0):
+            refute(
+                "bound below placement",
+                r.method,
+                f"bound {r.bound!r} by {r.method} is below the gain {best_gain!r} of a placement by {best_by}",
                 r,
             )
             continue
