@@ -183,16 +183,22 @@ def _sym(inst: Instance, ex: Extra) -> None:
     # experts: same size, fallback, kept servers and latencies, and the same activation sets
     cand = p.cand
     if len(cand) >= 2:
-        memb = np.zeros((inst.G, inst.M), bool)
+        # one label per distinct list of sets (a dense expert x set matrix took 6 GB on a
+        # 10,000-item knapsack)
         pos = np.flatnonzero(inst.probs > 0)
-        memb[inst.sets[pos].ravel(), np.repeat(pos, inst.K)] = True
+        owner, member = np.repeat(pos, inst.K), inst.sets[pos].ravel()
+        order = np.lexsort((owner, member))
+        owner, member = owner[order], member[order]
+        lo, hi = np.searchsorted(member, cand, "left"), np.searchsorted(member, cand, "right")
+        labels: dict[bytes, int] = {}
+        memb = np.array([labels.setdefault(owner[a:b].tobytes(), len(labels)) for a, b in zip(lo, hi)], float)
         keys = np.hstack(
             [
                 inst.size[cand, None],
                 inst.fallback[cand, None],
                 p.useful[:, cand].T.astype(float),
                 lat[:, cand].T,
-                memb[cand].astype(float),
+                memb[:, None],
             ]
         )
         for cls in _classes(keys):
