@@ -156,6 +156,7 @@ def generated_cases(count: int, seed: int = 0) -> list[Case]:
         p, w, c = pisinger_knapsack(n, r, kind, rng, h=int(rng.integers(1, 100)), series=100)
         solver = ks.KnapsackSolver(ks.SolverType.KNAPSACK_MULTIDIMENSION_BRANCH_AND_BOUND_SOLVER, "oracle")
         solver.init([int(v) for v in p], [[int(v) for v in w]], [int(c)])
+        solver.set_time_limit(60)  # the hard classes can take the oracle hours: those are skipped
         value = solver.solve()
         if not solver.is_solution_optimal():
             continue
