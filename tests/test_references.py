@@ -221,3 +221,17 @@ def test_placement_hash_matches_to_triples_of_a_real_run() -> None:
     for n, layer, e in rec.placement:
         x[n, inst.expert_id(layer, e)] = True
     assert placement_hash(inst.content_hash, to_triples(inst, x)) == placement_hash(inst.content_hash, rec.placement)
+
+
+def test_report_lists_a_refuted_claim_as_an_error_row() -> None:
+    from moebench.report.tables import attach_references
+
+    df = pd.DataFrame(
+        [
+            _row("milp-highs", "optimal", 50.0, 50.0, error=None),
+            _row("greedy-ratio", "feasible", 50.1, None, kind="heuristic", error=None),
+        ]
+    )
+    out = attach_references(df)
+    assert list(out.status) == ["error", "feasible"] and out.error[0].startswith("refuted: optimal gain 50.0")
+    assert not out.ref_proven.any()  # so no gain ratio above 1 against a proven optimum
