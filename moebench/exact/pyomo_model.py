@@ -10,7 +10,14 @@ Solving goes through Pyomo's current solver interface
 (``pyomo.contrib.solver.common.factory.SolverFactory``, HiGHS by default). Another solver is
 named with the ``solver`` option; names the new interface does not know are looked up in the
 legacy ``pyomo.environ.SolverFactory``. A solver that is not installed gives status
-``unavailable``. Pyomo is imported only inside :func:`solve_pyomo`.
+``unavailable``. Pyomo is imported only inside :class:`PyomoBackend`, the module's part of the
+shared driver (:mod:`moebench.exact.driver`).
+
+Objectives are shifted and scaled as in :mod:`moebench.exact.formulations`: ``latency`` is
+``scale * (Lat - Lat(empty))`` and ``gain`` is ``scale * R``, with ``scale`` a power of two
+(:func:`~moebench.exact.formulations.objective_scale`), so that the solver's absolute tolerances
+stay far below the gain; every bound is widened by the solver's tolerances
+(:func:`solver_tolerances`, docs/tolerances.md).
 
 When the solver stops before proving optimality with zero gap, the incumbent may carry slack
 (see :mod:`moebench.exact.highs`), so the model is solved once more with the placement binaries
