@@ -48,6 +48,7 @@ from moebench.families.knapsack import (
 )
 from moebench.harness import run_method
 from moebench.instance import Instance
+from moebench.methods import registered
 from moebench.tolerances import OPTIMAL_RTOL, noise
 
 #: (relative path, published optimum, SHA-256 of the file as used here)
@@ -201,6 +202,7 @@ def main() -> None:
     cases = (published_cases(args.data) if args.data else []) + generated_cases(args.generated)
     methods = [(m, o) for m, o in METHODS if args.only is None or m in args.only.split(",")]
     jobs = [(c, m, o) for c in cases for m, o in methods]
+    registered()  # load the method registry before the threads start (its lazy loading is not thread-safe)
     t0, c0 = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
         results = list(pool.map(lambda j: run_case(j[0], j[1], j[2], args.limit), jobs))
