@@ -311,6 +311,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return report_command(args)
 
 
+def cmd_references_check(args: argparse.Namespace) -> int:
+    from moebench.bench.reference_check import references_command
+
+    return references_command(args)
+
+
 # ---- parser ---------------------------------------------------------------------------
 class Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line ``moebench: error: ...`` (exit 2)."""
@@ -441,6 +447,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--references", default=None, help="reference file (.solu; default: references.solu beside the results)"
     )
     rep.set_defaults(func=cmd_report)
+
+    ref = sub.add_parser("references", help="reference files (.solu) and their evidence")
+    rsub = ref.add_subparsers(dest="references_command", required=True)
+    rc = rsub.add_parser(
+        "check",
+        help="recompute every reference from its placement, check every bound against every known placement; "
+        "exit 1 listing each inconsistency",
+    )
+    rc.add_argument("folders", nargs="+", metavar="FOLDER", help="results folder or instance library (references.solu)")
+    rc.set_defaults(func=cmd_references_check)
 
     from moebench.data.cli import add_parser as add_data_parser
 

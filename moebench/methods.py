@@ -200,6 +200,9 @@ class Solution:
         Anything else worth recording (e.g. which per-layer profile was used).
     error : str or None
         Error text for ERROR / UNAVAILABLE / NOT_APPLICABLE statuses.
+    tolerance : float or None
+        The relative gain tolerance the status and ``bound`` hold to (``optimal`` means proven
+        within it, see :mod:`moebench.tolerances`); None for heuristics.
     """
 
     placement: np.ndarray
@@ -213,6 +216,7 @@ class Solution:
     options: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    tolerance: float | None = None
 
 
 SolveFn = Callable[[Instance, SolveRequest], Solution]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -29,6 +30,14 @@ def to_triples(inst: Instance, x: np.ndarray) -> list[list[int]]:
     layer = inst.layer_of[g]
     local = g - inst.expert_offset[layer]
     return [[int(a), int(b), int(c)] for a, b, c in zip(n, layer, local)]
+
+
+def placement_hash(instance_hash: str, triples: Any) -> str:
+    """Content hash of a placement (SPEC section 7): SHA-256 of ``moebench-placement/1``, the
+    instance's content hash and the sorted ``server layer expert`` triples, one per line."""
+    rows = sorted((int(n), int(layer), int(e)) for n, layer, e in triples)
+    text = "\n".join([FORMAT, str(instance_hash), *(f"{n} {layer} {e}" for n, layer, e in rows)]) + "\n"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def from_triples(inst: Instance, triples: Any, where: str = "placement") -> np.ndarray:
