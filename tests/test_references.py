@@ -137,7 +137,7 @@ def test_suite_with_a_bad_instance_name_exits_2_before_any_work(tmp_path: Path, 
         )
         code = main(["run", str(suite), "--out", str(tmp_path / "out"), "-q", "--no-report"])
         err = capsys.readouterr().err
-        assert code == 2 and err.count("\n") == 1 and "not allowed" in err, err
+        assert code == 2 and err.count("\n") == 1 and "invalid instance name" in err, err
         assert not (tmp_path / "out" / "results.jsonl").exists()
 
 
