@@ -28,7 +28,7 @@ from moebench.evaluate import empty_placement, evaluate
 from moebench.instance import Instance
 from moebench.methods import Method, Solution, SolveRequest, Status, check_conditions, get_method
 from moebench.placement import to_triples
-from moebench.plugins import import_plugins
+from moebench.registry import import_plugins
 
 #: A solver's own objective may differ from the evaluator's by this much (relative to
 #: max(1, |Lat|)) before the result is declared an error.

@@ -12,6 +12,7 @@ entry point must name a callable (or module) that registers its methods when imp
 
 from __future__ import annotations
 
+import difflib
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -23,7 +24,7 @@ import numpy as np
 
 from moebench.errors import InputError
 from moebench.instance import Instance
-from moebench.plugins import load_registry
+from moebench.registry import Registry
 
 
 class Status(str, Enum):
@@ -268,8 +269,6 @@ class Registration:
     summary: str
 
 
-_REGISTRY: dict[str, Registration] = {}
-_MODIFIERS: dict[str, Callable[[Method, MethodSpec], Method]] = {}
 _BUILTIN_MODULES = (
     "moebench.algorithms.baselines",
     "moebench.algorithms.greedy",
@@ -279,7 +278,11 @@ _BUILTIN_MODULES = (
     "moebench.exact.backends",
     "moebench.exact.certify",
 )
-_loaded = False
+Modifier = Callable[[Method, MethodSpec], Method]
+#: Registered base names (filled from the built-in modules and the ``moebench.methods`` plugins).
+METHODS: Registry[Registration] = Registry("method", _BUILTIN_MODULES, "moebench.methods")
+#: Registered ``+suffix`` modifiers (filled like :data:`METHODS`).
+MODIFIERS: Registry[Modifier] = Registry("modifier", _BUILTIN_MODULES, "moebench.methods")
 
 
 def register_method(
@@ -298,31 +301,21 @@ def register_method(
     """
 
     def deco(builder: Builder) -> Builder:
-        if base in _REGISTRY and _REGISTRY[base].builder is not builder:
-            raise ValueError(f"method {base!r} registered twice")
-        _REGISTRY[base] = Registration(base, builder, tuple(examples or (base,)), summary)
+        reg = Registration(base, builder, tuple(examples or (base,)), summary)
+        METHODS.register(base, reg, same=lambda old, new: old.builder is new.builder)
         return builder
 
     return deco
 
 
-def register_modifier(
-    name: str,
-) -> Callable[[Callable[[Method, MethodSpec], Method]], Callable[[Method, MethodSpec], Method]]:
+def register_modifier(name: str) -> Callable[[Modifier], Modifier]:
     """Decorator registering a ``+name`` suffix that wraps any method (e.g. ``+ls``)."""
 
-    def deco(fn: Callable[[Method, MethodSpec], Method]) -> Callable[[Method, MethodSpec], Method]:
-        _MODIFIERS[name] = fn
+    def deco(fn: Modifier) -> Modifier:
+        MODIFIERS.register(name, fn)
         return fn
 
     return deco
-
-
-def _load_builtins() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        load_registry(_BUILTIN_MODULES, "moebench.methods")
 
 
 _NAME_RE = re.compile(r"^(?P<base>[A-Za-z0-9_.+-]+)(?:\[(?P<inner>[^\[\]]*)\])?$")
@@ -336,14 +329,13 @@ def parse_method_name(name: str) -> MethodSpec:
     InputError
         When the name is malformed or names no registered method.
     """
-    _load_builtins()
     name = name.strip()
     # modifiers are only the registered suffixes: "greedy-ratio+single" is a base name
     mods: list[str] = []
     core = name
     while True:
-        for m in _MODIFIERS:
-            if core.endswith("+" + m) and core[: -len(m) - 1] and core not in _REGISTRY:
+        for m in MODIFIERS.names():
+            if core.endswith("+" + m) and core[: -len(m) - 1] and core not in METHODS:
                 mods.insert(0, m)
                 core = core[: -len(m) - 1]
                 break
@@ -353,8 +345,10 @@ def parse_method_name(name: str) -> MethodSpec:
     if not match:
         raise InputError(f"malformed method name {name!r} (expected base[args]+modifier)", where="method")
     base = match.group("base")
-    if base not in _REGISTRY:
-        raise InputError(f"unknown method {base!r}; `moebench methods` lists them", where="method")
+    if base not in METHODS:
+        close = difflib.get_close_matches(base, METHODS.names(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InputError(f"unknown method {base!r}{hint}; `moebench methods` lists them", where="method")
     args: list[str] = []
     kwargs: dict[str, str] = {}
     inner = match.group("inner")
@@ -379,22 +373,24 @@ def get_method(name: str) -> Method:
         For unknown names or bad bracket arguments.
     """
     spec = parse_method_name(name)
-    method = _REGISTRY[spec.base].builder(MethodSpec(spec.base, spec.args, spec.kwargs))
+    reg = METHODS.get(spec.base)
+    assert reg is not None  # parse_method_name checked it
+    method = reg.builder(MethodSpec(spec.base, spec.args, spec.kwargs))
     for m in spec.modifiers:
-        method = _MODIFIERS[m](method, spec)
+        wrap = MODIFIERS.get(m)
+        assert wrap is not None
+        method = wrap(method, spec)
     return method
 
 
 def registered() -> list[Registration]:
     """All registered base names, sorted."""
-    _load_builtins()
-    return sorted(_REGISTRY.values(), key=lambda r: r.base)
+    return [reg for _, reg in METHODS.items()]
 
 
 def modifiers() -> list[str]:
     """Registered ``+suffix`` modifiers."""
-    _load_builtins()
-    return sorted(_MODIFIERS)
+    return MODIFIERS.names()
 
 
 def method_names(examples_only: bool = True) -> list[str]:

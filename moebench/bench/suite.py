@@ -71,7 +71,7 @@ from typing import Any
 
 from moebench.errors import InputError
 from moebench.instance import Instance
-from moebench.plugins import plugin_modules
+from moebench.registry import plugin_modules
 
 #: The instance properties every results row carries (so reports need only the table).
 _SUITE_KEYS = {"name", "time_limit", "repetitions", "seed", "grace", "memory_limit_mb", "plugins", "references"}

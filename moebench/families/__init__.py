@@ -13,7 +13,7 @@ from typing import Any
 
 from moebench.errors import InputError
 from moebench.instance import Instance
-from moebench.plugins import load_registry
+from moebench.registry import Registry
 
 
 def _as_float_list(v: Any) -> tuple[float, ...]:
@@ -114,9 +114,10 @@ class Family:
         return inst
 
 
-_FAMILIES: dict[str, Family] = {}
-_BUILTIN_MODULES = ("moebench.families.generated", "moebench.families.traces")
-_loaded = False
+#: Registered families (filled from the built-in modules and the ``moebench.families`` plugins).
+FAMILIES: Registry[Family] = Registry(
+    "family", ("moebench.families.generated", "moebench.families.traces"), "moebench.families"
+)
 
 
 def register_family(
@@ -125,19 +126,10 @@ def register_family(
     """Decorator registering a generator ``fn(params, seed) -> Instance`` as family ``name``."""
 
     def deco(fn: GeneratorFn) -> GeneratorFn:
-        if name in _FAMILIES and _FAMILIES[name].fn is not fn:
-            raise ValueError(f"family {name!r} registered twice")
-        _FAMILIES[name] = Family(name, fn, tuple(params), summary, kind)
+        FAMILIES.register(name, Family(name, fn, tuple(params), summary, kind), same=lambda old, new: old.fn is new.fn)
         return fn
 
     return deco
-
-
-def _load_builtins() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        load_registry(_BUILTIN_MODULES, "moebench.families")
 
 
 def get_family(name: str) -> Family:
@@ -148,16 +140,15 @@ def get_family(name: str) -> Family:
     InputError
         For an unknown name.
     """
-    _load_builtins()
-    if name not in _FAMILIES:
-        raise InputError(f"unknown family {name!r} (known: {', '.join(sorted(_FAMILIES))})", where="family")
-    return _FAMILIES[name]
+    fam = FAMILIES.get(name)
+    if fam is None:
+        raise InputError(f"unknown family {name!r} (known: {', '.join(FAMILIES.names())})", where="family")
+    return fam
 
 
 def families() -> list[Family]:
     """Every registered family, sorted by name."""
-    _load_builtins()
-    return sorted(_FAMILIES.values(), key=lambda f: f.name)
+    return [fam for _, fam in FAMILIES.items()]
 
 
 def generate(
