@@ -17,7 +17,6 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -25,60 +24,32 @@ import numpy as np
 from moebench.errors import InputError
 from moebench.instance import Instance
 from moebench.registry import Registry
+from moebench.status import CONDITIONS, Status, check_conditions
 
-
-class Status(str, Enum):
-    """Outcome of one method run.
-
-    OPTIMAL
-        Proven optimal (exact methods, within the stated gap tolerance, 0 by default).
-    FEASIBLE
-        A feasible placement without proof of optimality (every heuristic's normal result).
-    TIME_LIMIT
-        The wall-clock limit was hit; the best incumbent so far (if any) is kept.
-    INFEASIBLE
-        The solver declared the model infeasible (cannot happen for a correct model: caching
-        nothing is always feasible, so it signals a bug).
-    INVALID
-        The method returned a placement that violates a capacity.
-    ERROR
-        The method raised, crashed, or its own objective disagrees with the evaluator's.
-    UNAVAILABLE
-        A required optional dependency or external solver is not installed.
-    NOT_APPLICABLE
-        The instance is outside the method's declared assumptions (e.g. ``K = 1`` only).
-    """
-
-    OPTIMAL = "optimal"
-    FEASIBLE = "feasible"
-    TIME_LIMIT = "time-limit"
-    INFEASIBLE = "infeasible"
-    INVALID = "invalid"
-    ERROR = "error"
-    UNAVAILABLE = "unavailable"
-    NOT_APPLICABLE = "not-applicable"
-
-    def __str__(self) -> str:
-        return self.value
-
-    @property
-    def has_placement(self) -> bool:
-        """True when a result with this status carries a usable placement."""
-        return self in (Status.OPTIMAL, Status.FEASIBLE, Status.TIME_LIMIT)
-
-
-# ---- conditions: the vocabulary of assumptions and guarantee conditions -----------------
-CONDITIONS: dict[str, Callable[[Instance], bool]] = {
-    "K = 1": lambda inst: inst.K == 1,
-    "single server": lambda inst: inst.N == 1,
-    "equal expert sizes": lambda inst: bool(np.all(inst.size == inst.size[0])),
-    "single layer": lambda inst: inst.L == 1,
-}
-
-
-def check_conditions(conditions: tuple[str, ...], inst: Instance) -> list[str]:
-    """The conditions among ``conditions`` that ``inst`` does not satisfy."""
-    return [c for c in conditions if not CONDITIONS[c](inst)]
+__all__ = [
+    "CONDITIONS",
+    "METHODS",
+    "MODIFIERS",
+    "Guarantee",
+    "Method",
+    "MethodInfo",
+    "MethodSpec",
+    "Registration",
+    "Solution",
+    "SolveRequest",
+    "Status",
+    "check_conditions",
+    "float_arg",
+    "get_method",
+    "int_arg",
+    "method_names",
+    "modifiers",
+    "no_args",
+    "parse_method_name",
+    "register_method",
+    "register_modifier",
+    "registered",
+]
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,10 @@ import numpy as np
 
 from moebench.errors import InputError
 from moebench.instance import Instance, replace_arrays
+from moebench.status import WITH_PLACEMENT
 
 #: Row columns written by :func:`holdout_columns`.
 HOLDOUT_COLUMNS = ("holdout_latency", "holdout_gain", "holdout_empty_latency")
-#: Statuses whose rows carry a placement.
-_WITH_PLACEMENT = ("optimal", "feasible", "time-limit")
 #: Twins generated in this process, by spec key.
 _CACHE: dict[str, Instance] = {}
 
@@ -139,7 +138,7 @@ def holdout_columns(inst: Instance, status: str | None, placement: Any) -> dict[
     """
     out = dict.fromkeys(HOLDOUT_COLUMNS, math.nan)
     spec = inst.meta.get("holdout") if isinstance(inst.meta, Mapping) else None
-    if not isinstance(spec, Mapping) or status not in _WITH_PLACEMENT:
+    if not isinstance(spec, Mapping) or status not in WITH_PLACEMENT:
         return out
     from moebench.evaluate import evaluate
     from moebench.placement import from_triples

@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from moebench.errors import InputError
+from moebench.status import WITH_PLACEMENT as _WITH_PLACEMENT  # statuses whose placement is an incumbent
 
 HEADER = "# moebench-solu/1"
-#: Statuses whose placement counts as an incumbent.
-_WITH_PLACEMENT = ("optimal", "feasible", "time-limit")
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,8 @@ from moebench.bench.references import Reference, read_references, update_referen
 from moebench.bench.store import ResultStore, write_table
 from moebench.bench.suite import Suite, plugin_modules
 from moebench.bench.tasks import Task, instance_columns, task_id
+from moebench.status import FAILED
 
-#: Statuses counted as failures by the progress bar and the run summary.
-FAILED_STATUSES = ("error", "invalid", "infeasible")
 _PACKAGES = ("numpy", "pandas", "highspy", "ortools", "pyomo", "dask", "distributed")
 
 
@@ -224,7 +223,7 @@ def run_suite(
         store.append(row)
         results[task.task_id] = row
         counts[row["status"]] = counts.get(row["status"], 0) + 1
-        bar.update(row["status"] in FAILED_STATUSES, f"{task.instance.name} {task.method}")
+        bar.update(row["status"] in FAILED, f"{task.instance.name} {task.method}")
 
     try:
         if executor == "dask":
@@ -248,7 +247,7 @@ def run_suite(
         from moebench.report.build import write_report
 
         files += write_report(out / "results.parquet", out / "report", formats=formats, references=refs_path)
-    failed = sum(v for k, v in counts.items() if k in FAILED_STATUSES)
+    failed = sum(v for k, v in counts.items() if k in FAILED)
     return RunSummary(out, len(tasks), len(todo), len(tasks) - len(todo), failed, counts, files)
 
 

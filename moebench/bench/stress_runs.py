@@ -155,9 +155,9 @@ def _default_name(method: str, family: str, params: Mapping[str, Any]) -> str:
 
 def claim_condition_names(conditions: str) -> list[str]:
     """The parts of a free-text ``claim_conditions`` that are checkable condition names."""
-    from moebench.methods import CONDITIONS
+    from moebench.status import checkable
 
-    return [c.strip() for c in conditions.split(";") if c.strip() in CONDITIONS]
+    return checkable(conditions)
 
 
 def parse_stress(path: Path, raw: Any) -> list[StressEntry]:

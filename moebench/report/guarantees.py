@@ -35,6 +35,7 @@ from moebench.bench.stress_runs import CLAIM_TOL, claim_condition_names, ratio_o
 from moebench.report import tables
 from moebench.report.sections import ReportContext, Section, register_section
 from moebench.report.writers import fmt
+from moebench.status import check_conditions, conditions_hold
 
 
 @dataclass(frozen=True)
@@ -115,10 +116,7 @@ def runs_where_claimed(runs: pd.DataFrame, claim: Claim) -> pd.Series:
     mine = runs["method"].astype(str) == claim.method
     if claim.declared and "guarantee_ratio" in runs:
         return mine & tables.guarantee_applies(runs)
-    ok = mine.copy()
-    for c in claim.checked():
-        ok &= tables.CONDITION_COLUMNS[c](runs).astype(bool)
-    return ok
+    return mine & conditions_hold(claim.checked(), runs)
 
 
 def run_violations(runs: pd.DataFrame, claim: Claim) -> pd.Series:
@@ -142,8 +140,7 @@ def stress_where_claimed(stress: list[dict[str, Any]], claim: Claim) -> list[dic
             if not _bool(rec.get("guarantee_applies")):
                 continue
         else:
-            row = pd.DataFrame([{k: rec.get(k) for k in ("K", "N", "L", "equal_sizes")}])
-            if not all(bool(tables.CONDITION_COLUMNS[c](row).iloc[0]) for c in claim.checked()):
+            if check_conditions(claim.checked(), rec):
                 continue
         out.append(rec)
     return out

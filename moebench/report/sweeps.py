@@ -30,9 +30,8 @@ import numpy as np
 import pandas as pd
 
 from moebench.report.sections import ReportContext, Section, register_section
+from moebench.status import WITH_PLACEMENT
 
-#: Statuses whose rows carry a placement.
-_OK = ("optimal", "feasible", "time-limit")
 #: Methods drawn at most per sweep figure (by number of runs).
 MAX_LINES = 16
 
@@ -60,7 +59,7 @@ def scored_runs(runs: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         The usable rows with the added columns (see the module docstring).
     """
-    ok = runs["status"].isin(_OK)
+    ok = runs["status"].isin(WITH_PLACEMENT)
     if "feasible" in runs:
         ok &= _bool(runs["feasible"])
     d = runs[ok].copy()

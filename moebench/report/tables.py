@@ -24,21 +24,10 @@ import numpy as np
 import pandas as pd
 
 from moebench.bench.references import Reference, update_references
+from moebench.status import FAILED, SKIPPED, WITH_PLACEMENT, conditions_hold, split_conditions
 
-#: Statuses whose rows carry a placement (and get ratios).
-WITH_PLACEMENT = ("optimal", "feasible", "time-limit")
-FAILED = ("error", "invalid", "infeasible")
-SKIPPED = ("not-applicable", "unavailable")
 #: Absolute tolerance (relative to max(1, Lat(empty))) of ratio comparisons and the guarantee check.
 RTOL = 1e-9
-
-#: How the report evaluates the guarantee conditions of moebench.methods.CONDITIONS from table columns.
-CONDITION_COLUMNS = {
-    "K = 1": lambda df: df["K"] == 1,
-    "single server": lambda df: df["N"] == 1,
-    "equal expert sizes": lambda df: df["equal_sizes"].astype(str).str.lower() == "true",
-    "single layer": lambda df: df["L"] == 1,
-}
 
 
 def shifted_geomean(values: Any, shift: float = 1.0) -> float:
@@ -150,9 +139,7 @@ def guarantee_applies(df: pd.DataFrame) -> pd.Series:
         applies = pd.Series(np.nan, index=df.index, dtype=object)
     conds = df["guarantee_conditions"] if "guarantee_conditions" in df else pd.Series("", index=df.index)
     for i in df.index[has & applies.isna()]:
-        names = [c for c in str(conds.get(i) or "").split(";") if c and c != "nan"]
-        row = df.loc[[i]]
-        applies.loc[i] = all(bool(CONDITION_COLUMNS[c](row).iloc[0]) for c in names if c in CONDITION_COLUMNS)
+        applies.loc[i] = bool(conditions_hold(split_conditions(conds.get(i)), df.loc[[i]]).iloc[0])
     return has & applies.fillna(False).astype(bool)
 
 
