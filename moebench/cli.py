@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from moebench.encoding import json_default
 from moebench.errors import InputError
 
 
@@ -43,17 +44,7 @@ def stdout_to_stderr() -> Iterator[None]:
 
 
 def _print_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, default=_json_default))
-
-
-def _json_default(o: Any) -> Any:
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
+    print(json.dumps(obj, indent=2, default=json_default))
 
 
 # ---- commands -------------------------------------------------------------------------

@@ -17,20 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from moebench.encoding import jsonable
 from moebench.errors import InputError
 
-
-def jsonable(obj: Any) -> Any:
-    """Convert numpy scalars/arrays and tuples inside ``obj`` to plain JSON types."""
-    if isinstance(obj, Mapping):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return obj
+__all__ = ["Instance", "LayerSpec", "build_instance", "jsonable", "replace_arrays"]
 
 
 def _frozen(a: Any, dtype: Any) -> np.ndarray:

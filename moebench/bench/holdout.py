@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from moebench.encoding import jsonable
 from moebench.errors import InputError
 from moebench.instance import Instance, replace_arrays
 from moebench.status import WITH_PLACEMENT
@@ -42,19 +43,15 @@ def holdout_spec(family: str, params: Mapping[str, Any], seed: int, overrides: M
     params = {**dict(params), **dict(overrides)}
     return {
         "family": family,
-        "params": _jsonable(params),
+        "params": jsonable(params),
         "seed": int(seed),
-        "overrides": _jsonable(dict(overrides)),
+        "overrides": jsonable(dict(overrides)),
     }
 
 
 def spec_key(spec: Mapping[str, Any]) -> str:
     """Canonical JSON of a spec (cache key and task-id component)."""
     return json.dumps(spec, sort_keys=True, default=str)
-
-
-def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
 
 def twin(spec: Mapping[str, Any]) -> Instance:

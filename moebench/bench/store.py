@@ -18,31 +18,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from moebench.encoding import dumps
 
 #: Columns written as JSON text in the table (nested values).
 JSON_COLUMNS = ("options", "info", "placement")
 #: Columns left out of the CSV table (large; the parquet table and the store keep them).
 CSV_DROP = ("placement",)
-
-
-def _default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
-
-
-def _float_safe(o: Any) -> Any:
-    # JSON has no NaN/inf: store them as null (a recomputed objective is never NaN)
-    if isinstance(o, float) and (o != o or o in (float("inf"), float("-inf"))):
-        return None
-    if isinstance(o, dict):
-        return {k: _float_safe(v) for k, v in o.items()}
-    if isinstance(o, list):
-        return [_float_safe(v) for v in o]
-    return o
 
 
 class ResultStore:
@@ -105,7 +86,8 @@ class ResultStore:
         """Write one record durably (single write of the whole line, then fsync)."""
         if self._fd is None:
             raise RuntimeError("store not open")
-        line = json.dumps(_float_safe(record), default=_default, allow_nan=False, separators=(",", ":")) + "\n"
+        # JSON has no NaN/inf: stored as null (a recomputed objective is never NaN)
+        line = dumps(record, finite=True, separators=(",", ":")) + "\n"
         data = line.encode()
         written = os.write(self._fd, data)
         while written < len(data):  # regular files take it in one go; be safe anyway
@@ -128,7 +110,7 @@ def records_frame(records: Iterable[dict[str, Any]]) -> Any:
         row = dict(rec)
         for col in JSON_COLUMNS:
             if col in row and not isinstance(row[col], str):
-                row[col] = json.dumps(row[col], sort_keys=True, default=_default)
+                row[col] = dumps(row[col], sort_keys=True)
         rows.append(row)
     df = pd.DataFrame(rows)
     for col in [c for c in df.columns if pd.api.types.is_object_dtype(df[c])]:

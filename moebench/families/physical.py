@@ -25,6 +25,7 @@ import numpy as np
 
 from moebench.errors import InputError
 from moebench.families import Param
+from moebench.regime import capacity_tag_of, fallback_tag_of
 
 #: Parameters shared by every family that builds latencies physically.
 PHYSICAL_PARAMS: tuple[Param, ...] = (
@@ -167,18 +168,6 @@ def regime(
     t0: np.ndarray,
     expert_offset: np.ndarray,
 ) -> list[str]:
-    """Tags naming the regimes of SPEC section 6 an instance is in."""
-    layer_mb = np.add.reduceat(size, expert_offset[:-1])
-    total = float(capacity.sum())
-    tags = []
-    if total < layer_mb.min():
-        tags.append("capacity-below-one-layer")
-    elif total >= 2 * layer_mb.max():
-        tags.append("capacity-several-layers")
-    else:
-        tags.append("capacity-about-one-layer")
-    if float(np.median(t0)) < 2.0 * float(np.max(t)):
-        tags.append("fallback-near-edge")
-    else:
-        tags.append("fallback-far")
-    return tags
+    """Tags naming the regimes of SPEC section 6 an instance is in (:mod:`moebench.regime`), from
+    its arrays before the instance is built; ``n_experts`` is implied by ``expert_offset``."""
+    return [capacity_tag_of(size, expert_offset, capacity), fallback_tag_of(t, t0)]
