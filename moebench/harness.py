@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ from moebench.evaluate import empty_placement, evaluate
 from moebench.instance import Instance
 from moebench.methods import Method, Solution, SolveRequest, Status, check_conditions, get_method
 from moebench.placement import to_triples
+from moebench.record import Record, relative_gap
 from moebench.registry import import_plugins
 
 #: A solver's own objective may differ from the evaluator's by this much (relative to
@@ -35,58 +35,6 @@ from moebench.registry import import_plugins
 OBJECTIVE_RTOL = 1e-6
 #: Seconds the harness waits beyond the time limit before killing a child.
 DEFAULT_GRACE = 5.0
-
-
-@dataclass
-class Record:
-    """The tidy result of one (instance, method, seed) run.
-
-    Objectives (``latency``, ``gain``) are always recomputed by the evaluator from the
-    placement; the method's own number is kept beside them as ``solver_latency``.
-    ``bound`` is an upper bound on the optimal gain R*, and ``gap`` the relative gap
-    ``(bound - gain) / bound`` (0 when the bound is 0). ``wall_time`` is what the run cost the
-    caller (child process start and supervision included); ``method_time`` is the wall time of
-    the method's own ``solve`` call, measured where it ran: the figure to compare methods by.
-    ``method_cpu_time`` is the CPU time of the process during that call (all its threads): on a
-    loaded machine it stays close to what the method costs, while wall times grow.
-    """
-
-    instance: str
-    instance_hash: str
-    method: str
-    seed: int
-    status: str
-    latency: float | None = None
-    gain: float | None = None
-    empty_latency: float | None = None
-    solver_latency: float | None = None
-    bound: float | None = None
-    gap: float | None = None
-    feasible: bool | None = None
-    wall_time: float | None = None
-    method_time: float | None = None
-    method_cpu_time: float | None = None
-    build_time: float | None = None
-    solve_time: float | None = None
-    time_limit: float | None = None
-    solver: str | None = None
-    solver_version: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    info: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    placement: list[list[int]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary (the ``moebench solve`` output)."""
-        return asdict(self)
-
-
-def _relative_gap(bound: float | None, value: float | None) -> float | None:
-    if bound is None or value is None:
-        return None
-    if bound <= 1e-12:
-        return 0.0
-    return max(0.0, (bound - value) / bound)
 
 
 def finalize(
@@ -104,7 +52,7 @@ def finalize(
         instance_hash=inst.content_hash,
         method=method_name,
         seed=seed,
-        status=Status(sol.status).value,
+        status=Status(sol.status),
         empty_latency=inst.empty_latency,
         solver_latency=sol.solver_latency,
         bound=sol.bound,
@@ -125,32 +73,32 @@ def finalize(
         return rec
     x = np.asarray(sol.placement)
     if x.shape != (inst.N, inst.G):
-        rec.status = Status.ERROR.value
+        rec.status = Status.ERROR
         rec.error = f"placement has shape {x.shape}, expected {(inst.N, inst.G)}"
         return rec
     ev = evaluate(inst, x)
     rec.latency, rec.gain, rec.feasible = ev.latency, ev.gain, ev.feasible
     rec.placement = to_triples(inst, x)
-    rec.gap = _relative_gap(sol.bound, ev.gain)
+    rec.gap = relative_gap(sol.bound, ev.gain)
     tol = OBJECTIVE_RTOL * max(1.0, abs(ev.latency))
     if not ev.feasible:
-        rec.status = Status.INVALID.value
+        rec.status = Status.INVALID
         rec.error = "infeasible placement: " + "; ".join(ev.violations)
     elif sol.solver_latency is not None and not (abs(sol.solver_latency - ev.latency) <= tol):
-        rec.status = Status.ERROR.value
+        rec.status = Status.ERROR
         rec.error = (
             f"objective mismatch: the solver reports latency {sol.solver_latency!r}, "
             f"the evaluator computes {ev.latency!r} for its placement"
         )
     elif sol.bound is not None and (not math.isfinite(sol.bound) or sol.bound < ev.gain - tol):
-        rec.status = Status.ERROR.value
+        rec.status = Status.ERROR
         rec.error = (
             f"invalid bound: the claimed upper bound {sol.bound!r} on the gain is below the gain {ev.gain!r} achieved"
         )
     return rec
 
 
-def _solve_guarded(method: Method, inst: Instance, req: SolveRequest) -> Solution:
+def solve_guarded(method: Method, inst: Instance, req: SolveRequest) -> Solution:
     """Call the method, mapping every exception to a status (never raises)."""
     missing = check_conditions(method.info.assumptions, inst)
     if missing:
@@ -231,7 +179,7 @@ def run_method(
         isolate = m.info.kind == "exact" and time_limit is not None
     t0 = time.perf_counter()
     if not isolate:
-        sol = _solve_guarded(m, inst, SolveRequest(time_limit=time_limit, seed=seed, options=opts))
+        sol = solve_guarded(m, inst, SolveRequest(time_limit=time_limit, seed=seed, options=opts))
     else:
         sol = solve_in_child(
             m.name, inst, time_limit, seed, opts, grace=grace, memory_limit_mb=memory_limit_mb, plugins=tuple(plugins)
@@ -282,7 +230,7 @@ def _child_main(
     try:
         method = get_method(name)
         req = SolveRequest(time_limit=time_limit, seed=seed, options=opts, on_incumbent=on_incumbent)
-        sol = _solve_guarded(method, inst, req)
+        sol = solve_guarded(method, inst, req)
     except BaseException as exc:
         sol = Solution(empty_placement(inst), Status.ERROR, error=f"{type(exc).__name__}: {exc}")
     conn.send(("done", sol))

@@ -19,7 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any
 
 from moebench.bench.tasks import Task
-from moebench.bench.worker import STOP, execute_task
+from moebench.bench.worker import STOP, execute_task, failed_record
 
 OnResult = Callable[[Task, dict[str, Any]], None]
 
@@ -102,17 +102,7 @@ def _result_or_error(task: Task, result: Callable[[], Any], exception: Callable[
     exc = exception()
     if exc is None:
         return result()
-    inst = task.instance
-    return {
-        "instance": inst.name,
-        "instance_hash": inst.content_hash,
-        "method": task.method,
-        "seed": task.seed,
-        "status": "error",
-        "empty_latency": inst.empty_latency,
-        "time_limit": task.time_limit,
-        "error": f"executor: {type(exc).__name__}: {exc}",
-    }
+    return failed_record(task, f"executor: {type(exc).__name__}: {exc}").to_dict()
 
 
 class DaskExecutor:

@@ -17,6 +17,8 @@ import numpy as np
 
 from moebench.instance import Instance
 from moebench.regime import regime_label
+from moebench.schema.rows import PARAM_PREFIX
+from moebench.status import instance_facts
 
 
 @dataclass(frozen=True)
@@ -82,30 +84,31 @@ def task_id(inst: Instance, method: str, options: Mapping[str, Any], seed: int, 
 def instance_columns(inst: Instance) -> dict[str, Any]:
     """The instance properties every results row carries, so that reports need only the table.
 
-    ``K``, ``N``, ``L`` and ``equal_sizes`` are exactly what the guarantee conditions of
-    :data:`moebench.methods.CONDITIONS` test; family parameters are flattened as ``param_<name>``.
+    ``K``, ``N``, ``L`` and ``equal_sizes`` are the facts the conditions of
+    :data:`moebench.status.CONDITIONS` test; family parameters are flattened as ``param_<name>``.
     """
     meta = dict(inst.meta)
+    facts = instance_facts(inst)
     row: dict[str, Any] = {
         "instance": inst.name,
         "instance_hash": inst.content_hash,
         "family": str(meta.get("family", "file")),
         "instance_seed": meta.get("seed"),
-        "K": inst.K,
-        "N": inst.N,
-        "L": inst.L,
+        "K": facts["K"],
+        "N": facts["N"],
+        "L": facts["L"],
         "G": inst.G,
         "M": inst.M,
         "E_max": int(inst.n_experts.max()),
         "binaries": inst.N * inst.G,
-        "equal_sizes": bool(np.all(inst.size == inst.size[0])),
+        "equal_sizes": facts["equal_sizes"],
         "capacity_fraction": float(inst.capacity.sum() / inst.total_size) if inst.total_size > 0 else None,
         "regime": regime_label(inst),
     }
     params = meta.get("params")
     if isinstance(params, Mapping):
         for k, v in params.items():
-            row[f"param_{k}"] = _scalar(v)
+            row[PARAM_PREFIX + k] = _scalar(v)
     return row
 
 

@@ -19,7 +19,9 @@ from typing import Any
 from moebench import harness
 from moebench.bench.holdout import holdout_columns
 from moebench.bench.tasks import Task
-from moebench.methods import Solution, Status
+from moebench.methods import Solution, SolveRequest
+from moebench.record import Record
+from moebench.status import Status
 
 #: Set by an executor that is being interrupted: running children are killed at once (their
 #: results are never recorded, since the runner stops reading them).
@@ -78,9 +80,7 @@ def execute_task(task: Task, isolate: bool = True) -> dict[str, Any]:
         load_plugins(task.plugins)
         method = get_method(task.method)
     except InputError as exc:
-        rec = harness.Record(inst.name, inst.content_hash, task.method, task.seed, Status.ERROR.value, error=str(exc))
-        rec.empty_latency = inst.empty_latency
-        rec.time_limit = task.time_limit
+        rec = failed_record(task, str(exc))
         return {**rec.to_dict(), **extra, "method_kind": None, **holdout_columns(inst, rec.status, rec.placement)}
     info = method.info
     g = info.guarantee
@@ -101,13 +101,26 @@ def execute_task(task: Task, isolate: bool = True) -> dict[str, Any]:
             if "daemonic" not in str(exc):
                 raise
     if sol is None:
-        sol = harness._solve_guarded(
-            method,
-            inst,
-            harness.SolveRequest(time_limit=task.time_limit, seed=task.seed, options=dict(task.options)),
+        sol = harness.solve_guarded(
+            method, inst, SolveRequest(time_limit=task.time_limit, seed=task.seed, options=dict(task.options))
         )
     wall = time.perf_counter() - t0
     rec = harness.finalize(inst, method.name, sol, seed=task.seed, wall_time=wall, time_limit=task.time_limit)
     rec.method = task.method
     # the placement evaluated on the instance's holdout twin (NaN columns without one)
     return {**rec.to_dict(), **extra, **holdout_columns(inst, rec.status, rec.placement)}
+
+
+def failed_record(task: Task, error: str) -> Record:
+    """The record of a task that could not run at all (status ``error``, no placement)."""
+    inst = task.instance
+    return Record(
+        inst.name,
+        inst.content_hash,
+        task.method,
+        task.seed,
+        Status.ERROR,
+        empty_latency=inst.empty_latency,
+        time_limit=task.time_limit,
+        error=error,
+    )

@@ -67,15 +67,11 @@ class Claim:
         return claim_condition_names(self.conditions)
 
 
-def _bool(v: Any) -> bool:
-    return str(v).lower() in ("true", "1", "1.0")
-
-
 def collect_claims(runs: pd.DataFrame, stress: list[dict[str, Any]]) -> list[Claim]:
     """Every claim of the report: declared guarantees (runs and stress searches), then suite claims."""
     declared: dict[str, Claim] = {}
     if "guarantee_ratio" in runs and not runs.empty:
-        has = runs[pd.to_numeric(runs["guarantee_ratio"], errors="coerce").notna()]
+        has = runs[runs["guarantee_ratio"].notna()]
         for method, g in has.groupby("method", sort=True):
             r = g.iloc[0]
             src = r.get("guarantee_source")
@@ -121,11 +117,7 @@ def runs_where_claimed(runs: pd.DataFrame, claim: Claim) -> pd.Series:
 
 def run_violations(runs: pd.DataFrame, claim: Claim) -> pd.Series:
     """Rows where the claim holds by its conditions and R(alg) < ratio x R(ref) beyond tolerance."""
-    where = runs_where_claimed(runs, claim) & runs["gain_ratio"].notna()
-    empty = pd.to_numeric(runs["empty_latency"], errors="coerce").fillna(0.0)
-    tol = tables.RTOL * np.maximum(1.0, empty)
-    gain = pd.to_numeric(runs["gain"], errors="coerce")
-    return where & (gain < claim.ratio * pd.to_numeric(runs["ref_gain"], errors="coerce") - tol)
+    return runs_where_claimed(runs, claim) & tables.below_ratio(runs, claim.ratio)
 
 
 def stress_where_claimed(stress: list[dict[str, Any]], claim: Claim) -> list[dict[str, Any]]:
@@ -137,7 +129,7 @@ def stress_where_claimed(stress: list[dict[str, Any]], claim: Claim) -> list[dic
         if math.isnan(ratio_or_nan(rec.get("worst_ratio"))):
             continue
         if claim.declared:
-            if not _bool(rec.get("guarantee_applies")):
+            if rec.get("guarantee_applies") is not True:
                 continue
         else:
             if check_conditions(claim.checked(), rec):

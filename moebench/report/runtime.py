@@ -18,6 +18,7 @@ import pandas as pd
 from moebench.report.sections import ReportContext, Section, register_section
 from moebench.report.tables import time_column
 from moebench.report.writers import fmt
+from moebench.schema.rows import column
 
 #: Family parameters that name an instance's size (shown as "layers x tokens" etc.).
 _SIZE_PARAMS = (("param_layers", "L"), ("param_experts", "E"), ("param_tokens", "T"), ("param_servers", "N"))
@@ -70,8 +71,8 @@ def frontier(runs: pd.DataFrame) -> pd.DataFrame:
     if ex.empty:
         return pd.DataFrame(columns=cols)
     tcol = time_column(ex)
-    ex["_time"] = pd.to_numeric(ex[tcol], errors="coerce")
-    ex["_cpu"] = pd.to_numeric(ex["method_cpu_time"], errors="coerce") if "method_cpu_time" in ex else math.nan
+    ex["_time"] = ex[tcol]
+    ex["_cpu"] = column(ex, "method_cpu_time")
     rows = []
     for (fam, method), g in ex.groupby(["family", "method"], sort=True):
         g = g.sort_values([c for c in ("binaries", "M", "instance") if c in g])
@@ -88,9 +89,7 @@ def frontier(runs: pd.DataFrame) -> pd.DataFrame:
             {
                 "family": fam,
                 "method": method,
-                "time_limit": float(pd.to_numeric(g["time_limit"], errors="coerce").max())
-                if "time_limit" in g
-                else math.nan,
+                "time_limit": float(column(g, "time_limit").max()),
                 "tried": len(g),
                 "proven": len(proven),
                 "largest_proven": size_label(last) if last is not None else None,
@@ -184,7 +183,7 @@ def time_table(runs: pd.DataFrame, family: str) -> tuple[list[str], list[list[st
     d = runs[runs["family"] == family].copy()
     tcol = time_column(d)
     # the method's own time, else the wall time (runs killed at the limit have no method time)
-    d["_t"] = pd.to_numeric(d[tcol], errors="coerce").fillna(pd.to_numeric(d["wall_time"], errors="coerce"))
+    d["_t"] = d[tcol].fillna(d["wall_time"])
     sizes = d.drop_duplicates("instance").sort_values([c for c in ("binaries", "M", "instance") if c in d])
     labels = {r["instance"]: size_label(r) for _, r in sizes.iterrows()}
     order = list(labels)

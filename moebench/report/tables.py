@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from moebench.bench.references import Reference, update_references
+from moebench.schema.rows import PARAM_PREFIX, column, conform, param_values
 from moebench.status import FAILED, SKIPPED, WITH_PLACEMENT, conditions_hold, split_conditions
 
 #: Absolute tolerance (relative to max(1, Lat(empty))) of ratio comparisons and the guarantee check.
@@ -48,10 +49,6 @@ def geomean(values: Any) -> float:
     return float(np.exp(np.mean(np.log(v))))
 
 
-def _bool(col: pd.Series) -> pd.Series:
-    return col.astype(str).str.lower().isin(("true", "1", "1.0"))
-
-
 def attach_references(df: pd.DataFrame, refs: dict[tuple[str, str], Reference] | None = None) -> pd.DataFrame:
     """Add ``ref_gain``, ``ref_latency``, ``ref_proven``, ``ref_bound`` and ``ref_method``.
 
@@ -61,23 +58,24 @@ def attach_references(df: pd.DataFrame, refs: dict[tuple[str, str], Reference] |
     merged = update_references(dict(refs or {}), df.to_dict("records"))
     keys = list(zip(df["instance"].astype(str), df["instance_hash"].astype(str)))
     out = df.copy()
-    out["ref_gain"] = [merged[k].gain if k in merged else None for k in keys]
-    out["ref_latency"] = [merged[k].latency if k in merged else None for k in keys]
-    out["ref_proven"] = [bool(merged[k].proven) if k in merged else False for k in keys]
-    out["ref_bound"] = [merged[k].bound if k in merged else None for k in keys]
-    out["ref_method"] = [merged[k].method if k in merged else None for k in keys]
-    for c in ("ref_gain", "ref_latency", "ref_bound"):
-        out[c] = pd.to_numeric(out[c], errors="coerce")
+    refs_of = [merged.get(k) for k in keys]
+    for col, field in (("ref_gain", "gain"), ("ref_latency", "latency"), ("ref_bound", "bound")):
+        out[col] = pd.Series([_value(r, field) for r in refs_of], index=out.index, dtype=float)
+    out["ref_proven"] = pd.Series([bool(r is not None and r.proven) for r in refs_of], index=out.index, dtype=bool)
+    out["ref_method"] = [None if r is None else r.method for r in refs_of]
     return out
+
+
+def _value(ref: Reference | None, field: str) -> float:
+    v = None if ref is None else getattr(ref, field)
+    return math.nan if v is None else float(v)
 
 
 def add_ratios(df: pd.DataFrame) -> pd.DataFrame:
     """Add ``gain_ratio``, ``latency_ratio`` and ``bound_ratio`` (see the module docstring)."""
     out = df.copy()
-    ok = out["status"].isin(WITH_PLACEMENT) & _bool(out["feasible"])
-    gain = pd.to_numeric(out["gain"], errors="coerce")
-    lat = pd.to_numeric(out["latency"], errors="coerce")
-    empty = pd.to_numeric(out["empty_latency"], errors="coerce")
+    ok = out["status"].isin(WITH_PLACEMENT) & out["feasible"]
+    gain, lat, empty = out["gain"], out["latency"], out["empty_latency"]
     tol = RTOL * np.maximum(1.0, empty)
     ref = out["ref_gain"]
     ref_lat = out["ref_latency"].where(out["ref_latency"].notna(), empty - ref)
@@ -119,7 +117,7 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
                 "lat_worst": float(g["latency_ratio"].max()),
                 "bound_mean": float(g["bound_ratio"].mean()),
                 "bound_worst": float(g["bound_ratio"].min()),
-                "time_sgm": shifted_geomean(pd.to_numeric(g[time_column(g)], errors="coerce"), 1.0),
+                "time_sgm": shifted_geomean(g[time_column(g)], 1.0),
             }
         )
     return pd.DataFrame(rows)
@@ -128,19 +126,15 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
 def guarantee_applies(df: pd.DataFrame) -> pd.Series:
     """Whether each row's declared guarantee applies to its instance.
 
-    Uses the ``guarantee_applies`` column the runner computed from the instance; where it is
-    missing, evaluates ``guarantee_conditions`` on the K, N, L and equal_sizes columns.
+    The conditions (``guarantee_conditions``) are evaluated on the instance facts every row
+    carries (K, N, L, equal_sizes), with the same definitions the runner used on the instance.
     """
-    has = df["guarantee_ratio"].notna() if "guarantee_ratio" in df else pd.Series(False, index=df.index)
-    if "guarantee_applies" in df:
-        known = df["guarantee_applies"].notna()
-        applies = _bool(df["guarantee_applies"]).where(known)
-    else:
-        applies = pd.Series(np.nan, index=df.index, dtype=object)
-    conds = df["guarantee_conditions"] if "guarantee_conditions" in df else pd.Series("", index=df.index)
-    for i in df.index[has & applies.isna()]:
-        applies.loc[i] = bool(conditions_hold(split_conditions(conds.get(i)), df.loc[[i]]).iloc[0])
-    return has & applies.fillna(False).astype(bool)
+    has = column(df, "guarantee_ratio").notna()
+    conds = column(df, "guarantee_conditions").fillna("")  # no conditions: applies always
+    applies = pd.Series(False, index=df.index)
+    for text in conds[has].unique():
+        applies |= has & (conds == text) & conditions_hold(split_conditions(text), df)
+    return applies
 
 
 def guarantee_violations(df: pd.DataFrame) -> pd.DataFrame:
@@ -154,11 +148,7 @@ def guarantee_violations(df: pd.DataFrame) -> pd.DataFrame:
     if "guarantee_ratio" not in df or df.empty:
         return pd.DataFrame(columns=["instance", "family", "method", "kind", "guarantee", "gain_ratio", "detail"])
     applies = guarantee_applies(df)
-    empty = pd.to_numeric(df["empty_latency"], errors="coerce").fillna(0.0)
-    tol = RTOL * np.maximum(1.0, empty)
-    ratio = pd.to_numeric(df["guarantee_ratio"], errors="coerce")
-    gain = pd.to_numeric(df["gain"], errors="coerce")
-    below = applies & df["gain_ratio"].notna() & (gain < ratio * df["ref_gain"] - tol)
+    below = applies & below_ratio(df, df["guarantee_ratio"])
     failed = applies & df["status"].isin(FAILED)
     rows = []
     for i in df.index[below | failed]:
@@ -186,6 +176,16 @@ def guarantee_violations(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["instance", "family", "method", "kind", "guarantee", "gain_ratio", "detail"])
 
 
+def below_ratio(df: pd.DataFrame, ratio: pd.Series | float) -> pd.Series:
+    """Rows with a ratio whose gain is below ``ratio`` x the reference gain beyond tolerance.
+
+    Against a proven optimum this is exact; against the best known gain it is still certain,
+    since the optimum is at least that.
+    """
+    tol = RTOL * np.maximum(1.0, df["empty_latency"].fillna(0.0))
+    return df["gain_ratio"].notna() & (df["gain"] < ratio * df["ref_gain"] - tol)
+
+
 def failures(df: pd.DataFrame) -> pd.DataFrame:
     """Every failed run (error, invalid, infeasible) with its error text."""
     f = df[df["status"].isin(FAILED)]
@@ -195,20 +195,21 @@ def failures(df: pd.DataFrame) -> pd.DataFrame:
 def sweep_parameters(df: pd.DataFrame) -> list[str]:
     """Numeric ``param_*`` columns that take more than one value within some family."""
     out = []
-    for c in sorted(c for c in df.columns if c.startswith("param_")):
-        vals = pd.to_numeric(df[c], errors="coerce")
+    for c in sorted(c for c in df.columns if c.startswith(PARAM_PREFIX)):
+        vals = param_values(df, c)
         if vals.notna().all() and (df.assign(_v=vals).groupby("family")["_v"].nunique() > 1).any():
             out.append(c)
     return out
 
 
 def score(df: pd.DataFrame, refs: dict[tuple[str, str], Reference] | None = None) -> pd.DataFrame:
-    """References attached and ratios added: the per-run table every report part reads."""
-    return add_ratios(attach_references(df, refs))
+    """The table typed by the row schema, references attached and ratios added: the per-run
+    table every report part reads."""
+    return add_ratios(attach_references(conform(df), refs))
 
 
 def time_column(df: pd.DataFrame) -> str:
     """The method's own time when recorded (excludes child-process start-up), else wall time."""
-    if "method_time" in df.columns and pd.to_numeric(df["method_time"], errors="coerce").notna().any():
+    if "method_time" in df.columns and df["method_time"].notna().any():
         return "method_time"
     return "wall_time"
