@@ -13,6 +13,7 @@ entry point must name a callable (or module) that registers its methods when imp
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -34,10 +35,12 @@ __all__ = [
     "Method",
     "MethodInfo",
     "MethodSpec",
+    "OptionCheck",
     "Registration",
     "Solution",
     "SolveRequest",
     "Status",
+    "both",
     "check_conditions",
     "float_arg",
     "get_method",
@@ -45,6 +48,7 @@ __all__ = [
     "method_names",
     "modifiers",
     "no_args",
+    "number_options",
     "parse_method_name",
     "register_method",
     "register_modifier",
@@ -198,6 +202,8 @@ class Method:
     solve: SolveFn
     #: option names the method accepts (others are rejected with a clear error)
     options: tuple[str, ...] = ()
+    #: checks option values before anything runs (raises InputError with ``where`` = the option)
+    check_options: Callable[[Mapping[str, Any]], None] | None = None
 
     @property
     def name(self) -> str:
@@ -399,3 +405,46 @@ def int_arg(raw: str, spec: MethodSpec, what: str, *, lo: int, hi: int) -> int:
     if not lo <= v <= hi:
         raise InputError(f"{spec.base}: {what} must be in [{lo}, {hi}], got {v}", where="method")
     return v
+
+
+OptionCheck = Callable[[Mapping[str, Any]], None]
+
+
+def number_options(**ranges: tuple[type, float]) -> OptionCheck:
+    """A ``Method.check_options`` hook: each named option, where given, must be a number of the
+    given type (``int`` or ``float``; numeric text as from ``--option`` is accepted) >= its bound.
+
+    Example: ``number_options(max_moves=(int, 0))``.
+    """
+
+    def check(options: Mapping[str, Any]) -> None:
+        for key, (kind, lo) in ranges.items():
+            if key not in options:
+                continue
+            raw = options[key]
+            try:
+                if isinstance(raw, bool):
+                    raise ValueError
+                v = float(raw)
+                if kind is int and not float(v).is_integer():
+                    raise ValueError
+            except (TypeError, ValueError):
+                what = "an integer" if kind is int else "a number"
+                raise InputError(f"option {key} must be {what}, got {raw!r}", where=key) from None
+            if not (math.isfinite(v) and v >= lo):
+                raise InputError(f"option {key} must be >= {lo:g} and finite, got {raw!r}", where=key)
+
+    return check
+
+
+def both(*checks: OptionCheck | None) -> OptionCheck | None:
+    """The ``check_options`` hook running every given hook (None when there is none)."""
+    real = [c for c in checks if c is not None]
+    if not real:
+        return None
+
+    def check(options: Mapping[str, Any]) -> None:
+        for c in real:
+            c(options)
+
+    return check

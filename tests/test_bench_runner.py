@@ -150,7 +150,8 @@ def test_rows_hold_recomputed_objectives_and_references_are_reused(tmp_path: Pat
     text = (out / "references.solu").read_text()
     assert text.count("=opt=") == 6
     suite2 = load_suite(write_suite(tmp_path, ("popularity", "random")))
-    suite2.references_path = out / "references.solu"
+    (tmp_path / "out2").mkdir()
+    (tmp_path / "out2" / "references.solu").write_text(text)  # a run reads and writes references in its folder
     second = run_suite(suite2, tmp_path / "out2", jobs=2, progress=False, report=False)
     assert second.tasks == 12
     df2 = pd.read_parquet(tmp_path / "out2" / "results.parquet")

@@ -28,8 +28,10 @@ from typing import Any
 from moebench.bench.executors import DaskExecutor, LocalExecutor, Progress
 from moebench.bench.references import Reference, read_references, update_references, write_references
 from moebench.bench.store import ResultStore, write_table
-from moebench.bench.suite import Suite, plugin_modules
+from moebench.bench.suite import Suite
 from moebench.bench.tasks import Task, instance_columns, task_id
+from moebench.errors import InputError
+from moebench.registry import plugin_modules
 from moebench.status import FAILED
 
 _PACKAGES = ("numpy", "pandas", "highspy", "ortools", "pyomo", "dask", "distributed")
@@ -185,21 +187,21 @@ def run_suite(
         Report formats.
     """
     out = Path(out_dir) if out_dir is not None else suite.path.parent
+    refs_path = suite.references_path or out / "references.solu"
+    if not refs_path.resolve().is_relative_to(out.resolve()):
+        raise InputError(
+            f"the references file {refs_path} is outside the output folder {out} (a run writes only there)",
+            file=str(suite.path),
+            where="suite.references",
+        )
     out.mkdir(parents=True, exist_ok=True)
     jobs = jobs or os.cpu_count() or 1
     instances = suite.instances()
-    refs_path = suite.references_path or out / "references.solu"
     refs = read_references(refs_path)
     store = ResultStore(out / "results.jsonl")
     finished = store.finished() if resume else {}
     tasks = build_tasks(suite, instances, refs, set(finished))
     todo = [t for t in tasks if t.task_id not in finished]
-    if suite.unknown_methods:
-        print(
-            f"moebench: warning: unknown method(s) {', '.join(suite.unknown_methods)}: their tasks are recorded "
-            "with status error (`moebench methods` lists the installed ones)",
-            file=sys.stderr,
-        )
     meta = {
         "suite": str(suite.path),
         "suite_name": suite.name,

@@ -31,273 +31,26 @@ crashed is recorded with its error, like a failed task), the worst instance is w
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import math
 import multiprocessing as mp
 import os
-import re
 import sys
 import time
 import traceback
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from moebench.errors import InputError
-
 if TYPE_CHECKING:
-    from moebench.bench.suite import Suite
+    from moebench.bench.suite import StressSearch, Suite
 
-#: Keys of a ``[[stress]]`` entry.
-STRESS_KEYS = {
-    "name",
-    "method",
-    "family",
-    "params",
-    "budget",
-    "seed",
-    "seeds",
-    "reference",
-    "reference_options",
-    "steps",
-    "claim",
-    "claim_source",
-    "claim_conditions",
-}
 #: A unit still running this long past its budget (plus this fraction of it) is killed.
 KILL_AFTER = 60.0
 KILL_FRACTION = 0.5
 #: Ratios below a claim by more than this count as violations.
 CLAIM_TOL = 1e-9
-
-
-@dataclass(frozen=True)
-class StressEntry:
-    """One validated ``[[stress]]`` entry.
-
-    Attributes
-    ----------
-    where : str
-        Key path in the suite file (``stress[2]``).
-    name : str
-        File stem of the worst instances (``<name>-s<seed>.json.gz``).
-    method, family : str
-        Method under test and the family giving the starting instances.
-    params : dict
-        Family parameters (over :data:`moebench.stress.SMALL_DEFAULTS`).
-    budget : float
-        Wall-clock seconds of each seed's search.
-    seeds : tuple of int
-        One independent search per seed.
-    reference : str
-        Exact method giving the optimum.
-    reference_options : dict
-        Options of the reference method.
-    steps : int
-        Hill-climbing steps per restart.
-    claim : float or None
-        A claimed ratio the method does not declare itself.
-    claim_source, claim_conditions : str
-        Where the claim comes from and when it is claimed to hold (free text, ``;``-separated).
-    """
-
-    where: str
-    name: str
-    method: str
-    family: str
-    params: Mapping[str, Any]
-    budget: float
-    seeds: tuple[int, ...] = (0,)
-    reference: str = "bruteforce"
-    reference_options: Mapping[str, Any] = field(default_factory=dict)
-    steps: int = 200
-    claim: float | None = None
-    claim_source: str = ""
-    claim_conditions: str = ""
-
-    def unit_id(self, seed: int) -> str:
-        """Stable id of the search with ``seed``: 16 hex digits over everything that defines it."""
-        key = {
-            "kind": "stress",
-            "name": self.name,
-            "method": self.method,
-            "family": self.family,
-            "params": dict(sorted(self.params.items())),
-            "budget": self.budget,
-            "seed": seed,
-            "reference": self.reference,
-            "reference_options": dict(sorted(self.reference_options.items())),
-            "steps": self.steps,
-            "claim": self.claim,
-            "claim_source": self.claim_source,
-            "claim_conditions": self.claim_conditions,
-        }
-        return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-    def slug(self, seed: int) -> str:
-        """File stem of the worst instance of the search with ``seed``."""
-        return f"{self.name}-s{seed}"
-
-
-def _slugify(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
-def _default_name(method: str, family: str, params: Mapping[str, Any]) -> str:
-    short = {"servers": "N", "layers": "L", "experts": "E"}
-    parts = [f"{short.get(k, k)}{v}" for k, v in sorted(params.items()) if k in short or k == "K"]
-    return _slugify("-".join([method, family, *parts]))
-
-
-def claim_condition_names(conditions: str) -> list[str]:
-    """The parts of a free-text ``claim_conditions`` that are checkable condition names."""
-    from moebench.status import checkable
-
-    return checkable(conditions)
-
-
-def parse_stress(path: Path, raw: Any) -> list[StressEntry]:
-    """Validate the ``[[stress]]`` array of a suite file.
-
-    Parameters
-    ----------
-    path
-        The suite file (for error messages).
-    raw
-        The parsed TOML value (None when absent).
-
-    Returns
-    -------
-    list of StressEntry
-
-    Raises
-    ------
-    InputError
-        Naming the file, the key path (``stress[1].budget``) and the reason.
-    """
-    from moebench.bench.suite import _check_keys, _err, _integer, _number, family_params, parse_seeds
-    from moebench.methods import get_method, parse_method_name
-
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise _err(path, "stress", "expected an array of tables ([[stress]])")
-    out: list[StressEntry] = []
-    names: dict[str, str] = {}
-    idents: set[str] = set()
-    for i, entry in enumerate(raw):
-        where = f"stress[{i}]"
-        _check_keys(path, where, entry, STRESS_KEYS)
-        for key in ("method", "family", "budget"):
-            if key not in entry:
-                raise _err(path, f"{where}.{key}", "missing (required)")
-        method = entry["method"]
-        if not isinstance(method, str) or not method.strip():
-            raise _err(path, f"{where}.method", "expected a method name")
-        try:
-            method = parse_method_name(method.strip()).full_name
-            get_method(method)
-        except InputError as exc:
-            raise _err(path, f"{where}.method", exc.reason) from None
-        reference = entry.get("reference", "bruteforce")
-        if not isinstance(reference, str) or not reference.strip():
-            raise _err(path, f"{where}.reference", "expected a method name")
-        try:
-            ref_method = get_method(reference.strip())
-        except InputError as exc:
-            raise _err(path, f"{where}.reference", exc.reason) from None
-        if ref_method.info.kind != "exact":
-            raise _err(
-                path, f"{where}.reference", f"{reference!r} is not an exact method (kind {ref_method.info.kind})"
-            )
-        fam_name = entry["family"]
-        family, params = family_params(path, where, entry)
-        try:
-            family.resolve(params)
-        except InputError as exc:
-            raise _err(path, f"{where}.params.{exc.where}", exc.reason) from None
-        _check_start(path, where, method, family, params)
-        budget = _number(path, f"{where}.budget", entry["budget"], minimum=0, strict=True)
-        seeds = parse_seeds(path, where, entry, unique=True)
-        ref_opts = entry.get("reference_options", {})
-        if not isinstance(ref_opts, dict):
-            raise _err(path, f"{where}.reference_options", "expected a table of method options")
-        steps = _integer(path, f"{where}.steps", entry.get("steps", 200), minimum=1)
-        claim = entry.get("claim")
-        if claim is not None:
-            claim = _number(path, f"{where}.claim", claim, minimum=0, strict=True)
-            if claim > 1:
-                raise _err(path, f"{where}.claim", f"a gain ratio claim must be <= 1, got {claim!r}")
-            src = entry.get("claim_source")
-            if not isinstance(src, str) or not src.strip():
-                raise _err(path, f"{where}.claim_source", "a claim needs its source (non-empty text)")
-        else:
-            for key in ("claim_source", "claim_conditions"):
-                if key in entry:
-                    raise _err(path, f"{where}.{key}", "only meaningful with 'claim'")
-        conds = entry.get("claim_conditions", "")
-        if not isinstance(conds, str):
-            raise _err(path, f"{where}.claim_conditions", "expected text (conditions separated by ';')")
-        name = entry.get("name")
-        if name is None:
-            name = _default_name(method, fam_name, params)
-        elif not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-            raise _err(path, f"{where}.name", "expected letters, digits, '-', '_' or '.' (a file stem)")
-        if name in names:
-            if "name" in entry:
-                raise _err(path, f"{where}.name", f"also the name of {names[name]}")
-            name = f"{name}-{i}"
-        names[name] = where
-        e = StressEntry(
-            where,
-            name,
-            method,
-            fam_name,
-            params,
-            budget,
-            seeds,
-            reference.strip(),
-            dict(ref_opts),
-            steps,
-            claim,
-            str(entry.get("claim_source", "")).strip(),
-            conds.strip(),
-        )
-        ident = json.dumps([method, fam_name, params, budget, reference, ref_opts, steps, claim], sort_keys=True)
-        if ident in idents:
-            raise _err(path, where, f"the same search of {method} on {fam_name} is listed twice")
-        idents.add(ident)
-        out.append(e)
-    return out
-
-
-def _check_start(path: Path, where: str, method: str, family: Any, params: Mapping[str, Any]) -> None:
-    """Generate one starting instance now: bad parameter values and a method that is not
-    applicable to the family's instances (e.g. a K = 1 method at K = 2) fail at load time."""
-    from moebench.bench.suite import _err
-    from moebench.methods import check_conditions, get_method
-    from moebench.stress import SMALL_DEFAULTS
-
-    names = {q.name for q in family.params}
-    base = {k: v for k, v in SMALL_DEFAULTS.items() if k in names}
-    base.update(params)
-    try:
-        inst = family.generate(base, seed=0)
-    except InputError as exc:
-        key = f"{where}.params.{exc.where}" if exc.where in names else f"{where}.params"
-        raise _err(path, key, f"{family.name}: {exc.reason}") from None
-    missing = check_conditions(get_method(method).info.assumptions, inst)
-    if missing:
-        raise _err(
-            path,
-            f"{where}.method",
-            f"{method} assumes {', '.join(missing)}, which the instances of {family.name} with these params do not "
-            "satisfy",
-        )
 
 
 # ---- running ----------------------------------------------------------------------------------
@@ -313,7 +66,7 @@ def _instance_fields(inst: Any) -> dict[str, Any]:
     }
 
 
-def run_unit(entry: StressEntry, seed: int, out_dir: Path, plugins: tuple[str, ...] = ()) -> dict[str, Any]:
+def run_unit(entry: StressSearch, seed: int, out_dir: Path, plugins: tuple[str, ...] = ()) -> dict[str, Any]:
     """Run one search in this process and write its worst instance.
 
     Returns
@@ -325,6 +78,7 @@ def run_unit(entry: StressEntry, seed: int, out_dir: Path, plugins: tuple[str, .
     from moebench.instance import replace_arrays
     from moebench.instance_file import save_instance
     from moebench.methods import check_conditions, get_method
+    from moebench.status import checkable
     from moebench.stress import stress
 
     rec = base_record(entry, seed)
@@ -366,7 +120,7 @@ def run_unit(entry: StressEntry, seed: int, out_dir: Path, plugins: tuple[str, .
     rec.update(_instance_fields(inst))
     claim_hold = None
     if entry.claim is not None:
-        claim_hold = not check_conditions(tuple(claim_condition_names(entry.claim_conditions)), inst)
+        claim_hold = not check_conditions(checkable(entry.claim_conditions), inst)
         rec["claim_conditions_hold"] = claim_hold
         rec["claim_violated"] = bool(claim_hold and res.ratio < entry.claim - CLAIM_TOL)
     meta = dict(inst.meta)
@@ -387,7 +141,7 @@ def run_unit(entry: StressEntry, seed: int, out_dir: Path, plugins: tuple[str, .
     return rec
 
 
-def base_record(entry: StressEntry, seed: int) -> dict[str, Any]:
+def base_record(entry: StressSearch, seed: int) -> dict[str, Any]:
     """The fields every stress record has, whatever the outcome."""
     return {
         "task_id": entry.unit_id(seed),
@@ -409,7 +163,7 @@ def base_record(entry: StressEntry, seed: int) -> dict[str, Any]:
     }
 
 
-def _child(entry: StressEntry, seed: int, out_dir: str, plugins: tuple[str, ...], conn: Any) -> None:
+def _child(entry: StressSearch, seed: int, out_dir: str, plugins: tuple[str, ...], conn: Any) -> None:
     try:
         rec = run_unit(entry, seed, Path(out_dir), plugins)
     except BaseException as exc:  # even a failure to record must reach the parent
@@ -449,9 +203,9 @@ def run_stress(
         Files written (``stress.jsonl``, ``stress.csv`` and the worst instances).
     """
     from moebench.bench.store import ResultStore
-    from moebench.bench.suite import plugin_modules
+    from moebench.registry import plugin_modules
 
-    entries: list[StressEntry] = list(getattr(suite, "stress", []) or [])
+    entries: list[StressSearch] = list(getattr(suite, "stress", []) or [])
     if not entries:
         return []
     out = Path(out_dir)
@@ -463,7 +217,7 @@ def run_stress(
     records = dict(finished)
     store.open(fresh=not resume)
     ctx = mp.get_context("forkserver")
-    running: list[tuple[Any, Any, StressEntry, int, float]] = []
+    running: list[tuple[Any, Any, StressSearch, int, float]] = []
     t_start = time.monotonic()
     done = len(units) - len(todo)
 

@@ -7,6 +7,7 @@ instance (bit for bit), which the curated library checks with content hashes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,9 @@ class Param:
         Meaning and unit.
     choices : tuple or None
         Allowed values for ``str`` parameters.
+    low, high : float or None
+        Range of ``int``, ``float`` and ``floats`` values (each value of a list), inclusive
+        unless ``low_open`` / ``high_open``; numbers are always finite.
     """
 
     name: str
@@ -58,14 +62,20 @@ class Param:
     type: str
     help: str
     choices: tuple[str, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
 
     def convert(self, raw: Any, family: str) -> Any:
         """Convert a raw (string or JSON) value, raising :class:`InputError` when it does not fit."""
         if raw is None:
             return None
         try:
+            if isinstance(raw, bool) and self.type in ("int", "float", "floats"):
+                raise TypeError  # true is not the number 1
             value = _CONVERTERS[self.type](raw)
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, OverflowError):
             raise InputError(
                 f"{family}: parameter {self.name} expects {self.type}, got {raw!r}", where=self.name
             ) from None
@@ -74,7 +84,23 @@ class Param:
                 f"{family}: parameter {self.name} must be one of {', '.join(self.choices)}, got {value!r}",
                 where=self.name,
             )
+        values = value if self.type == "floats" else (value,) if self.type in ("int", "float") else ()
+        for v in values:
+            rule = self.violated(v)
+            if rule is not None:
+                each = "values " if self.type == "floats" else ""
+                raise InputError(f"{family}: parameter {self.name} {each}must be {rule}, got {raw!r}", where=self.name)
         return value
+
+    def violated(self, v: float) -> str | None:
+        """The declared bound the number ``v`` breaks (``">= 1"``, ``"finite"``), or None."""
+        if not math.isfinite(v):
+            return "finite"
+        if self.low is not None and (v <= self.low if self.low_open else v < self.low):
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.high is not None and (v >= self.high if self.high_open else v > self.high):
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        return None
 
 
 GeneratorFn = Callable[[dict[str, Any], int], Instance]

@@ -31,11 +31,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from moebench.bench.stress_runs import CLAIM_TOL, claim_condition_names, ratio_or_nan, read_stress
+from moebench.bench.stress_runs import CLAIM_TOL, ratio_or_nan, read_stress
 from moebench.report import tables
 from moebench.report.sections import ReportContext, Section, register_section
 from moebench.report.writers import fmt
-from moebench.status import check_conditions, conditions_hold
+from moebench.status import check_conditions, checkable, conditions_hold
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class Claim:
 
     def checked(self) -> list[str]:
         """The conditions that are checked on instances."""
-        return claim_condition_names(self.conditions)
+        return checkable(self.conditions)
 
 
 def collect_claims(runs: pd.DataFrame, stress: list[dict[str, Any]]) -> list[Claim]:
@@ -161,7 +161,7 @@ class InstanceFinder:
         self._index = {}
         if self.base is None:
             return self._index
-        from moebench.bench.suite import _materialize, load_suite
+        from moebench.bench.suite import load_suite, materialize
         from moebench.instance_file import load_instance
 
         candidates = []
@@ -186,7 +186,7 @@ class InstanceFinder:
                             inst = load_instance(f)
                             self._index[(inst.name, inst.content_hash)] = Path(f)
                 else:
-                    for inst in _materialize(src, path):
+                    for inst in materialize(src, path):
                         self._index[(inst.name, inst.content_hash)] = inst
         except Exception:  # a report must not fail because the suite changed since the run
             pass
