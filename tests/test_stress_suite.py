@@ -135,29 +135,30 @@ budget = 0.5
     suite = load_suite(tmp_path / "suite.toml")
     out = tmp_path / "out"
     run_suite(suite, out, jobs=2, progress=False, report=True)
-    recs = list(ResultStore(out / "stress.jsonl").records())
-    assert sorted(r["name"] for r in recs) == ["crash", "g", "raise"]
+    # searches are tasks: rows of kind "stress" in the one store and table
+    recs = [r for r in ResultStore(out / "results.jsonl").records() if r["kind"] == "stress"]
+    assert sorted(r["stress_name"] for r in recs) == ["crash", "g", "raise"]
     # failing searches are recorded with their error and the suite goes on
-    raised = next(r for r in recs if r["name"] == "raise")
+    raised = next(r for r in recs if r["stress_name"] == "raise")
     assert raised["status"] == "error" and "deliberate failure" in raised["error"]
-    crashed = next(r for r in recs if r["name"] == "crash")
+    crashed = next(r for r in recs if r["stress_name"] == "crash")
     assert crashed["status"] == "error" and "died (exit code -9)" in crashed["error"]
-    rec = next(r for r in recs if r["name"] == "g")
-    assert rec["status"] == "ok" and rec["evaluations"] > 0 and rec["instance_file"] == "stress/g-s0.json.gz"
+    rec = next(r for r in recs if r["stress_name"] == "g")
+    assert rec["status"] == "feasible" and rec["evaluations"] > 0 and rec["instance_file"] == "stress/g-s0.json.gz"
     inst = load_instance(out / rec["instance_file"])
     assert inst.meta["stress"]["worst_ratio"] == rec["worst_ratio"]
     ratio = run_method(inst, "greedy-ratio").gain / run_method(inst, "bruteforce").gain
     assert ratio == pytest.approx(rec["worst_ratio"], rel=1e-9)
     assert inst.content_hash == rec["instance_hash"] and (inst.K, inst.N) == (1, 1)
-    table = pd.read_csv(out / "stress.csv")
-    assert table["name"].tolist() == ["g", "raise", "crash"]  # suite order
+    table = pd.read_csv(out / "results.csv")
+    assert table.loc[table["kind"] == "stress", "stress_name"].tolist() == ["g", "raise", "crash"]  # suite order
     md = (out / "report" / "report.md").read_text()
     assert "## Stress searches" in md and "stress/g-s0.json.gz" in md
     assert (out / "report" / "stress-searches.csv").exists()
 
     # resume: nothing runs again, nothing is duplicated
     run_suite(suite, out, jobs=2, progress=False, report=False, resume=True)
-    again = list(ResultStore(out / "stress.jsonl").records())
+    again = [r for r in ResultStore(out / "results.jsonl").records() if r["kind"] == "stress"]
     assert [r["task_id"] for r in again] == [r["task_id"] for r in recs]
     assert [r["finished_at"] for r in again] == [r["finished_at"] for r in recs]
 
@@ -165,21 +166,21 @@ budget = 0.5
 def _stress(method, ratio, *, guarantee=None, applies=None, claim=None, n=1, file="stress/x.json.gz", evals=100):
     return {
         "task_id": f"{method}-{ratio}-{claim}",
-        "name": "x",
-        "slug": "x-s0",
+        "kind": "stress",
+        "stress_name": "x",
         "method": method,
         "family": "uniform",
-        "params": {"K": 1, "servers": n},
+        "stress_params": '{"K": 1, "servers": ' + str(n) + "}",
         "budget": 1.0,
         "seed": 0,
         "reference": "bruteforce",
-        "status": "ok",
+        "status": "feasible",
         "worst_ratio": ratio,
         "gain_method": 10.0 * ratio,
         "gain_optimum": 10.0,
         "evaluations": evals,
         "restarts": 2,
-        "guarantee": guarantee,
+        "guarantee_ratio": guarantee,
         "guarantee_source": "test theorem" if guarantee else None,
         "guarantee_conditions": "K = 1" if guarantee else None,
         "guarantee_applies": applies,

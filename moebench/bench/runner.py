@@ -7,7 +7,7 @@ Output folder layout (``--out``, default: the suite file's folder)::
     results.csv        the same without the placement column
     references.solu    reference values per instance (unless the suite names another file)
     run.json           provenance of the last run (versions, git commit, machine, dates)
-    stress.jsonl, stress.csv, stress/   [[stress]] searches and their worst instances
+    stress/            the worst instance of every [[stress]] search (whose rows are in the table)
     report/            the report (see ``moebench report``)
 """
 
@@ -28,9 +28,11 @@ from typing import Any
 from moebench.bench.executors import DaskExecutor, LocalExecutor, Progress
 from moebench.bench.references import Reference, read_references, update_references, write_references
 from moebench.bench.store import ResultStore, write_table
+from moebench.bench.stress_tasks import stress_tasks
 from moebench.bench.suite import Suite
-from moebench.bench.tasks import Task, instance_columns, task_id
+from moebench.bench.tasks import Task, TaskResult, instance_columns, task_id
 from moebench.errors import InputError
+from moebench.instance_file import save_instance
 from moebench.registry import plugin_modules
 from moebench.status import FAILED
 
@@ -93,7 +95,7 @@ class RunSummary:
 def build_tasks(
     suite: Suite, instances: list[Any], refs: dict[tuple[str, str], Reference], finished: set[str]
 ) -> list[Task]:
-    """The suite's task list, reference tasks first.
+    """The suite's task list: reference tasks first, then the method runs, then the stress searches.
 
     A reference task is dropped when the reference file already holds a proven optimum for
     the instance (same name and content hash) — unless this output folder already has its
@@ -130,19 +132,22 @@ def build_tasks(
                         plugins,
                     )
                 )
-    return tasks
+    return tasks + stress_tasks(suite, plugins)
 
 
 def make_row(suite: Suite, task: Task, result: dict[str, Any]) -> dict[str, Any]:
-    """One results row: task fields, instance properties, the run's record and provenance."""
+    """One results row (:mod:`moebench.schema.rows`): task fields, instance properties, the
+    run's record (or the search's outcome) and provenance."""
     row: dict[str, Any] = {
         "task_id": task.task_id,
         "suite": suite.name,
+        "kind": task.kind,
         "role": task.role,
         "repetition": task.repetition,
         "method_options": json.dumps(dict(task.options), sort_keys=True, default=str),
     }
-    row.update(instance_columns(task.instance))
+    if task.instance is not None:
+        row.update(instance_columns(task.instance))
     row.update(result)
     row["method"] = task.method
     row.update(provenance())
@@ -220,12 +225,16 @@ def run_suite(
     store.open(fresh=not resume)
     results = dict(finished)
 
-    def on_result(task: Task, result: dict[str, Any]) -> None:
-        row = make_row(suite, task, result)
+    def on_result(task: Task, result: TaskResult) -> None:
+        row = make_row(suite, task, result.row)
+        if result.instance is not None and task.search is not None:  # the search's worst instance, before its row
+            rel = Path("stress") / f"{task.search.slug(task.seed)}.json.gz"
+            save_instance(result.instance, out / rel)
+            row["instance_file"] = rel.as_posix()
         store.append(row)
         results[task.task_id] = row
         counts[row["status"]] = counts.get(row["status"], 0) + 1
-        bar.update(row["status"] in FAILED, f"{task.instance.name} {task.method}")
+        bar.update(row["status"] in FAILED, task.label)
 
     try:
         if executor == "dask":
@@ -239,10 +248,7 @@ def run_suite(
     refs = update_references(refs, rows)
     write_references(refs_path, refs)
     files.append(Path(refs_path))
-    if getattr(suite, "stress", None):  # [[stress]] searches, after the tasks (moebench.bench.stress_runs)
-        from moebench.bench.stress_runs import run_stress
-
-        files += run_stress(suite, out, jobs=jobs, resume=resume, progress=progress)
+    files += [out / r["instance_file"] for r in rows if r.get("instance_file")]
     meta["finished_at"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     _write_json(out / "run.json", meta)
     if report:

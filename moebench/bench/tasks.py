@@ -1,8 +1,9 @@
-"""Tasks: one (instance, method, options, seed, repetition) run, with a stable id.
+"""Tasks: one (instance, method, options, seed, repetition) run, or one stress search, with a stable id.
 
-The task id hashes everything that determines the result (instance content hash and name,
-method name, options, seed, repetition, time limit), so a resumed run recognizes finished
-tasks and a changed suite never reuses a stale result.
+Both kinds go through the same executor, store, row schema and progress bar. The task id
+hashes everything that determines the result (instance content hash and name, method name,
+options, seed, repetition, time limit; for a search its whole ``[[stress]]`` entry and seed),
+so a resumed run recognizes finished tasks and a changed suite never reuses a stale result.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from moebench.instance import Instance
 from moebench.regime import regime_label
 from moebench.schema.rows import PARAM_PREFIX
 from moebench.status import instance_facts
+
+if TYPE_CHECKING:
+    from moebench.bench.suite import StressSearch
 
 
 @dataclass(frozen=True)
@@ -28,9 +32,9 @@ class Task:
     Attributes
     ----------
     task_id : str
-        Stable hash (see :func:`task_id`).
-    instance : Instance
-        The instance (pickled to the worker).
+        Stable hash (see :func:`task_id`; :meth:`~moebench.bench.suite.StressSearch.unit_id`).
+    instance : Instance or None
+        The instance (pickled to the worker); None for a stress search.
     method : str
         Method name.
     options : dict
@@ -49,10 +53,14 @@ class Task:
         ``"method"`` or ``"reference"``.
     plugins : tuple of str
         Modules the child imports before building the method.
+    kind : str
+        ``"method"`` (a method run) or ``"stress"`` (a search; ``search`` says which).
+    search : StressSearch or None
+        The ``[[stress]]`` entry of a stress task.
     """
 
     task_id: str
-    instance: Instance
+    instance: Instance | None
     method: str
     options: Mapping[str, Any]
     seed: int
@@ -62,6 +70,24 @@ class Task:
     memory_limit_mb: int | None = None
     role: str = "method"
     plugins: tuple[str, ...] = field(default_factory=tuple)
+    kind: str = "method"
+    search: StressSearch | None = None
+
+    @property
+    def label(self) -> str:
+        """What the progress bar shows for the task."""
+        if self.search is not None:
+            return f"stress {self.search.slug(self.seed)}"
+        return f"{self.instance.name if self.instance is not None else '?'} {self.method}"
+
+
+@dataclass
+class TaskResult:
+    """What a task gives back: its row (record, method and worker fields), and for a stress
+    search the worst instance found (the runner writes it)."""
+
+    row: dict[str, Any]
+    instance: Instance | None = None
 
 
 def task_id(inst: Instance, method: str, options: Mapping[str, Any], seed: int, repetition: int, limit: float) -> str:

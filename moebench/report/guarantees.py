@@ -1,7 +1,7 @@
 """Report sections of the ``guarantees`` report: claims checked against runs and stress searches.
 
-Three sections, shown when the results folder holds stress searches (``stress.jsonl``, written
-by the ``[[stress]]`` entries of a suite; see :mod:`moebench.bench.stress_runs`):
+Three sections, shown when the results table holds stress searches (rows of kind ``stress``,
+from the ``[[stress]]`` entries of a suite; see :mod:`moebench.bench.stress_tasks`):
 
 - *Guarantee claims*: one row per (method, claim). A claim is either a method's declared
   :class:`~moebench.methods.Guarantee` (its conditions are checked on every instance) or a
@@ -31,11 +31,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from moebench.bench.stress_runs import CLAIM_TOL, ratio_or_nan, read_stress
+from moebench.bench.stress_tasks import CLAIM_TOL
 from moebench.report import tables
 from moebench.report.sections import ReportContext, Section, register_section
 from moebench.report.writers import fmt
-from moebench.status import check_conditions, checkable, conditions_hold
+from moebench.schema.rows import decode_json
+from moebench.status import Status, check_conditions, checkable, conditions_hold
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,26 @@ class Claim:
         return checkable(self.conditions)
 
 
+def stress_records(stress: pd.DataFrame) -> list[dict[str, Any]]:
+    """The stress rows of a results table as records (missing values as None), in table order."""
+    if stress is None or stress.empty:
+        return []
+    return stress.astype(object).where(stress.notna(), None).to_dict("records")
+
+
+def ratio_or_nan(v: Any) -> float:
+    """A record's ratio as float (NaN when missing)."""
+    return math.nan if v is None else float(v)
+
+
+def _count(v: Any) -> int | None:
+    return None if v is None else int(v)
+
+
+def _slug(rec: dict[str, Any]) -> str:
+    return f"{rec.get('stress_name')}-s{_count(rec.get('seed'))}"
+
+
 def collect_claims(runs: pd.DataFrame, stress: list[dict[str, Any]]) -> list[Claim]:
     """Every claim of the report: declared guarantees (runs and stress searches), then suite claims."""
     declared: dict[str, Claim] = {}
@@ -83,10 +104,10 @@ def collect_claims(runs: pd.DataFrame, stress: list[dict[str, Any]]) -> list[Cla
                 True,
             )
     for rec in stress:
-        if rec.get("guarantee") is not None and rec["method"] not in declared:
+        if rec.get("guarantee_ratio") is not None and rec["method"] not in declared:
             declared[rec["method"]] = Claim(
                 rec["method"],
-                float(rec["guarantee"]),
+                float(rec["guarantee_ratio"]),
                 str(rec.get("guarantee_source") or ""),
                 str(rec.get("guarantee_conditions") or "").replace(";", "; "),
                 True,
@@ -124,7 +145,7 @@ def stress_where_claimed(stress: list[dict[str, Any]], claim: Claim) -> list[dic
     """Successful searches of ``claim.method`` whose worst instance satisfies the claim's conditions."""
     out = []
     for rec in stress:
-        if rec.get("method") != claim.method or rec.get("status") != "ok":
+        if rec.get("method") != claim.method or rec.get("status") != Status.FEASIBLE.value:
             continue
         if math.isnan(ratio_or_nan(rec.get("worst_ratio"))):
             continue
@@ -296,7 +317,7 @@ def claims_table(
                         "gain_ratio": ratio,
                         "detail": (
                             f"gain {float(rec['gain_method']):.6g} vs optimum {float(rec['gain_optimum']):.6g} "
-                            f"({rec.get('reference')}); search {rec.get('slug')}, {rec.get('evaluations')} evaluations"
+                            f"({rec.get('reference')}); search {_slug(rec)}, {_count(rec.get('evaluations'))} evaluations"
                         ),
                         "instance_file": path,
                     }
@@ -382,15 +403,15 @@ def stress_table(stress: list[dict[str, Any]]) -> pd.DataFrame:
             {
                 "method": r.get("method"),
                 "family": r.get("family"),
-                "params": ", ".join(f"{k}={v}" for k, v in sorted((r.get("params") or {}).items())),
-                "seed": r.get("seed"),
+                "params": ", ".join(f"{k}={v}" for k, v in sorted((decode_json(r.get("stress_params")) or {}).items())),
+                "seed": _count(r.get("seed")),
                 "budget": r.get("budget"),
-                "evaluations": r.get("evaluations"),
-                "restarts": r.get("restarts"),
+                "evaluations": _count(r.get("evaluations")),
+                "restarts": _count(r.get("restarts")),
                 "worst_ratio": ratio_or_nan(r.get("worst_ratio")),
                 "gain_method": ratio_or_nan(r.get("gain_method")),
                 "gain_optimum": ratio_or_nan(r.get("gain_optimum")),
-                "claim": r.get("claim") if r.get("claim") is not None else r.get("guarantee"),
+                "claim": r.get("claim") if r.get("claim") is not None else r.get("guarantee_ratio"),
                 "instance_file": r.get("instance_file") or "",
                 "status": r.get("status"),
                 "error": r.get("error") or "",
@@ -467,7 +488,7 @@ def guarantee_report_sections(
                 fmt(r["budget"], 0) if isinstance(r["budget"], float) else fmt(r["budget"]),
                 fmt(r["evaluations"]),
                 fmt(r["restarts"]),
-                fmt(r["worst_ratio"], 4) if r["status"] == "ok" else f"error: {r['error']}",
+                fmt(r["worst_ratio"], 4) if r["status"] == Status.FEASIBLE.value else f"error: {r['error']}",
                 f"{fmt(r['gain_method'], 4)} / {fmt(r['gain_optimum'], 4)}",
                 fmt(float(r["claim"]), 4) if r["claim"] is not None and pd.notna(r["claim"]) else "none",
                 r["instance_file"] or "–",
@@ -548,7 +569,7 @@ def guarantee_report_sections(
 def guarantee_sections(ctx: ReportContext) -> list[Section]:
     """Provider: the claims, stress and violations sections, for results with stress searches only
     (other reports keep the core guarantee check alone)."""
-    stress = read_stress(ctx.results_dir)
+    stress = stress_records(ctx.stress)
     if not stress:
         return []
     return guarantee_report_sections(ctx.runs, stress, ctx.results_dir)

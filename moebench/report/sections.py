@@ -42,8 +42,10 @@ class ReportContext:
         references and ratios attached.
     summary
         The family × method summary table.
+    stress
+        The stress-search rows of the results table (kind ``stress``; empty without searches).
     results_dir
-        Folder the results were read from (side files such as ``stress.jsonl`` live there), or
+        Folder the results were read from (instance files the report cites live there), or
         None when the report was built from a DataFrame.
     out_dir
         The report folder (figures go to ``out_dir / "plots"``).
@@ -53,6 +55,7 @@ class ReportContext:
     summary: pd.DataFrame
     results_dir: Path | None
     out_dir: Path
+    stress: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass(frozen=True)
