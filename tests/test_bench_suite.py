@@ -195,6 +195,6 @@ def test_references_cannot_be_written_outside_the_output_folder(tmp_path: Path) 
     p = tmp_path / "suite" / "s.toml"
     p.write_text('[suite]\nreferences = "../refs.solu"\n' + GOOD)
     with pytest.raises(InputError) as info:
-        run_suite(load_suite(p), tmp_path / "suite", progress=False, report=False)
+        run_suite(load_suite(p), tmp_path / "suite", progress=False)
     assert info.value.where == "suite.references" and "outside the output folder" in info.value.reason
     assert not (tmp_path / "refs.solu").exists() and not (tmp_path / "suite" / "results.jsonl").exists()

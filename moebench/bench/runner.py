@@ -1,4 +1,7 @@
-"""The suite runner: tasks -> executor -> store -> table, references and report.
+"""The suite runner: tasks -> executor -> store -> table, references and the artifacts a report cites.
+
+The report is not the runner's business: ``moebench run`` (:mod:`moebench.bench.cli`) composes
+a run and then ``moebench report`` on its folder, which reads only the files listed here.
 
 Output folder layout (``--out``, default: the suite file's folder)::
 
@@ -8,7 +11,9 @@ Output folder layout (``--out``, default: the suite file's folder)::
     references.solu    reference values per instance (unless the suite names another file)
     run.json           provenance of the last run (versions, git commit, machine, dates)
     stress/            the worst instance of every [[stress]] search (whose rows are in the table)
-    report/            the report (see ``moebench report``)
+    violations/        the instance of every run below a claim
+    artifacts.json     the manifest of the instance files a report may cite
+    report/            the report (written by ``moebench run`` unless --no-report; ``moebench report``)
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from moebench.bench.artifacts import write_artifacts
 from moebench.bench.executors import DaskExecutor, LocalExecutor, Progress
 from moebench.bench.references import Reference, read_references, update_references, write_references
 from moebench.bench.store import ResultStore, write_table
@@ -90,6 +96,7 @@ class RunSummary:
     failed: int
     status_counts: dict[str, int]
     files: list[Path]
+    references: Path
 
 
 def build_tasks(
@@ -164,8 +171,6 @@ def run_suite(
     scheduler: str | None = None,
     resume: bool = False,
     progress: bool = True,
-    report: bool = True,
-    formats: tuple[str, ...] = ("csv", "latex", "md", "html"),
 ) -> RunSummary:
     """Run a suite end to end.
 
@@ -186,10 +191,6 @@ def run_suite(
         it an existing store is moved to ``results.jsonl.prev`` and everything runs again.
     progress
         Show the progress bar on stderr.
-    report
-        Write the report into ``out_dir/report`` at the end.
-    formats
-        Report formats.
     """
     out = Path(out_dir) if out_dir is not None else suite.path.parent
     refs_path = suite.references_path or out / "references.solu"
@@ -249,14 +250,12 @@ def run_suite(
     write_references(refs_path, refs)
     files.append(Path(refs_path))
     files += [out / r["instance_file"] for r in rows if r.get("instance_file")]
+    # with the references final: the instances a report may cite, and their manifest
+    files += write_artifacts(out, rows, refs, instances)
     meta["finished_at"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     _write_json(out / "run.json", meta)
-    if report:
-        from moebench.report.build import write_report
-
-        files += write_report(out / "results.parquet", out / "report", formats=formats, references=refs_path)
     failed = sum(v for k, v in counts.items() if k in FAILED)
-    return RunSummary(out, len(tasks), len(todo), len(tasks) - len(todo), failed, counts, files)
+    return RunSummary(out, len(tasks), len(todo), len(tasks) - len(todo), failed, counts, files, Path(refs_path))
 
 
 def _write_json(path: Path, obj: Any) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+from moebench.bench.claims import CLAIM_TOL
 from moebench.bench.tasks import Task, TaskResult
 from moebench.instance import replace_arrays
 from moebench.methods import get_method
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 #: A search still running this long past its budget (plus this fraction of it) is killed.
 KILL_AFTER = 60.0
 KILL_FRACTION = 0.5
-#: Ratios below a claim by more than this count as violations.
-CLAIM_TOL = 1e-9
 
 
 def stress_tasks(suite: Suite, plugins: tuple[str, ...]) -> list[Task]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from moebench.bench.artifacts import read_artifacts
 from moebench.bench.references import read_references
 from moebench.bench.store import read_table
 from moebench.errors import InputError
@@ -143,7 +144,9 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
     plots: list[Path] = []
-    ctx = sections.ReportContext(runs=runs, summary=summary, results_dir=base, out_dir=out, stress=stress)
+    ctx = sections.ReportContext(
+        runs=runs, summary=summary, results_dir=base, out_dir=out, stress=stress, artifacts=read_artifacts(base)
+    )
     extra = sections.collect(ctx)
     files += [f for sec in extra for f in sec.figures]
     files += writers.write_sections(out, extra, formats)

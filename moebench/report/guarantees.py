@@ -14,70 +14,33 @@ from the ``[[stress]]`` entries of a suite; see :mod:`moebench.bench.stress_task
   found where they hold, and the verdict.
 - *Stress searches*: one row per search (entry x seed).
 - *Claim violations*: every run or stress result below a claim, with an instance file that
-  reproduces it (the stress worst instance; the committed library file of a file instance; a
-  generated instance regenerated from the suite and written to ``<results>/violations/``).
+  reproduces it (the stress worst instance, or the run's instance that the runner wrote to
+  ``violations/``; both listed in ``artifacts.json``, :mod:`moebench.bench.artifacts`).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import re
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from moebench.bench.stress_tasks import CLAIM_TOL
+from moebench.bench.claims import (
+    CLAIM_TOL,
+    collect_claims,
+    ratio_or_nan,
+    run_violations,
+    runs_where_claimed,
+    stress_records,
+    stress_where_claimed,
+)
 from moebench.report import tables
 from moebench.report.sections import ReportContext, Section, register_section
 from moebench.report.writers import fmt
 from moebench.schema.rows import decode_json
-from moebench.status import Status, check_conditions, checkable, conditions_hold
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A claimed lower bound on a method's gain ratio.
-
-    Attributes
-    ----------
-    method : str
-        The method.
-    ratio : float
-        The claimed ratio.
-    source : str
-        Where the claim comes from.
-    conditions : str
-        When it is claimed to hold (``;``-separated; names of CONDITIONS are checked).
-    declared : bool
-        True for the method's own declared guarantee, False for a suite's claim.
-    """
-
-    method: str
-    ratio: float
-    source: str
-    conditions: str
-    declared: bool
-
-    def checked(self) -> list[str]:
-        """The conditions that are checked on instances."""
-        return checkable(self.conditions)
-
-
-def stress_records(stress: pd.DataFrame) -> list[dict[str, Any]]:
-    """The stress rows of a results table as records (missing values as None), in table order."""
-    if stress is None or stress.empty:
-        return []
-    return stress.astype(object).where(stress.notna(), None).to_dict("records")
-
-
-def ratio_or_nan(v: Any) -> float:
-    """A record's ratio as float (NaN when missing)."""
-    return math.nan if v is None else float(v)
+from moebench.status import Status
 
 
 def _count(v: Any) -> int | None:
@@ -88,171 +51,9 @@ def _slug(rec: dict[str, Any]) -> str:
     return f"{rec.get('stress_name')}-s{_count(rec.get('seed'))}"
 
 
-def collect_claims(runs: pd.DataFrame, stress: list[dict[str, Any]]) -> list[Claim]:
-    """Every claim of the report: declared guarantees (runs and stress searches), then suite claims."""
-    declared: dict[str, Claim] = {}
-    if "guarantee_ratio" in runs and not runs.empty:
-        has = runs[runs["guarantee_ratio"].notna()]
-        for method, g in has.groupby("method", sort=True):
-            r = g.iloc[0]
-            src = r.get("guarantee_source")
-            declared[str(method)] = Claim(
-                str(method),
-                float(r["guarantee_ratio"]),
-                src if isinstance(src, str) else "",
-                str(r.get("guarantee_conditions") or "").replace(";", "; "),
-                True,
-            )
-    for rec in stress:
-        if rec.get("guarantee_ratio") is not None and rec["method"] not in declared:
-            declared[rec["method"]] = Claim(
-                rec["method"],
-                float(rec["guarantee_ratio"]),
-                str(rec.get("guarantee_source") or ""),
-                str(rec.get("guarantee_conditions") or "").replace(";", "; "),
-                True,
-            )
-    extra: dict[tuple[Any, ...], Claim] = {}
-    for rec in stress:
-        if rec.get("claim") is not None:
-            c = Claim(
-                rec["method"],
-                float(rec["claim"]),
-                str(rec.get("claim_source") or ""),
-                str(rec.get("claim_conditions") or ""),
-                False,
-            )
-            extra.setdefault((c.method, c.ratio, c.source, c.conditions), c)
-    return [declared[m] for m in sorted(declared)] + list(extra.values())
-
-
-def runs_where_claimed(runs: pd.DataFrame, claim: Claim) -> pd.Series:
-    """Rows of ``claim.method`` whose instance satisfies the claim's checked conditions."""
-    if runs.empty:
-        return pd.Series(False, index=runs.index)
-    mine = runs["method"].astype(str) == claim.method
-    if claim.declared and "guarantee_ratio" in runs:
-        return mine & tables.guarantee_applies(runs)
-    return mine & conditions_hold(claim.checked(), runs)
-
-
-def run_violations(runs: pd.DataFrame, claim: Claim) -> pd.Series:
-    """Rows where the claim holds by its conditions and R(alg) < ratio x R(ref) beyond tolerance."""
-    return runs_where_claimed(runs, claim) & tables.below_ratio(runs, claim.ratio)
-
-
-def stress_where_claimed(stress: list[dict[str, Any]], claim: Claim) -> list[dict[str, Any]]:
-    """Successful searches of ``claim.method`` whose worst instance satisfies the claim's conditions."""
-    out = []
-    for rec in stress:
-        if rec.get("method") != claim.method or rec.get("status") != Status.FEASIBLE.value:
-            continue
-        if math.isnan(ratio_or_nan(rec.get("worst_ratio"))):
-            continue
-        if claim.declared:
-            if rec.get("guarantee_applies") is not True:
-                continue
-        else:
-            if check_conditions(claim.checked(), rec):
-                continue
-        out.append(rec)
-    return out
-
-
-# ---- instance files of violating runs ----------------------------------------------------------
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
-class InstanceFinder:
-    """Finds (or writes) an instance file reproducing a run's instance, checked by content hash.
-
-    File instances of the suite are cited where they are (committed library files); generated
-    ones are regenerated from the suite (or, failing that, from the row's family, ``param_*``
-    columns and seed) and written to ``<results>/violations/<name>.json.gz``.
-    """
-
-    def __init__(self, results_dir: Path | None) -> None:
-        self.base = results_dir
-        self._index: dict[tuple[str, str], Any] | None = None
-
-    def _suite_index(self) -> dict[tuple[str, str], Any]:
-        if self._index is not None:
-            return self._index
-        self._index = {}
-        if self.base is None:
-            return self._index
-        from moebench.bench.suite import load_suite, materialize
-        from moebench.instance_file import load_instance
-
-        candidates = []
-        try:
-            run = json.loads((self.base / "run.json").read_text())
-            candidates.append(Path(run["suite"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-        candidates.append(self.base / "suite.toml")
-        path = next((p for p in candidates if p.is_file()), None)
-        if path is None:
-            return self._index
-        try:
-            suite = load_suite(path)
-            for src in suite.sources:
-                if src.files:
-                    for pattern in src.files:
-                        full = pattern if os.path.isabs(pattern) else str(path.parent / pattern)
-                        import glob
-
-                        for f in sorted(glob.glob(full)) if glob.has_magic(full) else [full]:
-                            inst = load_instance(f)
-                            self._index[(inst.name, inst.content_hash)] = Path(f)
-                else:
-                    for inst in materialize(src, path):
-                        self._index[(inst.name, inst.content_hash)] = inst
-        except Exception:  # a report must not fail because the suite changed since the run
-            pass
-        return self._index
-
-    def _regenerate(self, row: pd.Series) -> Any:
-        from moebench.families import generate
-        from moebench.instance import replace_arrays
-
-        params = {c[len("param_") :]: row[c] for c in row.index if c.startswith("param_") and pd.notna(row[c])}
-        params = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}
-        try:
-            inst = generate(str(row["family"]), params, seed=int(row["instance_seed"]))
-        except Exception:
-            return None
-        return replace_arrays(inst, name=str(row["instance"]))
-
-    def file_for(self, row: pd.Series) -> str:
-        """Path (relative to the results folder) of a file holding the row's instance, or ''."""
-        if self.base is None:
-            return ""
-        from moebench.instance_file import load_instance, save_instance
-
-        name, h = str(row["instance"]), str(row["instance_hash"])
-        target = self.base / "violations" / f"{_safe(name)}.json.gz"
-        if target.exists():
-            try:
-                if load_instance(target).content_hash == h:
-                    return os.path.relpath(target, self.base)
-            except Exception:
-                pass
-        found = self._suite_index().get((name, h))
-        if isinstance(found, Path):
-            return os.path.relpath(found, self.base)
-        if found is None:
-            found = self._regenerate(row)
-            if found is None or found.content_hash != h:
-                return ""
-        save_instance(found, target)
-        return os.path.relpath(target, self.base)
-
-
 # ---- the sections ----------------------------------------------------------------------------
 def claims_table(
-    runs: pd.DataFrame, stress: list[dict[str, Any]], finder: InstanceFinder | None = None
+    runs: pd.DataFrame, stress: list[dict[str, Any]], files: Mapping[tuple[str, str], str] | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The claims table and the violations table (both unformatted).
 
@@ -264,16 +65,12 @@ def claims_table(
     violations : DataFrame
         what (run / stress), method, claim, source, instance, gain_ratio, detail, instance_file.
     """
-    finder = finder or InstanceFinder(None)
+    files = files or {}
     claims = collect_claims(runs, stress)
     rows, viol = [], []
-    files: dict[tuple[str, str], str] = {}
 
     def run_file(r: pd.Series) -> str:
-        key = (str(r["instance"]), str(r["instance_hash"]))
-        if key not in files:
-            files[key] = finder.file_for(r)
-        return files[key]
+        return files.get((str(r["instance"]), str(r["instance_hash"])), "")
 
     for c in claims:
         where = runs_where_claimed(runs, c) & runs["gain_ratio"].notna() if not runs.empty else pd.Series(dtype=bool)
@@ -439,11 +236,10 @@ def stress_table(stress: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def guarantee_report_sections(
-    runs: pd.DataFrame, stress: list[dict[str, Any]], results_dir: Path | None = None
+    runs: pd.DataFrame, stress: list[dict[str, Any]], files: Mapping[tuple[str, str], str] | None = None
 ) -> list[Section]:
     """The three sections (empty list when there is neither a claim nor a stress search)."""
-    finder = InstanceFinder(results_dir)
-    claims, viol = claims_table(runs, stress, finder)
+    claims, viol = claims_table(runs, stress, files)
     if claims.empty and not stress:
         return []
     out: list[Section] = []
@@ -555,8 +351,8 @@ def guarantee_report_sections(
             "claim-violations",
             note=(
                 "Every run and every stress result below a claim whose conditions hold, with an instance file that "
-                "reproduces it (paths relative to the results folder): the committed library file, the stress "
-                "search's worst instance, or a generated instance written to violations/."
+                "reproduces it (paths relative to the results folder): the stress search's worst instance, or the "
+                "run's instance, written to violations/ by the runner."
             ),
             empty="None: no run and no stress search fell below a claim whose conditions hold.",
             data=viol,
@@ -572,4 +368,4 @@ def guarantee_sections(ctx: ReportContext) -> list[Section]:
     stress = stress_records(ctx.stress)
     if not stress:
         return []
-    return guarantee_report_sections(ctx.runs, stress, ctx.results_dir)
+    return guarantee_report_sections(ctx.runs, stress, ctx.artifacts)

@@ -19,7 +19,7 @@ Built-in providers live in the modules of :data:`BUILTIN_MODULES` (imported on f
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +44,9 @@ class ReportContext:
         The family × method summary table.
     stress
         The stress-search rows of the results table (kind ``stress``; empty without searches).
+    artifacts
+        The instance files the report may cite, (name, content hash) -> path relative to the
+        results folder (:mod:`moebench.bench.artifacts`).
     results_dir
         Folder the results were read from (instance files the report cites live there), or
         None when the report was built from a DataFrame.
@@ -56,6 +59,7 @@ class ReportContext:
     results_dir: Path | None
     out_dir: Path
     stress: pd.DataFrame = field(default_factory=pd.DataFrame)
+    artifacts: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

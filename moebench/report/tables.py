@@ -23,12 +23,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from moebench.bench.references import Reference, update_references
-from moebench.schema.rows import PARAM_PREFIX, column, conform, param_values
-from moebench.status import FAILED, SKIPPED, WITH_PLACEMENT, conditions_hold, split_conditions
+from moebench.bench import claims
+from moebench.bench.claims import attach_references, guarantee_applies
+from moebench.bench.references import Reference
+from moebench.schema.rows import PARAM_PREFIX, conform, param_values
+from moebench.status import FAILED, SKIPPED, WITH_PLACEMENT
 
 #: Absolute tolerance (relative to max(1, Lat(empty))) of ratio comparisons and the guarantee check.
-RTOL = 1e-9
+RTOL = claims.RTOL
 
 
 def shifted_geomean(values: Any, shift: float = 1.0) -> float:
@@ -47,28 +49,6 @@ def geomean(values: Any) -> float:
     if np.any(v <= 0):
         return 0.0
     return float(np.exp(np.mean(np.log(v))))
-
-
-def attach_references(df: pd.DataFrame, refs: dict[tuple[str, str], Reference] | None = None) -> pd.DataFrame:
-    """Add ``ref_gain``, ``ref_latency``, ``ref_proven``, ``ref_bound`` and ``ref_method``.
-
-    ``refs`` (from a reference file) are merged with the exact runs of the table itself, so a
-    table is self-sufficient when it contains its reference runs.
-    """
-    merged = update_references(dict(refs or {}), df.to_dict("records"))
-    keys = list(zip(df["instance"].astype(str), df["instance_hash"].astype(str)))
-    out = df.copy()
-    refs_of = [merged.get(k) for k in keys]
-    for col, field in (("ref_gain", "gain"), ("ref_latency", "latency"), ("ref_bound", "bound")):
-        out[col] = pd.Series([_value(r, field) for r in refs_of], index=out.index, dtype=float)
-    out["ref_proven"] = pd.Series([bool(r is not None and r.proven) for r in refs_of], index=out.index, dtype=bool)
-    out["ref_method"] = [None if r is None else r.method for r in refs_of]
-    return out
-
-
-def _value(ref: Reference | None, field: str) -> float:
-    v = None if ref is None else getattr(ref, field)
-    return math.nan if v is None else float(v)
 
 
 def add_ratios(df: pd.DataFrame) -> pd.DataFrame:
@@ -123,20 +103,6 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def guarantee_applies(df: pd.DataFrame) -> pd.Series:
-    """Whether each row's declared guarantee applies to its instance.
-
-    The conditions (``guarantee_conditions``) are evaluated on the instance facts every row
-    carries (K, N, L, equal_sizes), with the same definitions the runner used on the instance.
-    """
-    has = column(df, "guarantee_ratio").notna()
-    conds = column(df, "guarantee_conditions").fillna("")  # no conditions: applies always
-    applies = pd.Series(False, index=df.index)
-    for text in conds[has].unique():
-        applies |= has & (conds == text) & conditions_hold(split_conditions(text), df)
-    return applies
-
-
 def guarantee_violations(df: pd.DataFrame) -> pd.DataFrame:
     """Every run whose gain falls below its method's declared guarantee where it applies.
 
@@ -148,7 +114,7 @@ def guarantee_violations(df: pd.DataFrame) -> pd.DataFrame:
     if "guarantee_ratio" not in df or df.empty:
         return pd.DataFrame(columns=["instance", "family", "method", "kind", "guarantee", "gain_ratio", "detail"])
     applies = guarantee_applies(df)
-    below = applies & below_ratio(df, df["guarantee_ratio"])
+    below = applies & claims.below(df, df["guarantee_ratio"])
     failed = applies & df["status"].isin(FAILED)
     rows = []
     for i in df.index[below | failed]:
@@ -174,16 +140,6 @@ def guarantee_violations(df: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=["instance", "family", "method", "kind", "guarantee", "gain_ratio", "detail"])
-
-
-def below_ratio(df: pd.DataFrame, ratio: pd.Series | float) -> pd.Series:
-    """Rows with a ratio whose gain is below ``ratio`` x the reference gain beyond tolerance.
-
-    Against a proven optimum this is exact; against the best known gain it is still certain,
-    since the optimum is at least that.
-    """
-    tol = RTOL * np.maximum(1.0, df["empty_latency"].fillna(0.0))
-    return df["gain_ratio"].notna() & (df["gain"] < ratio * df["ref_gain"] - tol)
 
 
 def failures(df: pd.DataFrame) -> pd.DataFrame:
