@@ -17,10 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from moebench.encoding import jsonable
+from moebench.encoding import jsonable as jsonable  # re-exported (instance_file imports it from here)
 from moebench.errors import InputError
-
-__all__ = ["Instance", "LayerSpec", "build_instance", "jsonable", "replace_arrays"]
 
 
 def _frozen(a: Any, dtype: Any) -> np.ndarray:

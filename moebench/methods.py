@@ -25,35 +25,9 @@ import numpy as np
 from moebench.errors import InputError
 from moebench.instance import Instance
 from moebench.registry import Registry
-from moebench.status import CONDITIONS, Status, check_conditions
-
-__all__ = [
-    "CONDITIONS",
-    "METHODS",
-    "MODIFIERS",
-    "Guarantee",
-    "Method",
-    "MethodInfo",
-    "MethodSpec",
-    "OptionCheck",
-    "Registration",
-    "Solution",
-    "SolveRequest",
-    "Status",
-    "both",
-    "check_conditions",
-    "float_arg",
-    "get_method",
-    "int_arg",
-    "method_names",
-    "modifiers",
-    "no_args",
-    "number_options",
-    "parse_method_name",
-    "register_method",
-    "register_modifier",
-    "registered",
-]
+from moebench.status import CONDITIONS as CONDITIONS  # re-exported: plugins import them from here
+from moebench.status import Status as Status
+from moebench.status import check_conditions as check_conditions
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,8 @@ another is still importing waits for it (a Dask worker runs its first tasks in s
 at once; a flag set before the imports finished once made one of them see a half-filled
 registry and report "unknown method").
 
-A plugin package declares, in its ``pyproject.toml``::
-
-    [project.entry-points."moebench.methods"]
-    my-method = "my_pkg.methods"          # a module that registers on import, or
-    other = "my_pkg.methods:register"     # a callable called once
-
-    [project.entry-points."moebench.families"]
-    my-family = "my_pkg.families"
-
-A plugin that fails to load is reported on stderr and skipped: one broken plugin must not
+Plugins declare entry points (``moebench.methods``, ``moebench.families``) naming a module
+that registers on import or a callable called once (docs/plugins.md). A plugin that fails to load is reported on stderr and skipped: one broken plugin must not
 take the whole benchmark down. Modules named in a suite's ``plugins`` or in the environment
 variable ``MOEBENCH_PLUGINS`` are imported by :func:`import_plugins` (also in every child
 process that runs a task, since children re-import modules).

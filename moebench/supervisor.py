@@ -35,31 +35,13 @@ from typing import Any
 
 #: Seconds a child may take to start (imports included) before it is killed.
 STARTUP_LIMIT = 120.0
-#: Largest address-space limit in MB (larger values would overflow ``setrlimit``).
-MAX_MEMORY_MB = 2**40
 
 
 @dataclass
 class Outcome:
-    """How a child run ended.
-
-    Attributes
-    ----------
-    result : Any
-        What the function returned (None when it did not return).
-    done : bool
-        The function returned (``result`` is its value).
-    failure : str or None
-        The exception the function raised, as ``Type: message (file:line)``.
-    timed_out : bool
-        Killed at the limit (or at :data:`STARTUP_LIMIT` before it started).
-    started : bool
-        The child got as far as calling the function.
-    stopped : bool
-        Killed because ``stop`` was set.
-    exitcode : int or None
-        Exit code of the child (negative: killed by that signal).
-    """
+    """How a child run ended: the function returned ``result`` (``done``), raised (``failure``:
+    ``Type: message (file:line)``), was killed at the limit (``timed_out``; before it ``started``:
+    at :data:`STARTUP_LIMIT`) or on ``stop`` (``stopped``), or died (``exitcode`` < 0: a signal)."""
 
     result: Any = None
     done: bool = False

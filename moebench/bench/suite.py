@@ -74,7 +74,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -146,32 +146,11 @@ class InstanceSource:
 class StressSearch:
     """One validated ``[[stress]]`` entry: an adversarial search per seed (see :mod:`moebench.stress`).
 
-    Attributes
-    ----------
-    where : str
-        Key path in the suite file (``stress[2]``).
-    name : str
-        File stem of the worst instances (``<name>-s<seed>.json.gz``).
-    method, family : str
-        Method under test and the family giving the starting instances.
-    params : dict
-        Family parameters (over :data:`moebench.stress.SMALL_DEFAULTS`).
-    budget : float
-        Wall-clock seconds of each seed's search.
-    seeds : tuple of int
-        One independent search per seed.
-    reference : str
-        Exact method giving the optimum.
-    reference_options : dict
-        Options of the reference method.
-    steps : int
-        Hill-climbing steps per restart.
-    claim : float or None
-        A claimed ratio the method does not declare itself.
-    claim_source, claim_conditions : str
-        Where the claim comes from and when it is claimed to hold (free text, ``;``-separated:
-        the parts that are condition names of :data:`moebench.status.CONDITIONS` are checked on
-        the instances; the rest is what the suite's author asserts).
+    The fields are the entry's keys (:class:`moebench.schema.config.StressEntry`, documented in
+    this module's docstring), with defaults filled in; ``where`` is its key path (``stress[2]``)
+    and ``name`` the file stem of its worst instances (``<name>-s<seed>.json.gz``).
+    ``claim_conditions`` is free text: its parts that are condition names of
+    :data:`moebench.status.CONDITIONS` are checked on the instances, the rest is asserted.
     """
 
     where: str
@@ -190,21 +169,8 @@ class StressSearch:
 
     def unit_id(self, seed: int) -> str:
         """Stable id of the search with ``seed``: 16 hex digits over everything that defines it."""
-        key = {
-            "kind": "stress",
-            "name": self.name,
-            "method": self.method,
-            "family": self.family,
-            "params": dict(sorted(self.params.items())),
-            "budget": self.budget,
-            "seed": seed,
-            "reference": self.reference,
-            "reference_options": dict(sorted(self.reference_options.items())),
-            "steps": self.steps,
-            "claim": self.claim,
-            "claim_source": self.claim_source,
-            "claim_conditions": self.claim_conditions,
-        }
+        key = {k: v for k, v in asdict(self).items() if k not in ("where", "seeds")}
+        key.update(kind="stress", seed=seed)
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def slug(self, seed: int) -> str:

@@ -42,6 +42,13 @@ from moebench.report.writers import fmt
 from moebench.schema.rows import decode_json
 from moebench.status import Status
 
+#: Columns of the unformatted claims, violations and stress-search tables.
+CLAIM_COLUMNS = "method claim conditions source declared runs runs_worst stress_searches stress_evaluations".split()
+CLAIM_COLUMNS += "stress_worst violations verdict".split()
+VIOLATION_COLUMNS = "what method claim source instance gain_ratio detail instance_file".split()
+STRESS_COLUMNS = "method family params seed budget evaluations restarts worst_ratio gain_method gain_optimum".split()
+STRESS_COLUMNS += "claim instance_file status error".split()
+
 
 def _count(v: Any) -> int | None:
     return None if v is None else int(v)
@@ -144,27 +151,7 @@ def claims_table(
                 "verdict": verdict,
             }
         )
-    claims_df = pd.DataFrame(
-        rows,
-        columns=[
-            "method",
-            "claim",
-            "conditions",
-            "source",
-            "declared",
-            "runs",
-            "runs_worst",
-            "stress_searches",
-            "stress_evaluations",
-            "stress_worst",
-            "violations",
-            "verdict",
-        ],
-    )
-    viol_df = pd.DataFrame(
-        viol, columns=["what", "method", "claim", "source", "instance", "gain_ratio", "detail", "instance_file"]
-    )
-    return claims_df, viol_df
+    return pd.DataFrame(rows, columns=CLAIM_COLUMNS), pd.DataFrame(viol, columns=VIOLATION_COLUMNS)
 
 
 def suite_claim_verdicts(claims: pd.DataFrame) -> list[str]:
@@ -214,25 +201,7 @@ def stress_table(stress: list[dict[str, Any]]) -> pd.DataFrame:
                 "error": r.get("error") or "",
             }
         )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "method",
-            "family",
-            "params",
-            "seed",
-            "budget",
-            "evaluations",
-            "restarts",
-            "worst_ratio",
-            "gain_method",
-            "gain_optimum",
-            "claim",
-            "instance_file",
-            "status",
-            "error",
-        ],
-    )
+    return pd.DataFrame(rows, columns=STRESS_COLUMNS)
 
 
 def guarantee_report_sections(

@@ -51,19 +51,8 @@ def frontier(runs: pd.DataFrame) -> pd.DataFrame:
         first_unproven, first_unproven_status, first_unproven_gap (relative gain gap at the stop,
         (bound − gain)/bound, NaN without a bound).
     """
-    cols = [
-        "family",
-        "method",
-        "time_limit",
-        "tried",
-        "proven",
-        "largest_proven",
-        "largest_proven_time",
-        "largest_proven_cpu",
-        "first_unproven",
-        "first_unproven_status",
-        "first_unproven_gap",
-    ]
+    cols = "family method time_limit tried proven largest_proven largest_proven_time largest_proven_cpu".split()
+    cols += "first_unproven first_unproven_status first_unproven_gap".split()
     if "method_kind" not in runs or runs.empty:
         return pd.DataFrame(columns=cols)
     ex = runs[runs["method_kind"] == "exact"].copy()
