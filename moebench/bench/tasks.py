@@ -14,8 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from moebench.encoding import jsonable
 from moebench.instance import Instance
 from moebench.regime import regime_label
 from moebench.schema.rows import PARAM_PREFIX
@@ -142,6 +141,4 @@ def _scalar(v: Any) -> Any:
     """Parameter values as table cells: lists become comma-joined strings."""
     if isinstance(v, (list, tuple)):
         return ",".join(str(x) for x in v)
-    if isinstance(v, (np.generic,)):
-        return v.item()
-    return v
+    return jsonable(v)

@@ -19,6 +19,7 @@ from moebench.report.sections import ReportContext, Section, register_section
 from moebench.report.tables import time_column
 from moebench.report.writers import fmt
 from moebench.schema.rows import column
+from moebench.status import SKIPPED
 
 #: Family parameters that name an instance's size (shown as "layers x tokens" etc.).
 _SIZE_PARAMS = (("param_layers", "L"), ("param_experts", "E"), ("param_tokens", "T"), ("param_servers", "N"))
@@ -187,7 +188,7 @@ def time_table(runs: pd.DataFrame, family: str) -> tuple[list[str], list[list[st
                 continue
             r = by.loc[inst]
             r = r.iloc[0] if isinstance(r, pd.DataFrame) else r
-            if r["status"] in ("not-applicable", "unavailable"):
+            if r["status"] in SKIPPED:
                 cells.append("n/a")
                 continue
             cells.append(f"{fmt(float(r['_t']), 2)}{_MARK.get(str(r['status']), '')}")
