@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from moebench.encoding import jsonable as jsonable  # re-exported (instance_file imports it from here)
 from moebench.errors import InputError
 
 #: Instance names (SPEC section 7, [ours]): a letter or digit, then up to 199 letters, digits or
@@ -58,19 +59,6 @@ def duplicate_names(instances: Iterable[Instance]) -> list[str]:
     for inst in instances:
         hashes.setdefault(inst.name, set()).add(inst.content_hash)
     return sorted(name for name, hs in hashes.items() if len(hs) > 1)
-
-
-def jsonable(obj: Any) -> Any:
-    """Convert numpy scalars/arrays and tuples inside ``obj`` to plain JSON types."""
-    if isinstance(obj, Mapping):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return obj
 
 
 def _frozen(a: Any, dtype: Any) -> np.ndarray:

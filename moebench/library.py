@@ -20,7 +20,6 @@ checks every content hash; ``--check`` only verifies.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,10 @@ from typing import Any
 from moebench.errors import InputError
 from moebench.families import generate
 from moebench.instance import Instance
+from moebench.schema.config import LibraryFile, load_toml
 
 ROOT = Path(__file__).resolve().parents[1] / "instances"
 TIERS = ("small", "medium", "hard")
-_KEYS = {"name", "family", "params", "seed", "tier", "store", "hash", "note"}
 
 
 @dataclass(frozen=True)
@@ -68,41 +67,13 @@ def load_manifest(path: str | Path = ROOT / "manifest.toml") -> list[Entry]:
         Naming the file, the entry and the reason.
     """
     p = Path(path)
-    try:
-        doc = tomllib.loads(p.read_text())
-    except FileNotFoundError:
-        raise InputError("file not found", file=str(p)) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML: {exc}", file=str(p)) from None
+    doc, _ = load_toml(p, LibraryFile)
     entries, names = [], set()
-    for i, raw in enumerate(doc.get("instance", [])):
-        where = f"instance[{i}]"
-        unknown = set(raw) - _KEYS
-        if unknown:
-            raise InputError(f"unknown field {sorted(unknown)[0]!r}", file=str(p), where=where)
-        for key in ("name", "family"):
-            if not isinstance(raw.get(key), str) or not raw[key]:
-                raise InputError("missing or empty string", file=str(p), where=f"{where}.{key}")
-        if raw["name"] in names:
-            raise InputError(f"duplicate name {raw['name']!r}", file=str(p), where=f"{where}.name")
-        names.add(raw["name"])
-        tier, store = raw.get("tier", "small"), raw.get("store", "file")
-        if tier not in TIERS:
-            raise InputError(f"tier must be one of {', '.join(TIERS)}", file=str(p), where=f"{where}.tier")
-        if store not in ("file", "recipe"):
-            raise InputError("store must be 'file' or 'recipe'", file=str(p), where=f"{where}.store")
-        entries.append(
-            Entry(
-                raw["name"],
-                raw["family"],
-                dict(raw.get("params", {})),
-                int(raw.get("seed", 0)),
-                tier,
-                store,
-                raw.get("hash"),
-                raw.get("note", ""),
-            )
-        )
+    for i, e in enumerate(doc.instance):
+        if e.name in names:
+            raise InputError(f"duplicate name {e.name!r}", file=str(p), where=f"instance[{i}].name")
+        names.add(e.name)
+        entries.append(Entry(e.name, e.family, dict(e.params), e.seed, e.tier, e.store, e.hash, e.note))
     return entries
 
 

@@ -12,72 +12,22 @@ entry point must name a callable (or module) that registers its methods when imp
 
 from __future__ import annotations
 
+import difflib
+import math
 import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 import numpy as np
 
 from moebench.errors import InputError
 from moebench.instance import Instance
-from moebench.plugins import load_registry
-
-
-class Status(str, Enum):
-    """Outcome of one method run.
-
-    OPTIMAL
-        Proven optimal (exact methods, within the stated gap tolerance, 0 by default).
-    FEASIBLE
-        A feasible placement without proof of optimality (every heuristic's normal result).
-    TIME_LIMIT
-        The wall-clock limit was hit; the best incumbent so far (if any) is kept.
-    INFEASIBLE
-        The solver declared the model infeasible (cannot happen for a correct model: caching
-        nothing is always feasible, so it signals a bug).
-    INVALID
-        The method returned a placement that violates a capacity.
-    ERROR
-        The method raised, crashed, or its own objective disagrees with the evaluator's.
-    UNAVAILABLE
-        A required optional dependency or external solver is not installed.
-    NOT_APPLICABLE
-        The instance is outside the method's declared assumptions (e.g. ``K = 1`` only).
-    """
-
-    OPTIMAL = "optimal"
-    FEASIBLE = "feasible"
-    TIME_LIMIT = "time-limit"
-    INFEASIBLE = "infeasible"
-    INVALID = "invalid"
-    ERROR = "error"
-    UNAVAILABLE = "unavailable"
-    NOT_APPLICABLE = "not-applicable"
-
-    def __str__(self) -> str:
-        return self.value
-
-    @property
-    def has_placement(self) -> bool:
-        """True when a result with this status carries a usable placement."""
-        return self in (Status.OPTIMAL, Status.FEASIBLE, Status.TIME_LIMIT)
-
-
-# ---- conditions: the vocabulary of assumptions and guarantee conditions -----------------
-CONDITIONS: dict[str, Callable[[Instance], bool]] = {
-    "K = 1": lambda inst: inst.K == 1,
-    "single server": lambda inst: inst.N == 1,
-    "equal expert sizes": lambda inst: bool(np.all(inst.size == inst.size[0])),
-    "single layer": lambda inst: inst.L == 1,
-}
-
-
-def check_conditions(conditions: tuple[str, ...], inst: Instance) -> list[str]:
-    """The conditions among ``conditions`` that ``inst`` does not satisfy."""
-    return [c for c in conditions if not CONDITIONS[c](inst)]
+from moebench.registry import Registry
+from moebench.status import CONDITIONS as CONDITIONS  # re-exported: plugins import them from here
+from moebench.status import Status as Status
+from moebench.status import check_conditions as check_conditions
 
 
 @dataclass(frozen=True)
@@ -230,6 +180,8 @@ class Method:
     solve: SolveFn
     #: option names the method accepts (others are rejected with a clear error)
     options: tuple[str, ...] = ()
+    #: checks option values before anything runs (raises InputError with ``where`` = the option)
+    check_options: Callable[[Mapping[str, Any]], None] | None = None
 
     @property
     def name(self) -> str:
@@ -272,8 +224,6 @@ class Registration:
     summary: str
 
 
-_REGISTRY: dict[str, Registration] = {}
-_MODIFIERS: dict[str, Callable[[Method, MethodSpec], Method]] = {}
 _BUILTIN_MODULES = (
     "moebench.algorithms.baselines",
     "moebench.algorithms.greedy",
@@ -283,7 +233,11 @@ _BUILTIN_MODULES = (
     "moebench.exact.backends",
     "moebench.exact.certify",
 )
-_loaded = False
+Modifier = Callable[[Method, MethodSpec], Method]
+#: Registered base names (filled from the built-in modules and the ``moebench.methods`` plugins).
+METHODS: Registry[Registration] = Registry("method", _BUILTIN_MODULES, "moebench.methods")
+#: Registered ``+suffix`` modifiers (filled like :data:`METHODS`).
+MODIFIERS: Registry[Modifier] = Registry("modifier", _BUILTIN_MODULES, "moebench.methods")
 
 
 def register_method(
@@ -302,31 +256,21 @@ def register_method(
     """
 
     def deco(builder: Builder) -> Builder:
-        if base in _REGISTRY and _REGISTRY[base].builder is not builder:
-            raise ValueError(f"method {base!r} registered twice")
-        _REGISTRY[base] = Registration(base, builder, tuple(examples or (base,)), summary)
+        reg = Registration(base, builder, tuple(examples or (base,)), summary)
+        METHODS.register(base, reg, same=lambda old, new: old.builder is new.builder)
         return builder
 
     return deco
 
 
-def register_modifier(
-    name: str,
-) -> Callable[[Callable[[Method, MethodSpec], Method]], Callable[[Method, MethodSpec], Method]]:
+def register_modifier(name: str) -> Callable[[Modifier], Modifier]:
     """Decorator registering a ``+name`` suffix that wraps any method (e.g. ``+ls``)."""
 
-    def deco(fn: Callable[[Method, MethodSpec], Method]) -> Callable[[Method, MethodSpec], Method]:
-        _MODIFIERS[name] = fn
+    def deco(fn: Modifier) -> Modifier:
+        MODIFIERS.register(name, fn)
         return fn
 
     return deco
-
-
-def _load_builtins() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        load_registry(_BUILTIN_MODULES, "moebench.methods")
 
 
 _NAME_RE = re.compile(r"^(?P<base>[A-Za-z0-9_.+-]+)(?:\[(?P<inner>[^\[\]]*)\])?$")
@@ -340,14 +284,13 @@ def parse_method_name(name: str) -> MethodSpec:
     InputError
         When the name is malformed or names no registered method.
     """
-    _load_builtins()
     name = name.strip()
     # modifiers are only the registered suffixes: "greedy-ratio+single" is a base name
     mods: list[str] = []
     core = name
     while True:
-        for m in _MODIFIERS:
-            if core.endswith("+" + m) and core[: -len(m) - 1] and core not in _REGISTRY:
+        for m in MODIFIERS.names():
+            if core.endswith("+" + m) and core[: -len(m) - 1] and core not in METHODS:
                 mods.insert(0, m)
                 core = core[: -len(m) - 1]
                 break
@@ -357,8 +300,10 @@ def parse_method_name(name: str) -> MethodSpec:
     if not match:
         raise InputError(f"malformed method name {name!r} (expected base[args]+modifier)", where="method")
     base = match.group("base")
-    if base not in _REGISTRY:
-        raise InputError(f"unknown method {base!r}{did_you_mean(base)}; `moebench methods` lists them", where="method")
+    if base not in METHODS:
+        close = difflib.get_close_matches(base, METHODS.names(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InputError(f"unknown method {base!r}{hint}; `moebench methods` lists them", where="method")
     args: list[str] = []
     kwargs: dict[str, str] = {}
     inner = match.group("inner")
@@ -374,16 +319,6 @@ def parse_method_name(name: str) -> MethodSpec:
     return MethodSpec(base, tuple(args), kwargs, tuple(mods))
 
 
-def did_you_mean(name: str) -> str:
-    """`` (did you mean 'x'?)`` naming the registered base names closest to ``name``, or ``""``."""
-    import difflib
-
-    close = difflib.get_close_matches(name, [r.base for r in registered()], n=3, cutoff=0.6)
-    if not close:
-        return ""
-    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
-
-
 def get_method(name: str) -> Method:
     """Build the method named ``name`` (with its bracket arguments and modifiers).
 
@@ -393,22 +328,24 @@ def get_method(name: str) -> Method:
         For unknown names or bad bracket arguments.
     """
     spec = parse_method_name(name)
-    method = _REGISTRY[spec.base].builder(MethodSpec(spec.base, spec.args, spec.kwargs))
+    reg = METHODS.get(spec.base)
+    assert reg is not None  # parse_method_name checked it
+    method = reg.builder(MethodSpec(spec.base, spec.args, spec.kwargs))
     for m in spec.modifiers:
-        method = _MODIFIERS[m](method, spec)
+        wrap = MODIFIERS.get(m)
+        assert wrap is not None
+        method = wrap(method, spec)
     return method
 
 
 def registered() -> list[Registration]:
     """All registered base names, sorted."""
-    _load_builtins()
-    return sorted(_REGISTRY.values(), key=lambda r: r.base)
+    return [reg for _, reg in METHODS.items()]
 
 
 def modifiers() -> list[str]:
     """Registered ``+suffix`` modifiers."""
-    _load_builtins()
-    return sorted(_MODIFIERS)
+    return MODIFIERS.names()
 
 
 def method_names(examples_only: bool = True) -> list[str]:
@@ -446,3 +383,46 @@ def int_arg(raw: str, spec: MethodSpec, what: str, *, lo: int, hi: int) -> int:
     if not lo <= v <= hi:
         raise InputError(f"{spec.base}: {what} must be in [{lo}, {hi}], got {v}", where="method")
     return v
+
+
+OptionCheck = Callable[[Mapping[str, Any]], None]
+
+
+def number_options(**ranges: tuple[type, float]) -> OptionCheck:
+    """A ``Method.check_options`` hook: each named option, where given, must be a number of the
+    given type (``int`` or ``float``; numeric text as from ``--option`` is accepted) >= its bound.
+
+    Example: ``number_options(max_moves=(int, 0))``.
+    """
+
+    def check(options: Mapping[str, Any]) -> None:
+        for key, (kind, lo) in ranges.items():
+            if key not in options:
+                continue
+            raw = options[key]
+            try:
+                if isinstance(raw, bool):
+                    raise ValueError
+                v = float(raw)
+                if kind is int and not float(v).is_integer():
+                    raise ValueError
+            except (TypeError, ValueError):
+                what = "an integer" if kind is int else "a number"
+                raise InputError(f"option {key} must be {what}, got {raw!r}", where=key) from None
+            if not (math.isfinite(v) and v >= lo):
+                raise InputError(f"option {key} must be >= {lo:g} and finite, got {raw!r}", where=key)
+
+    return check
+
+
+def both(*checks: OptionCheck | None) -> OptionCheck | None:
+    """The ``check_options`` hook running every given hook (None when there is none)."""
+    real = [c for c in checks if c is not None]
+    if not real:
+        return None
+
+    def check(options: Mapping[str, Any]) -> None:
+        for c in real:
+            c(options)
+
+    return check

@@ -14,9 +14,9 @@ K:
     ``K=1`` (submodular; the K = 1 greedy family applies), ``small-K`` for K = 2, ``large-K``
     for K ≥ 3 (co-activation of many experts: one slow expert slows the whole layer).
 
-The capacity and fallback thresholds are those of the generators' ``meta["regime"]`` tags
-(:func:`moebench.families.physical.regime`), so both agree on generated instances; this module
-also labels instance files without metadata and adds the K tag.
+The generators' ``meta["regime"]`` tags (:func:`moebench.families.physical.regime`) are the
+capacity and fallback tags of this module, computed from the arrays before the instance is
+built; this module also labels instance files without metadata and adds the K tag.
 """
 
 from __future__ import annotations
@@ -31,11 +31,12 @@ SEVERAL_LAYERS = 2.0
 NEAR_EDGE = 2.0
 
 
-def capacity_tag(inst: Instance) -> str:
-    """``capacity-below-one-layer``, ``capacity-about-one-layer`` or ``capacity-several-layers``."""
-    layer_mb = np.add.reduceat(inst.size, inst.expert_offset[:-1]) if inst.G else np.zeros(1)
+def capacity_tag_of(size: np.ndarray, expert_offset: np.ndarray, capacity: np.ndarray) -> str:
+    """The capacity tag from the arrays: flat expert sizes, layer offsets into them, capacities."""
+    size = np.asarray(size, float).ravel()
+    layer_mb = np.add.reduceat(size, np.asarray(expert_offset)[:-1]) if size.size else np.zeros(1)
     # relative slack: "25% of 4 layers" is one layer, whatever the rounding of the capacities
-    total = float(inst.capacity.sum()) * (1.0 + 1e-9)
+    total = float(np.sum(capacity)) * (1.0 + 1e-9)
     if total < float(layer_mb.min()):
         return "capacity-below-one-layer"
     if total >= SEVERAL_LAYERS * float(layer_mb.max()):
@@ -43,12 +44,22 @@ def capacity_tag(inst: Instance) -> str:
     return "capacity-about-one-layer"
 
 
+def fallback_tag_of(latency: np.ndarray, fallback: np.ndarray) -> str:
+    """The fallback tag from the edge latencies (any shape) and the fallbacks (any shape)."""
+    if np.size(latency) == 0 or np.size(fallback) == 0:
+        return "fallback-far"
+    near = float(np.median(fallback)) < NEAR_EDGE * float(np.max(latency))
+    return "fallback-near-edge" if near else "fallback-far"
+
+
+def capacity_tag(inst: Instance) -> str:
+    """``capacity-below-one-layer``, ``capacity-about-one-layer`` or ``capacity-several-layers``."""
+    return capacity_tag_of(inst.size, inst.expert_offset, inst.capacity)
+
+
 def fallback_tag(inst: Instance) -> str:
     """``fallback-near-edge`` or ``fallback-far``."""
-    if inst.G == 0 or inst.N == 0:
-        return "fallback-far"
-    near = float(np.median(inst.fallback)) < NEAR_EDGE * float(np.max(inst.latency))
-    return "fallback-near-edge" if near else "fallback-far"
+    return fallback_tag_of(inst.latency, inst.fallback)
 
 
 def k_tag(inst: Instance) -> str:

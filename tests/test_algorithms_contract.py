@@ -1,5 +1,5 @@
-"""Contract over the whole method registry: feasible placements on every generated family and K,
-honest statuses, determinism; plus the local-search modifier's own contract."""
+"""The method contract (moebench.testing): one test per built-in method x check; plus the
+local-search modifier's own contract."""
 
 from __future__ import annotations
 
@@ -13,11 +13,9 @@ from moebench.algorithms.local_search import add_gains, local_search
 from moebench.evaluate import effective_latency, evaluate, gain
 from moebench.families import generate
 from moebench.harness import run_method
-from moebench.methods import check_conditions, get_method, registered
-from moebench.placement import from_triples
+from moebench.methods import get_method, registered
+from moebench.testing import parametrize_with_checks
 
-FAMILIES = ["uniform", "zipf", "clustered"]
-KS = [1, 2, 4, 6]
 EXTRA = ["sgd-levels[dp]+ls", "greedy-marginal+ls", "greedy-ratio+single+ls", "sgd-servers[maxconv,eps=0.3]"]
 
 
@@ -30,51 +28,9 @@ def builtin_method_names() -> list[str]:
     return [ex for reg in registered() if reg.builder.__module__.startswith("moebench.") for ex in reg.examples]
 
 
-def _instance(family: str, k: int, tiny: bool):
-    params = {"K": k, "layers": 1 if tiny else 2, "experts": 7 if tiny else 10, "servers": 2 if tiny else 3}
-    params.update({"tokens": 150, "capacity": 0.35, "inter_jitter": 0.3 if k % 2 else 0.0})
-    return generate(family, params, seed=k)
-
-
-def _check(inst, name):
-    method = get_method(name)
-    exact = method.info.kind == "exact"
-    rec = run_method(inst, name)  # in-process: tiny instances, no time limit needed
-    excluded = check_conditions(method.info.assumptions, inst)
-    if excluded:
-        assert rec.status == "not-applicable", (name, rec.status, rec.error)
-        return
-    allowed = {"optimal", "feasible"} | ({"unavailable"} if exact else set())
-    assert rec.status in allowed, (name, inst.name, rec.status, rec.error)
-    if rec.status == "unavailable":
-        return
-    x = from_triples(inst, rec.placement)
-    ev = evaluate(inst, x)
-    assert ev.feasible and ev.gain == pytest.approx(rec.gain) and rec.gain >= -1e-12
-    if method.info.deterministic and not exact:  # exact back ends' determinism is tested with them
-        again = run_method(inst, name)
-        assert again.placement == rec.placement, name
-    return rec
-
-
-@pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("k", KS)
-def test_every_heuristic_is_feasible_and_deterministic(family, k):
-    inst = _instance(family, k, tiny=False)
-    names = [n for n in builtin_method_names() if get_method(n).info.kind != "exact"] + EXTRA
-    for name in names:
-        _check(inst, name)
-
-
-@pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("k", KS)
-def test_every_method_including_exact_on_a_bruteforce_sized_instance(family, k):
-    inst = _instance(family, k, tiny=True)
-    recs = {name: _check(inst, name) for name in [*builtin_method_names(), *EXTRA]}
-    best = recs["bruteforce"].gain
-    for name, rec in recs.items():
-        if rec is not None and rec.status in ("optimal", "feasible"):
-            assert rec.gain <= best + 1e-6 * max(1.0, best), name  # nobody beats the optimum
+@parametrize_with_checks([*builtin_method_names(), *EXTRA])
+def test_method_contract(method: str, check) -> None:
+    check(method)
 
 
 def test_ls_never_worse_and_reaches_a_local_optimum():

@@ -47,7 +47,7 @@ def test_faulty_methods_become_rows_and_the_suite_completes(tmp_path: Path) -> N
     text = text.replace('[[instances]]\nfamily = "clustered"', '[[instances]]\nfamily = "clustered"\nname = "x"', 1)
     suite_path.write_text(text.replace("grid = { K = [1, 2], capacity = [0.25, 0.5] }", "grid = { K = [2] }"))
     suite = load_suite(suite_path)
-    summary = run_suite(suite, tmp_path / "out", jobs=2, progress=False, report=False)
+    summary = run_suite(suite, tmp_path / "out", jobs=2, progress=False)
     df = pd.read_parquet(tmp_path / "out" / "results.parquet")
     assert len(df) == summary.tasks == 3 * 7  # 3 instances x (bruteforce + 6 methods)
     status = df.groupby("method")["status"].unique().map(list).to_dict()
@@ -129,7 +129,7 @@ def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(tmp_path: Path) 
 def test_rows_hold_recomputed_objectives_and_references_are_reused(tmp_path: Path) -> None:
     suite = load_suite(write_suite(tmp_path, ("popularity", "random")))
     out = tmp_path / "out"
-    first = run_suite(suite, out, jobs=2, progress=False, report=False)
+    first = run_suite(suite, out, jobs=2, progress=False)
     df = pd.read_parquet(out / "results.parquet")
     assert first.tasks == 18 and (df["role"] == "reference").sum() == 6
     insts = {i.name: i for i in suite.instances()}
@@ -150,8 +150,9 @@ def test_rows_hold_recomputed_objectives_and_references_are_reused(tmp_path: Pat
     text = (out / "references.solu").read_text()
     assert text.count("=opt=") == 6
     suite2 = load_suite(write_suite(tmp_path, ("popularity", "random")))
-    suite2.references_path = out / "references.solu"
-    second = run_suite(suite2, tmp_path / "out2", jobs=2, progress=False, report=False)
+    (tmp_path / "out2").mkdir()
+    (tmp_path / "out2" / "references.solu").write_text(text)  # a run reads and writes references in its folder
+    second = run_suite(suite2, tmp_path / "out2", jobs=2, progress=False)
     assert second.tasks == 12
     df2 = pd.read_parquet(tmp_path / "out2" / "results.parquet")
     assert set(df2["method"]) == {"popularity", "random"}
@@ -160,8 +161,8 @@ def test_rows_hold_recomputed_objectives_and_references_are_reused(tmp_path: Pat
 def test_dask_local_cluster_gives_the_same_objectives(tmp_path: Path) -> None:
     pytest.importorskip("distributed")
     suite = load_suite(write_suite(tmp_path, ("popularity", "whole-layer", "random")))
-    run_suite(suite, tmp_path / "local", jobs=2, progress=False, report=False)
-    run_suite(suite, tmp_path / "dask", jobs=2, executor="dask", progress=False, report=False)
+    run_suite(suite, tmp_path / "local", jobs=2, progress=False)
+    run_suite(suite, tmp_path / "dask", jobs=2, executor="dask", progress=False)
     cols = ["task_id", "instance", "method", "seed", "status", "latency", "gain", "placement"]
     a = pd.read_parquet(tmp_path / "local" / "results.parquet")[cols]
     b = pd.read_parquet(tmp_path / "dask" / "results.parquet")[cols]

@@ -105,8 +105,8 @@ def test_profiles_and_filters(tmp_path: Path) -> None:
     text = (
         GOOD
         + "[profiles.fast]\nthreads = 1\nmip_rel_gap = 0.01\n"
-        + '[[methods]]\nname = "bruteforce"\nprofile = "fast"\noptions = { threads = 2 }\ninstances = ["zipf-*"]\n'
-        + '[[methods]]\nname = "popularity"\nprofile = "highs-default"\ntime_limit = 2\n'
+        + '[[methods]]\nname = "milp-highs"\nprofile = "fast"\noptions = { threads = 2 }\ninstances = ["zipf-*"]\n'
+        + '[[methods]]\nname = "milp-pyomo"\nprofile = "highs-default"\ntime_limit = 2\n'
     )
     s = _load(tmp_path, text)
     bf, pop = s.methods[1], s.methods[2]
@@ -115,9 +115,68 @@ def test_profiles_and_filters(tmp_path: Path) -> None:
     assert dict(pop.options) == {"profile": "highs-default"} and pop.time_limit == 2.0
 
 
-def test_unknown_method_names_are_warned_not_fatal(tmp_path: Path) -> None:
-    s = _load(tmp_path, GOOD + '[[methods]]\nname = "no-such-method[3]"\n[[methods]]\nname = "none+nosuchmod"\n')
-    assert s.unknown_methods == ["no-such-method[3]", "none+nosuchmod"]
+@pytest.mark.parametrize(
+    ("methods", "where", "reason"),
+    [
+        ('name = "popularty"', "methods[1].name", "unknown method 'popularty' (did you mean 'popularity'?)"),
+        ('name = "none+nosuchmod"', "methods[1].name", "unknown method 'none+nosuchmod'"),
+        ('name = "popularity"\noptions = { threads = 2 }', "methods[1].options.threads", "does not accept option"),
+        ('name = "popularity+ls"\noptions = { max_moves = -1 }', "methods[1].options.max_moves", ">= 0"),
+        ('name = "greedy-enum[2]"\noptions = { max_seeds = "many" }', "methods[1].options.max_seeds", "integer"),
+        ('name = "milp-highs"\nprofile = "no-such-profile"', "methods[1].options.profile", "unknown solver profile"),
+        ('name = "none"\ntime_limit = inf', "methods[1].time_limit", "must be <= 1e+07, got inf"),
+    ],
+)
+def test_method_mistakes_are_rejected_before_anything_runs(tmp_path: Path, methods: str, where: str, reason: str):
+    with pytest.raises(InputError) as info:
+        _load(tmp_path, GOOD + "[[methods]]\n" + methods + "\n")
+    assert info.value.where == where and reason in info.value.reason
+
+
+@pytest.mark.parametrize(
+    ("head", "where", "reason"),
+    [
+        ("time_limit = inf", "suite.time_limit", "must be <= 1e+07, got inf"),
+        ("time_limit = nan", "suite.time_limit", "must be > 0"),
+        ("grace = inf", "suite.grace", "must be <= 1e+07"),
+        ("memory_limit_mb = 100", "suite.memory_limit_mb", "must be >= 512"),
+        ("memory_limit_mb = 9223372036854775807", "suite.memory_limit_mb", "must be <= 1.09951e+12"),
+        ("max_tasks = 0", "suite.max_tasks", "must be >= 1"),
+    ],
+)
+def test_limits_must_be_finite_and_meaningful(tmp_path: Path, head: str, where: str, reason: str) -> None:
+    with pytest.raises(InputError) as info:
+        _load(tmp_path, f"[suite]\n{head}\n" + GOOD)
+    assert info.value.where == where and reason in info.value.reason
+
+
+def test_a_huge_grid_is_rejected_without_being_materialized(tmp_path: Path) -> None:
+    caps = ", ".join(str(0.001 * i) for i in range(1000))
+    jitters = ", ".join(str(0.0009 * i) for i in range(1000))
+    grid = f"grid = {{ capacity = [{caps}], inter_jitter = [{jitters}] }}"
+    text = GOOD.replace("tokens = 50 }", "tokens = 50 }\n" + grid)
+    with pytest.raises(InputError) as info:
+        _load(tmp_path, text)
+    assert info.value.where == "suite" and "1000000 tasks exceed the cap of 100000" in info.value.reason
+    # an explicit override lets it through the count (the grid points are then checked one by one)
+    small = GOOD.replace("tokens = 50 }", "tokens = 50 }\ngrid = { capacity = [0.1, 0.2, 0.3] }")
+    with pytest.raises(InputError, match="3 tasks exceed the cap of 2"):
+        _load(tmp_path, "[suite]\nmax_tasks = 2\n" + small)
+    assert _load(tmp_path, "[suite]\nmax_tasks = 3\n" + small).task_count() == 3
+
+
+def test_parameter_ranges_are_declared_by_the_family(tmp_path: Path) -> None:
+    for params, where, reason in (
+        ("layers = 1e9", "instances[0].params.layers", "must be <= 1024, got 1000000000.0"),
+        ("layers = 0", "instances[0].params.layers", "must be >= 1, got 0"),
+        ("capacity = -0.5", "instances[0].params.capacity", "must be >= 0"),
+        ("inter_jitter = 1.0", "instances[0].params.inter_jitter", "must be < 1"),
+        ("link_rate = [100.0, 0.0]", "instances[0].params.link_rate", "values must be > 0"),
+        ("layers = true", "instances[0].params.layers", "expects int"),
+    ):
+        with pytest.raises(InputError) as info:
+            _load(tmp_path, GOOD.replace("layers = 2", params))
+        assert info.value.where == where and reason in info.value.reason, (params, info.value)
 
 
 def test_cli_bad_suite_exits_2_with_one_line(tmp_path: Path) -> None:
@@ -128,3 +187,15 @@ def test_cli_bad_suite_exits_2_with_one_line(tmp_path: Path) -> None:
     )
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [f"moebench: error: {p}: suite.repetitions: must be >= 1, got 0"]
+
+
+def test_references_cannot_be_written_outside_the_output_folder(tmp_path: Path) -> None:
+    from moebench.bench.runner import run_suite
+
+    (tmp_path / "suite").mkdir()
+    p = tmp_path / "suite" / "s.toml"
+    p.write_text('[suite]\nreferences = "../refs.solu"\n' + GOOD)
+    with pytest.raises(InputError) as info:
+        run_suite(load_suite(p), tmp_path / "suite", progress=False)
+    assert info.value.where == "suite.references" and "outside the output folder" in info.value.reason
+    assert not (tmp_path / "refs.solu").exists() and not (tmp_path / "suite" / "results.jsonl").exists()

@@ -56,7 +56,7 @@ def test_trace_holdout_columns_are_the_test_latency_of_the_train_placement(tmp_p
     (inst,) = suite.instances()
     assert inst.content_hash == train.content_hash and inst.meta["holdout"]["params"]["which"] == "test"
     out = tmp_path / "out"
-    summary = run_suite(suite, out, jobs=2, progress=False, report=False)
+    summary = run_suite(suite, out, jobs=2, progress=False)
     df = pd.read_parquet(out / "results.parquet")
     assert summary.failed == 0 and set(df["method"]) == {"none", "popularity", "sgd-levels[dp]"}
     _check_rows(df, test)
@@ -66,7 +66,7 @@ def test_trace_holdout_columns_are_the_test_latency_of_the_train_placement(tmp_p
     none = df[df["method"] == "none"].iloc[0]
     assert none["holdout_latency"] == pytest.approx(test.empty_latency)
     # resume recognizes the finished tasks (ids include the holdout spec and stay stable)
-    again = run_suite(load_suite(tmp_path / "suite.toml"), out, jobs=2, progress=False, report=False, resume=True)
+    again = run_suite(load_suite(tmp_path / "suite.toml"), out, jobs=2, progress=False, resume=True)
     assert again.ran == 0 and again.skipped == 3
 
 
@@ -81,7 +81,7 @@ def test_generated_holdout_with_more_tokens_and_stable_task_ids(tmp_path: Path) 
     assert task_id(inst, "none", {}, 0, 0, 20.0) != task_id(plain, "none", {}, 0, 0, 20.0)
     assert task_id(inst, "none", {}, 0, 0, 20.0) == task_id(suite.instances()[0], "none", {}, 0, 0, 20.0)
     out = tmp_path / "out"
-    run_suite(suite, out, jobs=1, progress=False, report=False)
+    run_suite(suite, out, jobs=1, progress=False)
     df = pd.read_parquet(out / "results.parquet")
     _check_rows(df, twin)
 

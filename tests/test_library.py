@@ -35,7 +35,7 @@ def test_library_covers_tiers_and_regimes():
 def test_manifest_errors_name_the_entry(tmp_path):
     bad = tmp_path / "m.toml"
     bad.write_text('[[instance]]\nname = "a"\nfamily = "zipf"\ntier = "easy"\n')
-    with pytest.raises(InputError, match=r"instance\[0\]\.tier: tier must be one of"):
+    with pytest.raises(InputError, match=r"instance\[0\]\.tier: must be one of small, medium, hard, got 'easy'"):
         load_manifest(bad)
 
 

@@ -103,3 +103,27 @@ def test_plugin_family_and_method_run(plugin_env: dict[str, str], tmp_path: Path
     assert rec["latency"] == pytest.approx(float(inst.probs @ tau[inst.sets].max(axis=1)))
     assert np.all(x.astype(float) @ inst.size <= inst.capacity + 1e-9)
     assert rec["gain"] > 0
+
+
+def test_plugin_passes_the_method_contract(plugin_env: dict[str, str], tmp_path: Path) -> None:
+    """The example plugin's own test file runs moebench.testing's checks, one test per check."""
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(PLUGIN / "tests"),
+            "--rootdir",
+            str(tmp_path),
+        ],
+        env=plugin_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    assert "8 passed" in res.stdout  # 2 methods x 4 checks

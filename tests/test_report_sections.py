@@ -33,11 +33,12 @@ def provider():
             )
         ]
 
-    yield seen
-    sections._PROVIDERS[:] = [p for p in sections._PROVIDERS if p[2] is not demo]
+    yield demo, seen
+    sections.unregister_section(demo)
 
 
 def test_a_registered_section_appears_in_every_format(provider, tmp_path: Path) -> None:
+    _, provider = provider
     df = synthetic()
     files = write_report(df, tmp_path)
     n = df["method"].nunique()
@@ -67,7 +68,7 @@ def test_a_section_that_disappears_leaves_no_stale_files(provider, tmp_path: Pat
     write_report(df, tmp_path, formats=("csv", "latex", "md"))
     assert (tmp_path / "demo.csv").is_file() and (tmp_path / "demo.tex").is_file()
     (tmp_path / "mine.txt").write_text("a user's own file")
-    sections._PROVIDERS[:] = [p for p in sections._PROVIDERS if p[2].__name__ != "demo"]
+    sections.unregister_section(provider[0])
     write_report(df, tmp_path, formats=("csv", "latex", "md"))
     assert not (tmp_path / "demo.csv").exists() and not (tmp_path / "demo.tex").exists()
     assert (tmp_path / "mine.txt").read_text() == "a user's own file"  # never listed, never touched

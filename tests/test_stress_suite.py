@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-import re
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -15,13 +15,12 @@ from test_report_tables import _row
 from moebench.bench.runner import run_suite
 from moebench.bench.store import ResultStore
 from moebench.bench.suite import load_suite
-from moebench.bench.tasks import instance_columns
 from moebench.errors import InputError
-from moebench.families import generate
 from moebench.harness import run_method
 from moebench.instance_file import load_instance
 from moebench.report import tables
-from moebench.report.guarantees import InstanceFinder, claims_table, guarantee_report_sections
+from moebench.report.build import write_report
+from moebench.report.guarantees import claims_table, guarantee_report_sections
 
 E = 1 - 1 / math.e
 
@@ -135,30 +134,32 @@ budget = 0.5
     (tmp_path / "suite.toml").write_text(head + GOOD + "name = 'g'\nsteps = 30\n" + crash)
     suite = load_suite(tmp_path / "suite.toml")
     out = tmp_path / "out"
-    run_suite(suite, out, jobs=2, progress=False, report=True)
-    recs = list(ResultStore(out / "stress.jsonl").records())
-    assert sorted(r["name"] for r in recs) == ["crash", "g", "raise"]
+    run_suite(suite, out, jobs=2, progress=False)
+    write_report(out / "results.parquet", out / "report")
+    # searches are tasks: rows of kind "stress" in the one store and table
+    recs = [r for r in ResultStore(out / "results.jsonl").records() if r["kind"] == "stress"]
+    assert sorted(r["stress_name"] for r in recs) == ["crash", "g", "raise"]
     # failing searches are recorded with their error and the suite goes on
-    raised = next(r for r in recs if r["name"] == "raise")
+    raised = next(r for r in recs if r["stress_name"] == "raise")
     assert raised["status"] == "error" and "deliberate failure" in raised["error"]
-    crashed = next(r for r in recs if r["name"] == "crash")
+    crashed = next(r for r in recs if r["stress_name"] == "crash")
     assert crashed["status"] == "error" and "died (exit code -9)" in crashed["error"]
-    rec = next(r for r in recs if r["name"] == "g")
-    assert rec["status"] == "ok" and rec["evaluations"] > 0 and rec["instance_file"] == "stress/g-s0.json.gz"
+    rec = next(r for r in recs if r["stress_name"] == "g")
+    assert rec["status"] == "feasible" and rec["evaluations"] > 0 and rec["instance_file"] == "stress/g-s0.json.gz"
     inst = load_instance(out / rec["instance_file"])
     assert inst.meta["stress"]["worst_ratio"] == rec["worst_ratio"]
     ratio = run_method(inst, "greedy-ratio").gain / run_method(inst, "bruteforce").gain
     assert ratio == pytest.approx(rec["worst_ratio"], rel=1e-9)
     assert inst.content_hash == rec["instance_hash"] and (inst.K, inst.N) == (1, 1)
-    table = pd.read_csv(out / "stress.csv")
-    assert table["name"].tolist() == ["g", "raise", "crash"]  # suite order
+    table = pd.read_csv(out / "results.csv")
+    assert table.loc[table["kind"] == "stress", "stress_name"].tolist() == ["g", "raise", "crash"]  # suite order
     md = (out / "report" / "report.md").read_text()
     assert "## Stress searches" in md and "stress/g-s0.json.gz" in md
     assert (out / "report" / "stress-searches.csv").exists()
 
     # resume: nothing runs again, nothing is duplicated
-    run_suite(suite, out, jobs=2, progress=False, report=False, resume=True)
-    again = list(ResultStore(out / "stress.jsonl").records())
+    run_suite(suite, out, jobs=2, progress=False, resume=True)
+    again = [r for r in ResultStore(out / "results.jsonl").records() if r["kind"] == "stress"]
     assert [r["task_id"] for r in again] == [r["task_id"] for r in recs]
     assert [r["finished_at"] for r in again] == [r["finished_at"] for r in recs]
 
@@ -166,21 +167,21 @@ budget = 0.5
 def _stress(method, ratio, *, guarantee=None, applies=None, claim=None, n=1, file="stress/x.json.gz", evals=100):
     return {
         "task_id": f"{method}-{ratio}-{claim}",
-        "name": "x",
-        "slug": "x-s0",
+        "kind": "stress",
+        "stress_name": "x",
         "method": method,
         "family": "uniform",
-        "params": {"K": 1, "servers": n},
+        "stress_params": '{"K": 1, "servers": ' + str(n) + "}",
         "budget": 1.0,
         "seed": 0,
         "reference": "bruteforce",
-        "status": "ok",
+        "status": "feasible",
         "worst_ratio": ratio,
         "gain_method": 10.0 * ratio,
         "gain_optimum": 10.0,
         "evaluations": evals,
         "restarts": 2,
-        "guarantee": guarantee,
+        "guarantee_ratio": guarantee,
         "guarantee_source": "test theorem" if guarantee else None,
         "guarantee_conditions": "K = 1" if guarantee else None,
         "guarantee_applies": applies,
@@ -253,20 +254,38 @@ def test_violations_of_declared_and_suite_claims_are_listed():
     assert stress_row[-1] == "stress/h-s0.json.gz"
 
 
-def test_violating_generated_instance_is_written_from_the_suite(tmp_path):
-    params = {"K": 1, "layers": 1, "experts": 4, "servers": 1, "tokens": 0, "inter_jitter": 0.5}
-    (tmp_path / "suite.toml").write_text(HEAD)
-    (tmp_path / "run.json").write_text(json.dumps({"suite": str(tmp_path / "suite.toml")}))
-    inst = generate("uniform", params, seed=0)
-    row = pd.Series(instance_columns(inst))
-    rel = InstanceFinder(tmp_path).file_for(row)
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", inst.name)  # the report's file-safe spelling of the name
-    assert rel == f"violations/{safe}.json.gz"
-    assert load_instance(tmp_path / rel).content_hash == inst.content_hash
-    # without a suite the row's family, parameters and seed regenerate it
-    other = tmp_path / "other"
-    other.mkdir()
-    assert InstanceFinder(other).file_for(row) == f"violations/{safe}.json.gz"
-    assert load_instance(other / rel).content_hash == inst.content_hash
-    # a row whose hash matches nothing gets no file
-    assert InstanceFinder(other).file_for(row.copy().replace({inst.content_hash: "0" * 64})) == ""
+def test_runs_below_a_claim_get_their_instance_written_and_the_report_regenerates_from_a_copy(tmp_path):
+    # the suite claims ratio 1 for popularity (a claim it does not declare): its suboptimal runs violate it
+    (tmp_path / "suite").mkdir()
+    suite_path = tmp_path / "suite" / "suite.toml"
+    suite_path.write_text(
+        HEAD.replace(
+            "params = { K = 1, layers = 1, experts = 4, servers = 1, tokens = 0, inter_jitter = 0.5 }",
+            "params = { K = 1, layers = 2, experts = 6, servers = 2, tokens = 0, inter_jitter = 0.5 }\n"
+            "seeds = [0, 1, 2, 3]",
+        ).replace('name = "greedy-ratio"', 'name = "popularity"')
+        + '[[stress]]\nmethod = "popularity"\nfamily = "uniform"\nbudget = 0.3\nsteps = 2\n'
+        + 'claim = 1.0\nclaim_source = "a test"\n'
+    )
+    out = tmp_path / "out"
+    run_suite(load_suite(suite_path), out, jobs=2, progress=False)
+    manifest = json.loads((out / "artifacts.json").read_text())
+    cited = [e for e in manifest["instances"] if e["why"] == "below a claim"]
+    df = pd.read_parquet(out / "results.parquet")
+    runs = df[(df["kind"] == "method") & (df["method"] == "popularity")]
+    opt = df[df["method"] == "bruteforce"].set_index("instance")["gain"]
+    below = {r.instance for r in runs.itertuples() if r.gain < opt[r.instance] - 1e-9 * max(1.0, r.empty_latency)}
+    assert below and {e["instance"] for e in cited} == below
+    for e in cited:  # each file reproduces the run's instance
+        assert load_instance(out / e["file"]).content_hash == e["instance_hash"]
+    assert any(e["why"] == "stress worst case" for e in manifest["instances"])
+    write_report(out / "results.parquet", out / "report", formats=("csv",))
+    # the report is a function of the folder: a copy, without the suite file, gives the same report
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("report", "results.jsonl"))
+    shutil.rmtree(tmp_path / "suite")
+    write_report(copy / "results.parquet", copy / "report", formats=("csv",))
+    viol = pd.read_csv(copy / "report" / "claim-violations.csv")
+    assert set(viol.loc[viol["what"] == "run", "instance_file"]) == {e["file"] for e in cited}
+    for name in ("claim-violations.csv", "guarantee-claims.csv", "summary.csv", "ratios.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(out / "report" / name), pd.read_csv(copy / "report" / name))

@@ -138,7 +138,9 @@ def test_sections_render_cells_and_figures(runs: pd.DataFrame, tmp_path: Path) -
     assert secs[2].rows[0][:4] == ["fam", "capacity", "0.1, 0.2", "2"]
     # without a `none` baseline, or in another suite's report, there is nothing to show
     assert sweeps_sections(ReportContext(runs[runs["method"] != "none"], pd.DataFrame(), None, tmp_path)) == []
-    assert len(sweeps_sections(ReportContext(runs.assign(suite="quick"), pd.DataFrame(), None, tmp_path))) == 3  # any suite that ran none
+    assert (
+        len(sweeps_sections(ReportContext(runs.assign(suite="quick"), pd.DataFrame(), None, tmp_path))) == 3
+    )  # any suite that ran none
     assert len(sweeps_sections(ReportContext(runs.assign(suite="sweeps-small"), pd.DataFrame(), None, tmp_path))) == 3
 
 

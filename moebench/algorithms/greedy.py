@@ -66,6 +66,7 @@ from moebench.methods import (
     Status,
     int_arg,
     no_args,
+    number_options,
     register_method,
     register_modifier,
 )
@@ -380,7 +381,7 @@ def _plus_single(method: Method, spec: MethodSpec) -> Method:
         guarantee=guarantee,
         deterministic=base.deterministic,
     )
-    return Method(info, solve, options=method.options)
+    return Method(info, solve, options=method.options, check_options=method.check_options)
 
 
 def best_true_single(inst: Instance) -> tuple[np.ndarray, float]:
@@ -440,7 +441,8 @@ def _greedy_enum(spec: MethodSpec) -> Method:
         assumptions=("K = 1",),
         guarantee=_ENUM_GUARANTEE[q],
     )
-    return Method(info, solve, options=("max_seeds", "max_work"))
+    check = number_options(max_seeds=(int, 1), max_work=(float, 0))
+    return Method(info, solve, options=("max_seeds", "max_work"), check_options=check)
 
 
 @register_method("greedy-marginal", summary="baseline: the K = 1 greedy on marginals p[l,e], blind to co-activation")

@@ -28,7 +28,17 @@ import numpy as np
 
 from moebench.evaluate import effective_latency, gain
 from moebench.instance import Instance
-from moebench.methods import Method, MethodInfo, MethodSpec, Solution, SolveRequest, Status, register_modifier
+from moebench.methods import (
+    Method,
+    MethodInfo,
+    MethodSpec,
+    Solution,
+    SolveRequest,
+    Status,
+    both,
+    number_options,
+    register_modifier,
+)
 
 #: Default move budget (option ``max_moves``).
 MAX_MOVES = 10_000
@@ -217,4 +227,5 @@ def _plus_ls(method: Method, spec: MethodSpec) -> Method:
         guarantee=base.guarantee,
         deterministic=base.deterministic,
     )
-    return Method(info, solve, options=(*method.options, "max_moves"))
+    check = both(method.check_options, number_options(max_moves=(int, 0)))
+    return Method(info, solve, options=(*method.options, "max_moves"), check_options=check)

@@ -1,4 +1,9 @@
-"""``moebench run SUITE.toml``: run a benchmark suite, write the results table and the report."""
+"""``moebench run SUITE.toml``: run a benchmark suite, then write the report of its folder.
+
+The command composes the two stages: :func:`moebench.bench.runner.run_suite` (results table,
+references, cited instances) and :func:`moebench.report.build.write_report`, which reads only
+those files.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ def run_command(args: argparse.Namespace) -> int:
     """
     from moebench.bench.runner import run_suite
     from moebench.bench.suite import load_suite
+    from moebench.report.build import write_report
 
     if args.jobs is not None and args.jobs < 1:
         raise InputError("must be >= 1", where="--jobs")
@@ -32,8 +38,10 @@ def run_command(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         resume=args.resume,
         progress=not args.quiet,
-        report=not args.no_report,
     )
+    if not args.no_report:
+        out = summary.out_dir
+        write_report(out / "results.parquet", out / "report", references=summary.references)
     counts = ", ".join(f"{v} {k}" for k, v in sorted(summary.status_counts.items())) or "nothing to run"
     print(
         f"moebench: {summary.tasks} tasks ({summary.skipped} already done, {summary.ran} run: {counts}); "

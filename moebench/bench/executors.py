@@ -13,63 +13,60 @@ process, which alone writes the store.
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any
 
-from moebench.bench.tasks import Task
-from moebench.bench.worker import STOP, execute_task
+from moebench.bench.tasks import Task, TaskResult
+from moebench.bench.worker import STOP, execute_task, failed_row
 
-OnResult = Callable[[Task, dict[str, Any]], None]
+OnResult = Callable[[Task, TaskResult], None]
 
 
 class Progress:
-    """A plain-text progress bar on stderr: tasks done, failures, elapsed, estimated time left.
+    """The progress bar on stderr (tqdm): tasks done, failures, elapsed, estimated time left.
 
-    On a terminal it redraws one line; otherwise it prints a line every 10 % of the tasks.
+    On a terminal it redraws one line; otherwise (a log file) it prints a plain line every
+    10 % of the tasks.
     """
 
     def __init__(self, total: int, *, done: int = 0, enabled: bool = True, stream: Any = None) -> None:
         self.total, self.done, self.failed = total, done, 0
-        self.skipped = done
         self.enabled = enabled
         self.stream = stream or sys.stderr
-        self.start = time.monotonic()
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._last_line = -1
+        self._bar: Any = None
+        self._last_step = -1
+        if enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=total,
+                initial=done,
+                file=self.stream,
+                unit="task",
+                dynamic_ncols=True,
+                disable=not self.tty,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}",
+            )
 
     def update(self, failed: bool, label: str = "") -> None:
         """Count one finished task."""
         self.done += 1
         self.failed += int(failed)
-        if not self.enabled:
+        if self._bar is None:
             return
-        ran = self.done - self.skipped
-        elapsed = time.monotonic() - self.start
-        left = (self.total - self.done) * elapsed / ran if ran else 0.0
-        width = 30
-        fill = int(width * self.done / max(1, self.total))
-        bar = "#" * fill + "." * (width - fill)
-        line = (
-            f"[{bar}] {self.done}/{self.total} tasks, {self.failed} failed, "
-            f"{_hms(elapsed)} elapsed, ~{_hms(left)} left  {label[:40]}"
-        )
-        if self.tty:
-            self.stream.write("\r" + line.ljust(110))
-            if self.done == self.total:
-                self.stream.write("\n")
-        else:
-            step = max(1, self.total // 10)
-            if self.done == self.total or self.done // step != self._last_line:
-                self._last_line = self.done // step
-                self.stream.write(line + "\n")
-        self.stream.flush()
-
-
-def _hms(sec: float) -> str:
-    sec = round(sec)
-    return f"{sec // 3600}:{sec % 3600 // 60:02d}:{sec % 60:02d}"
+        self._bar.set_postfix_str(f"{self.failed} failed  {label[:40]}", refresh=False)
+        self._bar.update(1)
+        if not self.tty:
+            step = self.done * 10 // max(1, self.total)
+            if self.done == self.total or step != self._last_step:
+                self._last_step = step
+                elapsed = self._bar.format_dict["elapsed"]
+                print(f"{self.done}/{self.total} tasks, {self.failed} failed, {elapsed:.0f} s elapsed  {label[:40]}",
+                      file=self.stream, flush=True)  # fmt: skip
+        if self.done == self.total:
+            self._bar.close()
 
 
 class LocalExecutor:
@@ -97,22 +94,12 @@ class LocalExecutor:
         pool.shutdown(wait=True)
 
 
-def _result_or_error(task: Task, result: Callable[[], Any], exception: Callable[[], Any]) -> dict[str, Any]:
-    """The task's record, or an ``error`` record when the executor itself failed."""
+def _result_or_error(task: Task, result: Callable[[], Any], exception: Callable[[], Any]) -> TaskResult:
+    """The task's result, or an ``error`` row when the executor itself failed."""
     exc = exception()
     if exc is None:
         return result()
-    inst = task.instance
-    return {
-        "instance": inst.name,
-        "instance_hash": inst.content_hash,
-        "method": task.method,
-        "seed": task.seed,
-        "status": "error",
-        "empty_latency": inst.empty_latency,
-        "time_limit": task.time_limit,
-        "error": f"executor: {type(exc).__name__}: {exc}",
-    }
+    return TaskResult(failed_row(task, f"executor: {type(exc).__name__}: {exc}"))
 
 
 class DaskExecutor:

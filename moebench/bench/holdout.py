@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from moebench.encoding import jsonable
 from moebench.errors import InputError
 from moebench.instance import Instance, replace_arrays
+from moebench.status import WITH_PLACEMENT
 
 #: Row columns written by :func:`holdout_columns`.
 HOLDOUT_COLUMNS = ("holdout_latency", "holdout_gain", "holdout_empty_latency")
-#: Statuses whose rows carry a placement.
-_WITH_PLACEMENT = ("optimal", "feasible", "time-limit")
 #: Twins generated in this process, by spec key.
 _CACHE: dict[str, Instance] = {}
 
@@ -43,19 +43,15 @@ def holdout_spec(family: str, params: Mapping[str, Any], seed: int, overrides: M
     params = {**dict(params), **dict(overrides)}
     return {
         "family": family,
-        "params": _jsonable(params),
+        "params": jsonable(params),
         "seed": int(seed),
-        "overrides": _jsonable(dict(overrides)),
+        "overrides": jsonable(dict(overrides)),
     }
 
 
 def spec_key(spec: Mapping[str, Any]) -> str:
     """Canonical JSON of a spec (cache key and task-id component)."""
     return json.dumps(spec, sort_keys=True, default=str)
-
-
-def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
 
 def twin(spec: Mapping[str, Any]) -> Instance:
@@ -139,7 +135,7 @@ def holdout_columns(inst: Instance, status: str | None, placement: Any) -> dict[
     """
     out = dict.fromkeys(HOLDOUT_COLUMNS, math.nan)
     spec = inst.meta.get("holdout") if isinstance(inst.meta, Mapping) else None
-    if not isinstance(spec, Mapping) or status not in _WITH_PLACEMENT:
+    if not isinstance(spec, Mapping) or status not in WITH_PLACEMENT:
         return out
     from moebench.evaluate import evaluate
     from moebench.placement import from_triples

@@ -48,13 +48,12 @@ from moebench.errors import InputError
 from moebench.instance import valid_name
 from moebench.placement import FORMAT as PLACEMENT_FORMAT
 from moebench.placement import placement_hash
+from moebench.status import WITH_PLACEMENT  # statuses whose placement is an incumbent
 from moebench.tolerances import OPTIMAL_RTOL, bound_below, noise, optimum_beaten
 
 HEADER = "# moebench-solu/1"
 #: Folder (beside the reference file) holding the placements behind the values.
 PLACEMENTS_DIR = "reference-placements"
-#: Statuses whose placement counts as an incumbent.
-WITH_PLACEMENT = ("optimal", "feasible", "time-limit")
 _HEX = re.compile(r"[0-9a-f]{64}")
 
 

@@ -1,4 +1,7 @@
-"""The suite runner: tasks -> executor -> store -> table, references and report.
+"""The suite runner: tasks -> executor -> store -> table, references and the artifacts a report cites.
+
+The report is not the runner's business: ``moebench run`` (:mod:`moebench.bench.cli`) composes
+a run and then ``moebench report`` on its folder, which reads only the files listed here.
 
 Output folder layout (``--out``, default: the suite file's folder)::
 
@@ -7,8 +10,10 @@ Output folder layout (``--out``, default: the suite file's folder)::
     results.csv        the same without the placement column
     references.solu    reference values per instance (unless the suite names another file)
     run.json           provenance of the last run (versions, git commit, machine, dates)
-    stress.jsonl, stress.csv, stress/   [[stress]] searches and their worst instances
-    report/            the report (see ``moebench report``)
+    stress/            the worst instance of every [[stress]] search (whose rows are in the table)
+    violations/        the instance of every run below a claim
+    artifacts.json     the manifest of the instance files a report may cite
+    report/            the report (written by ``moebench run`` unless --no-report; ``moebench report``)
 """
 
 from __future__ import annotations
@@ -25,14 +30,18 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from moebench.bench.artifacts import write_artifacts
 from moebench.bench.executors import DaskExecutor, LocalExecutor, Progress
 from moebench.bench.references import Reference, check_names, read_references, reconcile, write_references
 from moebench.bench.store import ResultStore, write_table
-from moebench.bench.suite import Suite, plugin_modules
-from moebench.bench.tasks import Task, instance_columns, task_id
+from moebench.bench.stress_tasks import stress_tasks
+from moebench.bench.suite import Suite
+from moebench.bench.tasks import Task, TaskResult, instance_columns, task_id
+from moebench.errors import InputError
+from moebench.instance_file import save_instance
+from moebench.registry import plugin_modules
+from moebench.status import FAILED
 
-#: Statuses counted as failures by the progress bar and the run summary.
-FAILED_STATUSES = ("error", "invalid", "infeasible")
 _PACKAGES = ("numpy", "pandas", "highspy", "ortools", "pyomo", "dask", "distributed")
 
 
@@ -87,12 +96,13 @@ class RunSummary:
     failed: int
     status_counts: dict[str, int]
     files: list[Path]
+    references: Path
 
 
 def build_tasks(
     suite: Suite, instances: list[Any], refs: dict[tuple[str, str], Reference], finished: set[str]
 ) -> list[Task]:
-    """The suite's task list, reference tasks first.
+    """The suite's task list: reference tasks first, then the method runs, then the stress searches.
 
     A reference task is dropped when the reference file already holds a proven optimum for
     the instance (same name and content hash) — unless this output folder already has its
@@ -129,19 +139,22 @@ def build_tasks(
                         plugins,
                     )
                 )
-    return tasks
+    return tasks + stress_tasks(suite, plugins)
 
 
 def make_row(suite: Suite, task: Task, result: dict[str, Any]) -> dict[str, Any]:
-    """One results row: task fields, instance properties, the run's record and provenance."""
+    """One results row (:mod:`moebench.schema.rows`): task fields, instance properties, the
+    run's record (or the search's outcome) and provenance."""
     row: dict[str, Any] = {
         "task_id": task.task_id,
         "suite": suite.name,
+        "kind": task.kind,
         "role": task.role,
         "repetition": task.repetition,
         "method_options": json.dumps(dict(task.options), sort_keys=True, default=str),
     }
-    row.update(instance_columns(task.instance))
+    if task.instance is not None:
+        row.update(instance_columns(task.instance))
     row.update(result)
     row["method"] = task.method
     row.update(provenance())
@@ -158,8 +171,6 @@ def run_suite(
     scheduler: str | None = None,
     resume: bool = False,
     progress: bool = True,
-    report: bool = True,
-    formats: tuple[str, ...] = ("csv", "latex", "md", "html"),
 ) -> RunSummary:
     """Run a suite end to end.
 
@@ -180,28 +191,24 @@ def run_suite(
         it an existing store is moved to ``results.jsonl.prev`` and everything runs again.
     progress
         Show the progress bar on stderr.
-    report
-        Write the report into ``out_dir/report`` at the end.
-    formats
-        Report formats.
     """
     out = Path(out_dir) if out_dir is not None else suite.path.parent
+    refs_path = suite.references_path or out / "references.solu"
+    if not refs_path.resolve().is_relative_to(out.resolve()):
+        raise InputError(
+            f"the references file {refs_path} is outside the output folder {out} (a run writes only there)",
+            file=str(suite.path),
+            where="suite.references",
+        )
     out.mkdir(parents=True, exist_ok=True)
     jobs = jobs or os.cpu_count() or 1
     instances = suite.instances()
     check_names([inst.name for inst in instances], file=str(suite.path))  # before any work: names go into line files
-    refs_path = suite.references_path or out / "references.solu"
     refs = read_references(refs_path)
     store = ResultStore(out / "results.jsonl")
     finished = store.finished() if resume else {}
     tasks = build_tasks(suite, instances, refs, set(finished))
     todo = [t for t in tasks if t.task_id not in finished]
-    if suite.unknown_methods:
-        print(
-            f"moebench: warning: unknown method(s) {', '.join(suite.unknown_methods)}: their tasks are recorded "
-            "with status error (`moebench methods` lists the installed ones)",
-            file=sys.stderr,
-        )
     meta = {
         "suite": str(suite.path),
         "suite_name": suite.name,
@@ -220,12 +227,16 @@ def run_suite(
     store.open(fresh=not resume)
     results = dict(finished)
 
-    def on_result(task: Task, result: dict[str, Any]) -> None:
-        row = make_row(suite, task, result)
+    def on_result(task: Task, result: TaskResult) -> None:
+        row = make_row(suite, task, result.row)
+        if result.instance is not None and task.search is not None:  # the search's worst instance, before its row
+            rel = Path("stress") / f"{task.search.slug(task.seed)}.json.gz"
+            save_instance(result.instance, out / rel)
+            row["instance_file"] = rel.as_posix()
         store.append(row)
         results[task.task_id] = row
         counts[row["status"]] = counts.get(row["status"], 0) + 1
-        bar.update(row["status"] in FAILED_STATUSES, f"{task.instance.name} {task.method}")
+        bar.update(row["status"] in FAILED, task.label)
 
     try:
         if executor == "dask":
@@ -243,18 +254,13 @@ def run_suite(
     files = write_table(rows, out)
     write_references(refs_path, merged.refs, merged.placements)
     files.append(Path(refs_path))
-    if getattr(suite, "stress", None):  # [[stress]] searches, after the tasks (moebench.bench.stress_runs)
-        from moebench.bench.stress_runs import run_stress
-
-        files += run_stress(suite, out, jobs=jobs, resume=resume, progress=progress)
+    files += [out / r["instance_file"] for r in rows if r.get("instance_file")]
+    # with the references final: the instances a report may cite, and their manifest
+    files += write_artifacts(out, rows, refs, instances)
     meta["finished_at"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     _write_json(out / "run.json", meta)
-    if report:
-        from moebench.report.build import write_report
-
-        files += write_report(out / "results.parquet", out / "report", formats=formats, references=refs_path)
-    failed = sum(v for k, v in counts.items() if k in FAILED_STATUSES)
-    return RunSummary(out, len(tasks), len(todo), len(tasks) - len(todo), failed, counts, files)
+    failed = sum(v for k, v in counts.items() if k in FAILED)
+    return RunSummary(out, len(tasks), len(todo), len(tasks) - len(todo), failed, counts, files, Path(refs_path))
 
 
 def _write_json(path: Path, obj: Any) -> None:

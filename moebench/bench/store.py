@@ -7,42 +7,21 @@ last line without its newline. Reading ignores a torn or unparsable last line; o
 store for appending cuts it off first, so the next record starts on a fresh line.
 
 The final table (:func:`write_table`) is built from the store: one row per task of the
-suite, in task order, as parquet (pyarrow) and CSV.
+suite, in task order, as parquet (pyarrow) and CSV, with the column types of the row schema
+(:mod:`moebench.schema.rows`); :func:`read_table` gives them back typed.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-#: Columns written as JSON text in the table (nested values).
-JSON_COLUMNS = ("options", "info", "placement")
-#: Columns left out of the CSV table (large; the parquet table and the store keep them).
-CSV_DROP = ("placement",)
-
-
-def _default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
-
-
-def _float_safe(o: Any) -> Any:
-    # JSON has no NaN/inf: store them as null (a recomputed objective is never NaN)
-    if isinstance(o, float) and (o != o or o in (float("inf"), float("-inf"))):
-        return None
-    if isinstance(o, dict):
-        return {k: _float_safe(v) for k, v in o.items()}
-    if isinstance(o, list):
-        return [_float_safe(v) for v in o]
-    return o
+from moebench.encoding import dumps
+from moebench.errors import InputError
+from moebench.schema.rows import CSV_DROP, conform, table_frame
 
 
 class ResultStore:
@@ -105,7 +84,8 @@ class ResultStore:
         """Write one record durably (single write of the whole line, then fsync)."""
         if self._fd is None:
             raise RuntimeError("store not open")
-        line = json.dumps(_float_safe(record), default=_default, allow_nan=False, separators=(",", ":")) + "\n"
+        # JSON has no NaN/inf: stored as null (a recomputed objective is never NaN)
+        line = dumps(record, finite=True, separators=(",", ":")) + "\n"
         data = line.encode()
         written = os.write(self._fd, data)
         while written < len(data):  # regular files take it in one go; be safe anyway
@@ -119,26 +99,6 @@ class ResultStore:
             self._fd = None
 
 
-def records_frame(records: Iterable[dict[str, Any]]) -> Any:
-    """Records as a tidy :class:`pandas.DataFrame` (nested values as JSON text)."""
-    import pandas as pd
-
-    rows = []
-    for rec in records:
-        row = dict(rec)
-        for col in JSON_COLUMNS:
-            if col in row and not isinstance(row[col], str):
-                row[col] = json.dumps(row[col], sort_keys=True, default=_default)
-        rows.append(row)
-    df = pd.DataFrame(rows)
-    for col in [c for c in df.columns if pd.api.types.is_object_dtype(df[c])]:
-        kinds = {type(v) for v in df[col] if v is not None and v == v}
-        if len(kinds) > 1 and not kinds <= {int, float}:
-            # mixed cell types (e.g. parameters of file instances) cannot go to parquet: text them
-            df[col] = [None if v is None or v != v else str(v) for v in df[col]]
-    return df
-
-
 def write_table(records: list[dict[str, Any]], out_dir: str | os.PathLike[str], stem: str = "results") -> list[Path]:
     """Write ``<stem>.parquet`` and ``<stem>.csv`` (atomically: temp file, then rename).
 
@@ -147,7 +107,7 @@ def write_table(records: list[dict[str, Any]], out_dir: str | os.PathLike[str], 
     list of Path
         The files written.
     """
-    df = records_frame(records)
+    df = table_frame(records)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -165,8 +125,9 @@ def write_table(records: list[dict[str, Any]], out_dir: str | os.PathLike[str], 
 
 
 def read_table(path: str | os.PathLike[str]) -> Any:
-    """Read a results table: a folder (``results.parquet``, else ``results.csv``, else the
-    store ``results.jsonl``), a ``.parquet``, a ``.csv`` or a ``.jsonl`` file.
+    """Read a results table, typed by the row schema (:func:`moebench.schema.rows.conform`):
+    a folder (``results.parquet``, else ``results.csv``, else the store ``results.jsonl``), a
+    ``.parquet``, a ``.csv`` or a ``.jsonl`` file.
 
     Raises
     ------
@@ -174,8 +135,6 @@ def read_table(path: str | os.PathLike[str]) -> Any:
         When nothing readable is found.
     """
     import pandas as pd
-
-    from moebench.errors import InputError
 
     p = Path(path)
     if p.is_dir():
@@ -187,11 +146,11 @@ def read_table(path: str | os.PathLike[str]) -> Any:
         raise InputError("no such file", file=str(p))
     try:
         if p.suffix == ".parquet":
-            return pd.read_parquet(p)
+            return conform(pd.read_parquet(p))
         if p.suffix == ".csv":
-            return pd.read_csv(p)
+            return conform(pd.read_csv(p))
         if p.suffix == ".jsonl":
-            return records_frame(ResultStore(p).records())
+            return conform(table_frame(ResultStore(p).records()))
     except Exception as exc:
         raise InputError(f"cannot read the results table: {exc}", file=str(p)) from None
     raise InputError("expected a results folder, .parquet, .csv or .jsonl", file=str(p))

@@ -1,8 +1,8 @@
-"""Benchmark suite files (TOML): loading and validation.
+"""Benchmark suite files (TOML): loading and complete validation before anything runs.
 
 A suite names instances (files, globs, or family generators with parameter grids and seeds),
 the methods to benchmark with their options, the exact reference methods, solver profiles,
-the wall-clock limit per run and the number of repetitions::
+the wall-clock limit per run, the number of repetitions and adversarial stress searches::
 
     [suite]
     name = "quick"
@@ -10,9 +10,10 @@ the wall-clock limit per run and the number of repetitions::
     repetitions = 1            # every (instance, method) runs this often, seed = seed + repetition
     seed = 0
     grace = 5.0                # seconds past the limit before the runner kills a run
-    memory_limit_mb = 4096     # address-space limit of every run (optional)
+    memory_limit_mb = 4096     # address-space limit (RLIMIT_AS) of every run, >= 512 (optional)
     plugins = ["my_pkg.methods"]   # modules imported in the runner and in every child
-    references = "refs.solu"   # reference file (default: <out>/references.solu)
+    references = "refs.solu"   # reference file inside the output folder (default: <out>/references.solu)
+    max_tasks = 200000         # raise the cap on the number of tasks (default 100000)
 
     [[instances]]
     files = ["../../instances/*.json.gz"]
@@ -42,42 +43,53 @@ the wall-clock limit per run and the number of repetitions::
     [[references]]             # exact methods whose best result per instance is the reference
     name = "bruteforce"
 
-    [[stress]]                 # adversarial searches run after the tasks (moebench.bench.stress_runs)
+    [[stress]]                 # adversarial searches, run as tasks of the suite (moebench.bench.stress_tasks)
+    name = "paper-k1-multi"    # optional: file stem of the worst instance (default: derived)
     method = "greedy-enum[2]"
     family = "uniform"
     params = { K = 1, servers = 2 }
     budget = 60                # seconds per seed
+    seeds = [0, 1]             # or seed = 0; each seed is one independent search
+    reference = "bruteforce"   # exact method giving the optimum (default)
+    steps = 200                # hill-climbing steps per restart (default)
     claim = 0.632              # optional: a claim the method does not declare (with claim_source,
-    claim_source = "paper"     # and claim_conditions as free text)
+    claim_source = "paper"     # and claim_conditions as free text, ';'-separated)
 
-Every error is an :class:`~moebench.errors.InputError` naming the file, the key path
-(``methods[2].options``) and the reason. Method names are parsed at load time: a malformed name
-or bad bracket arguments are errors, but a well-formed name that no installed module registers
-is only warned about — its tasks become rows with status ``error`` — so that a suite can name
-methods of optional plugins.
+The keys and their types are declared once in :mod:`moebench.schema.config`; this module
+checks the rest before any task runs: method names (with a "did you mean"), method options and
+their values, solver profiles, families and their parameter ranges (every grid point), seeds,
+instance names, the number of tasks (without materializing them). Every error is an
+:class:`~moebench.errors.InputError` naming the file, the key path (``methods[2].options``) and
+the reason.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import glob
+import hashlib
 import itertools
+import json
+import math
 import os
-import tomllib
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from moebench.errors import InputError
-from moebench.instance import Instance
-from moebench.plugins import plugin_modules
+from moebench.exact.profiles import load_profile
+from moebench.families import Family, get_family
+from moebench.instance import Instance, replace_arrays
+from moebench.methods import Method, check_conditions, get_method, parse_method_name
+from moebench.registry import plugin_modules
+from moebench.schema import config
+from moebench.status import checkable
+from moebench.stress import SMALL_DEFAULTS
 
-#: The instance properties every results row carries (so reports need only the table).
-_SUITE_KEYS = {"name", "time_limit", "repetitions", "seed", "grace", "memory_limit_mb", "plugins", "references"}
-_TOP_KEYS = {"suite", "instances", "methods", "references", "profiles", "stress"}
-_INSTANCE_KEYS = {"files", "family", "params", "grid", "seed", "seeds", "name", "holdout"}
-_METHOD_KEYS = {"name", "options", "profile", "time_limit", "instances"}
+#: Default cap on the number of tasks of a suite (``[suite] max_tasks`` raises it).
+MAX_TASKS = 100_000
 
 
 @dataclass(frozen=True)
@@ -123,6 +135,48 @@ class InstanceSource:
     #: parameter overrides giving each instance's holdout twin (moebench.bench.holdout), or None
     holdout: Mapping[str, Any] | None = None
 
+    def size(self, suite_path: Path) -> int:
+        """How many instances the entry gives (files are globbed, nothing is generated)."""
+        if self.files:
+            return sum(len(_matches(suite_path, p)) or 1 for p in self.files)
+        return math.prod(len(v) for v in self.grid.values()) * len(self.seeds)
+
+
+@dataclass(frozen=True)
+class StressSearch:
+    """One validated ``[[stress]]`` entry: an adversarial search per seed (see :mod:`moebench.stress`).
+
+    The fields are the entry's keys (:class:`moebench.schema.config.StressEntry`, documented in
+    this module's docstring), with defaults filled in; ``where`` is its key path (``stress[2]``)
+    and ``name`` the file stem of its worst instances (``<name>-s<seed>.json.gz``).
+    ``claim_conditions`` is free text: its parts that are condition names of
+    :data:`moebench.status.CONDITIONS` are checked on the instances, the rest is asserted.
+    """
+
+    where: str
+    name: str
+    method: str
+    family: str
+    params: Mapping[str, Any]
+    budget: float
+    seeds: tuple[int, ...] = (0,)
+    reference: str = "bruteforce"
+    reference_options: Mapping[str, Any] = field(default_factory=dict)
+    steps: int = 200
+    claim: float | None = None
+    claim_source: str = ""
+    claim_conditions: str = ""
+
+    def unit_id(self, seed: int) -> str:
+        """Stable id of the search with ``seed``: 16 hex digits over everything that defines it."""
+        key = {k: v for k, v in asdict(self).items() if k not in ("where", "seeds")}
+        key.update(kind="stress", seed=seed)
+        return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def slug(self, seed: int) -> str:
+        """File stem of the worst instance of the search with ``seed``."""
+        return f"{self.name}-s{seed}"
+
 
 @dataclass
 class Suite:
@@ -140,9 +194,9 @@ class Suite:
     sources: list[InstanceSource]
     methods: list[MethodEntry]
     references: list[MethodEntry]
-    unknown_methods: list[str] = field(default_factory=list)
-    #: ``[[stress]]`` entries (moebench.bench.stress_runs.StressEntry), run after the tasks
-    stress: list[Any] = field(default_factory=list)
+    #: ``[[stress]]`` entries, run as tasks after the method runs
+    stress: list[StressSearch] = field(default_factory=list)
+    max_tasks: int = MAX_TASKS
 
     def instances(self) -> list[Instance]:
         """Materialize every instance of the suite (files loaded, families generated).
@@ -155,7 +209,7 @@ class Suite:
         out: list[Instance] = []
         seen: dict[str, str] = {}
         for src in self.sources:
-            for inst in _materialize(src, self.path):
+            for inst in materialize(src, self.path):
                 if inst.name in seen:
                     raise InputError(
                         f"two instances are named {inst.name!r} (also from {seen[inst.name]}); give them distinct names",
@@ -166,47 +220,25 @@ class Suite:
                 out.append(inst)
         return out
 
+    def task_count(self) -> int:
+        """An upper bound on the number of tasks (instance filters of method entries ignored)."""
+        instances = sum(src.size(self.path) for src in self.sources)
+        runs = instances * (len(self.methods) + len(self.references)) * self.repetitions
+        return runs + sum(len(s.seeds) for s in self.stress)
+
 
 def _err(path: Path, where: str, reason: str) -> InputError:
     return InputError(reason, file=str(path), where=where)
 
 
-def _check_keys(path: Path, where: str, table: Any, allowed: set[str]) -> dict[str, Any]:
-    if not isinstance(table, dict):
-        raise _err(path, where or "(top level)", f"expected a table, got {type(table).__name__}")
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        key = f"{where}.{unknown[0]}" if where else unknown[0]
-        raise _err(path, key, f"unknown key (allowed: {', '.join(sorted(allowed))})")
-    return table
-
-
-def _number(path: Path, where: str, v: Any, *, minimum: float, strict: bool) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise _err(path, where, f"expected a number, got {v!r}")
-    if not (v > minimum if strict else v >= minimum) or v != v:
-        raise _err(path, where, f"must be {'>' if strict else '>='} {minimum}, got {v!r}")
-    return float(v)
-
-
-def _integer(path: Path, where: str, v: Any, *, minimum: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise _err(path, where, f"expected an integer, got {v!r}")
-    if v < minimum:
-        raise _err(path, where, f"must be >= {minimum}, got {v}")
-    return v
-
-
-def _strings(path: Path, where: str, v: Any) -> tuple[str, ...]:
-    if isinstance(v, str):
-        v = [v]
-    if not isinstance(v, list) or not all(isinstance(s, str) and s for s in v):
-        raise _err(path, where, "expected a string or a list of non-empty strings")
-    return tuple(v)
+def _strings(v: str | list[str] | None) -> tuple[str, ...]:
+    if v is None:
+        return ()
+    return (v,) if isinstance(v, str) else tuple(v)
 
 
 def load_suite(path: str | os.PathLike[str]) -> Suite:
-    """Read and validate a suite file.
+    """Read and validate a suite file completely (nothing runs, nothing is generated).
 
     Parameters
     ----------
@@ -223,67 +255,44 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
         Naming the file, the key path and the reason.
     """
     p = Path(path)
-    try:
-        with open(p, "rb") as fh:
-            doc = tomllib.load(fh)
-    except FileNotFoundError:
-        raise InputError("no such file", file=str(p)) from None
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", file=str(p)) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML: {exc}", file=str(p)) from None
-    _check_keys(p, "", doc, _TOP_KEYS)
-    head = _check_keys(p, "suite", doc.get("suite", {}), _SUITE_KEYS)
-    name = head.get("name", p.parent.name or p.stem)
-    if not isinstance(name, str) or not name:
-        raise _err(p, "suite.name", "expected a non-empty string")
-    time_limit = _number(p, "suite.time_limit", head.get("time_limit", 60.0), minimum=0, strict=True)
-    repetitions = _integer(p, "suite.repetitions", head.get("repetitions", 1), minimum=1)
-    seed = _integer(p, "suite.seed", head.get("seed", 0), minimum=0)
-    grace = _number(p, "suite.grace", head.get("grace", 5.0), minimum=0, strict=False)
-    mem = head.get("memory_limit_mb")
-    memory_limit_mb = None if mem is None else _integer(p, "suite.memory_limit_mb", mem, minimum=64)
-    plugins = _strings(p, "suite.plugins", head.get("plugins", []))
-    refs = head.get("references")
-    if refs is not None and (not isinstance(refs, str) or not refs):
-        raise _err(p, "suite.references", "expected a path")
-    references_path = None if refs is None else (p.parent / refs)
-
-    profiles = doc.get("profiles", {})
-    _check_keys(p, "profiles", profiles, set(profiles) if isinstance(profiles, dict) else set())
-    for pname, prof in profiles.items():
+    doc, raw = config.load_toml(p, config.SuiteFile)
+    head = doc.suite
+    plugins = _strings(head.plugins)
+    load_plugins(plugins, p)
+    if not isinstance(raw.get("profiles", {}), dict):
+        raise _err(p, "profiles", "expected a table of profiles")
+    for pname, prof in doc.profiles.items():
         if not isinstance(prof, dict):
             raise _err(p, f"profiles.{pname}", "a profile must be a table of method options")
-
-    load_plugins(plugins, p)
-    sources = _parse_sources(p, doc.get("instances"))
-    methods, unknown = _parse_methods(p, "methods", doc.get("methods"), profiles, time_limit, "method")
-    references, unknown_refs = _parse_methods(
-        p, "references", doc.get("references", []), profiles, time_limit, "reference", required=False
-    )
-    return Suite(
+    suite = Suite(
         path=p,
-        name=name,
-        time_limit=time_limit,
-        repetitions=repetitions,
-        seed=seed,
-        grace=grace,
-        memory_limit_mb=memory_limit_mb,
+        name=head.name or p.parent.name or p.stem,
+        time_limit=head.time_limit,
+        repetitions=head.repetitions,
+        seed=head.seed,
+        grace=head.grace,
+        memory_limit_mb=head.memory_limit_mb,
         plugins=plugins,
-        references_path=references_path,
-        sources=sources,
-        methods=methods,
-        references=references,
-        unknown_methods=sorted(set(unknown + unknown_refs)),
-        stress=_parse_stress(p, doc.get("stress")),
+        references_path=None if head.references is None else p.parent / head.references,
+        sources=_parse_sources(p, doc.instances),
+        methods=_parse_methods(p, "methods", doc.methods, doc.profiles, head.time_limit, "method"),
+        references=_parse_methods(p, "references", doc.references, doc.profiles, head.time_limit, "reference"),
+        stress=_parse_stress(p, doc.stress),
+        max_tasks=head.max_tasks or MAX_TASKS,
     )
-
-
-def _parse_stress(p: Path, raw: Any) -> list[Any]:
-    """The ``[[stress]]`` entries (validated in moebench.bench.stress_runs)."""
-    from moebench.bench.stress_runs import parse_stress
-
-    return parse_stress(p, raw)
+    count = suite.task_count()
+    if count > suite.max_tasks:
+        raise _err(
+            p,
+            "suite.max_tasks" if head.max_tasks else "suite",
+            f"{count} tasks exceed the cap of {suite.max_tasks} (a grid too large?); "
+            "raise it with max_tasks = N in [suite] if this is meant",
+        )
+    # resolve every grid point now (after the count: a huge grid is rejected without this loop)
+    for src in suite.sources:
+        if src.family is not None:
+            _resolve_points(p, src)
+    return suite
 
 
 def load_plugins(modules: tuple[str, ...] | list[str], suite_path: Path | None = None) -> None:
@@ -305,101 +314,114 @@ def load_plugins(modules: tuple[str, ...] | list[str], suite_path: Path | None =
             ) from None
 
 
-def _parse_sources(p: Path, raw: Any) -> list[InstanceSource]:
-    if raw is None:
+# ---- instances --------------------------------------------------------------------------------
+def _parse_sources(p: Path, entries: list[config.InstancesEntry] | None) -> list[InstanceSource]:
+    if entries is None:
         raise _err(p, "instances", "missing: the suite needs at least one [[instances]] entry")
-    if not isinstance(raw, list) or not raw:
+    if not entries:
         raise _err(p, "instances", "expected a non-empty array of tables ([[instances]])")
     out = []
-    for i, entry in enumerate(raw):
+    for i, e in enumerate(entries):
         where = f"instances[{i}]"
-        _check_keys(p, where, entry, _INSTANCE_KEYS)
-        if ("files" in entry) == ("family" in entry):
+        if (e.files is None) == (e.family is None):
             raise _err(p, where, "give exactly one of 'files' or 'family'")
-        if "files" in entry:
-            extra = sorted(set(entry) - {"files"})
+        if e.files is not None:
+            extra = [k for k in ("params", "grid", "seed", "seeds", "name", "holdout") if _given(e, k)]
             if extra:
                 raise _err(p, f"{where}.{extra[0]}", "only meaningful with 'family'")
-            out.append(InstanceSource(where, files=_strings(p, f"{where}.files", entry["files"])))
+            out.append(InstanceSource(where, files=_strings(e.files)))
             continue
-        fam = entry["family"]
-        family, params = family_params(p, where, entry)
-        grid_raw = _check_keys(p, f"{where}.grid", entry.get("grid", {}), {q.name for q in family.params})
+        family, params = family_params(p, where, e.family or "", e.params)
         grid: dict[str, tuple[Any, ...]] = {}
-        for k, v in grid_raw.items():
+        _check_names(p, f"{where}.grid", e.grid, family)
+        for k, v in e.grid.items():
             if not isinstance(v, list) or not v:
                 raise _err(p, f"{where}.grid.{k}", "expected a non-empty list of values")
             if k in params:
                 raise _err(p, f"{where}.grid.{k}", "also given in params")
             grid[k] = tuple(v)
-        seeds = parse_seeds(p, where, entry)
-        name = entry.get("name")
-        if name is not None and (not isinstance(name, str) or not name):
-            raise _err(p, f"{where}.name", "expected a non-empty string (a prefix of the instance names)")
         holdout = None
-        if "holdout" in entry:
-            holdout = dict(_check_keys(p, f"{where}.holdout", entry["holdout"], {q.name for q in family.params}))
-            if not holdout:
+        if e.holdout is not None:
+            _check_names(p, f"{where}.holdout", e.holdout, family)
+            if not e.holdout:
                 raise _err(p, f"{where}.holdout", "expected parameter overrides giving the holdout twin")
-        src = InstanceSource(where, family=fam, params=dict(params), grid=grid, seeds=seeds, name=name, holdout=holdout)
-        # resolve every grid point now so that bad parameter values fail at load time
-        for point in _grid_points(src):
-            try:
-                family.resolve(point)
-            except InputError as exc:
-                raise _err(p, f"{where}.{'grid' if exc.where in grid else 'params'}.{exc.where}", exc.reason) from None
-            if holdout is not None:
-                try:
-                    family.resolve({**point, **holdout})
-                except InputError as exc:
-                    raise _err(p, f"{where}.holdout.{exc.where}", exc.reason) from None
-        out.append(src)
+            holdout = dict(e.holdout)
+        seeds = parse_seeds(p, where, e.seed, e.seeds)
+        out.append(InstanceSource(where, (), e.family, params, grid, seeds, e.name, holdout))
     return out
 
 
-def family_params(p: Path, where: str, entry: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """The registered family named by ``entry["family"]`` and its checked ``params`` table."""
-    from moebench.families import get_family
+def _given(entry: config.InstancesEntry, key: str) -> bool:
+    v = getattr(entry, key)
+    return v is not None and v != {}
 
-    fam = entry["family"]
-    if not isinstance(fam, str):
-        raise _err(p, f"{where}.family", "expected a family name")
+
+def _check_names(p: Path, where: str, table: Mapping[str, Any], family: Family) -> None:
+    allowed = [q.name for q in family.params]
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise _err(p, f"{where}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def family_params(p: Path, where: str, name: str, params: Mapping[str, Any]) -> tuple[Family, dict[str, Any]]:
+    """The registered family ``name`` and its ``params`` table, checked for unknown names."""
     try:
-        family = get_family(fam)
+        family = get_family(name)
     except InputError as exc:
         raise _err(p, f"{where}.family", exc.reason) from None
-    params = dict(_check_keys(p, f"{where}.params", entry.get("params", {}), {q.name for q in family.params}))
-    return family, params
+    _check_names(p, f"{where}.params", params, family)
+    return family, dict(params)
 
 
-def parse_seeds(p: Path, where: str, entry: Mapping[str, Any], *, unique: bool = False) -> tuple[int, ...]:
+def parse_seeds(
+    p: Path, where: str, seed: int | None, seeds: list[int] | None, *, unique: bool = False
+) -> tuple[int, ...]:
     """``seed = n`` or ``seeds = [...]`` (default seed 0); ``unique`` rejects a seed listed twice."""
-    if "seed" in entry and "seeds" in entry:
+    if seed is not None and seeds is not None:
         raise _err(p, f"{where}.seeds", "give 'seed' or 'seeds', not both")
-    if "seeds" not in entry:
-        return (_integer(p, f"{where}.seed", entry.get("seed", 0), minimum=0),)
-    raw = entry["seeds"]
-    if not isinstance(raw, list) or not raw:
-        raise _err(p, f"{where}.seeds", "expected a non-empty list of integers")
-    seeds = tuple(_integer(p, f"{where}.seeds[{j}]", v, minimum=0) for j, v in enumerate(raw))
+    if seeds is None:
+        return (seed or 0,)
     if unique and len(set(seeds)) != len(seeds):
         raise _err(p, f"{where}.seeds", "a seed is listed twice")
-    return seeds
+    return tuple(seeds)
 
 
-def _grid_points(src: InstanceSource) -> list[dict[str, Any]]:
+def grid_points(src: InstanceSource) -> list[dict[str, Any]]:
+    """Every parameter set of a family entry: ``params`` with each combination of the grid."""
     keys = list(src.grid)
     return [dict(src.params, **dict(zip(keys, combo))) for combo in itertools.product(*src.grid.values())]
 
 
-def _materialize(src: InstanceSource, suite_path: Path) -> list[Instance]:
+def _resolve_points(p: Path, src: InstanceSource) -> None:
+    """Bad parameter values (types, declared ranges) fail at load time, for every grid point."""
+    family = get_family(src.family or "")
+    for point in grid_points(src):
+        try:
+            family.resolve(point)
+        except InputError as exc:
+            raise _err(
+                p, f"{src.where}.{'grid' if exc.where in src.grid else 'params'}.{exc.where}", exc.reason
+            ) from None
+        if src.holdout is not None:
+            try:
+                family.resolve({**point, **src.holdout})
+            except InputError as exc:
+                raise _err(p, f"{src.where}.holdout.{exc.where}", exc.reason) from None
+
+
+def _matches(suite_path: Path, pattern: str) -> list[str]:
+    full = pattern if os.path.isabs(pattern) else str(suite_path.parent / pattern)
+    return sorted(glob.glob(full)) if glob.has_magic(full) else [full]
+
+
+def materialize(src: InstanceSource, suite_path: Path) -> list[Instance]:
+    """The instances of one ``[[instances]]`` entry: files loaded, or the family generated."""
     if src.files:
         from moebench.instance_file import load_instance
 
         out = []
         for j, pattern in enumerate(src.files):
-            full = pattern if os.path.isabs(pattern) else str(suite_path.parent / pattern)
-            matches = sorted(glob.glob(full)) if glob.has_magic(full) else [full]
+            matches = _matches(suite_path, pattern)
             if not matches:
                 raise _err(suite_path, f"{src.where}.files[{j}]", f"no file matches {pattern!r}")
             for f in matches:
@@ -408,10 +430,9 @@ def _materialize(src: InstanceSource, suite_path: Path) -> list[Instance]:
                 out.append(load_instance(f))
         return out
     from moebench.families import generate
-    from moebench.instance import replace_arrays
 
     out = []
-    for point in _grid_points(src):
+    for point in grid_points(src):
         for seed in src.seeds:
             try:
                 inst = generate(src.family or "", point, seed=seed)
@@ -453,71 +474,156 @@ def _short(v: Any) -> str:
     return str(v)
 
 
-def _unknown_suffix(name: str) -> bool:
-    """True when ``name`` has a ``+suffix`` that no installed module registers (as a modifier
-    or as part of a base name such as ``greedy-ratio+single``): a method of a missing module."""
-    from moebench.methods import modifiers, registered
+# ---- methods ----------------------------------------------------------------------------------
+def _method(p: Path, where: str, name: str) -> tuple[str, Method]:
+    """The canonical name and the built method of ``name`` (bracket arguments checked)."""
+    try:
+        canonical = parse_method_name(name.strip()).full_name
+        return canonical, get_method(canonical)
+    except InputError as exc:
+        raise _err(p, where, exc.reason) from None
 
-    bases = {r.base for r in registered()}
-    core = name.split("[", 1)[0]
-    tail = name.rsplit("]", 1)[-1] if "]" in name else name
-    suffixes = [t for t in tail.split("+")[1:] if t]
-    return bool(suffixes) and core not in bases and any(t not in modifiers() for t in suffixes)
+
+def check_options(p: Path, where: str, method: Method, options: Mapping[str, Any]) -> None:
+    """Option names the method accepts, their values (the method's own check) and solver profiles."""
+    unknown = sorted(set(options) - set(method.options))
+    if unknown:
+        accepted = f" (accepted: {', '.join(method.options)})" if method.options else " (it takes none)"
+        raise _err(p, f"{where}.{unknown[0]}", f"{method.name} does not accept option {unknown[0]!r}{accepted}")
+    try:
+        if "profile" in options:
+            load_profile(str(options["profile"]))
+        if method.check_options is not None:
+            method.check_options(options)
+    except InputError as exc:
+        key = exc.where if exc.where in options else None
+        raise _err(p, f"{where}.{key}" if key else where, exc.reason) from None
 
 
 def _parse_methods(
     p: Path,
     key: str,
-    raw: Any,
-    profiles: Mapping[str, Any],
+    entries: list[config.MethodsEntry],
+    profiles: Mapping[str, Mapping[str, Any]],
     default_limit: float,
     role: str,
-    *,
-    required: bool = True,
-) -> tuple[list[MethodEntry], list[str]]:
-    from moebench.methods import get_method, parse_method_name
-
-    if raw is None or (isinstance(raw, list) and not raw):
-        if required:
-            raise _err(p, key, f"missing: the suite needs at least one [[{key}]] entry")
-        return [], []
-    if not isinstance(raw, list):
-        raise _err(p, key, f"expected an array of tables ([[{key}]])")
+) -> list[MethodEntry]:
+    if not entries and role == "method":
+        raise _err(p, key, f"missing: the suite needs at least one [[{key}]] entry")
     out: list[MethodEntry] = []
-    unknown: list[str] = []
     seen: set[tuple[str, str]] = set()
-    for i, entry in enumerate(raw):
+    for i, e in enumerate(entries):
         where = f"{key}[{i}]"
-        _check_keys(p, where, entry, _METHOD_KEYS)
-        name = entry.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise _err(p, f"{where}.name", "expected a method name")
-        name = name.strip()
-        try:
-            name = parse_method_name(name).full_name
-            get_method(name)  # bracket arguments are checked by the builder
-        except InputError as exc:
-            if not (exc.reason.startswith("unknown method") or _unknown_suffix(name)):
-                raise _err(p, f"{where}.name", exc.reason) from None
-            unknown.append(name)
-        options = entry.get("options", {})
-        if not isinstance(options, dict):
-            raise _err(p, f"{where}.options", "expected a table of method options")
-        options = dict(options)
-        if "profile" in entry:
-            prof = entry["profile"]
-            if not isinstance(prof, str):
-                raise _err(p, f"{where}.profile", "expected a profile name")
-            if prof in profiles:
-                options = {**profiles[prof], **options}
+        name, method = _method(p, f"{where}.name", e.name)
+        options = dict(e.options)
+        if e.profile is not None:
+            if e.profile in profiles:
+                options = {**profiles[e.profile], **options}
             else:
-                options.setdefault("profile", prof)
-        limit = entry.get("time_limit", default_limit)
-        limit = _number(p, f"{where}.time_limit", limit, minimum=0, strict=True)
-        patterns = _strings(p, f"{where}.instances", entry["instances"]) if "instances" in entry else ()
+                options.setdefault("profile", e.profile)
+        check_options(p, f"{where}.options", method, options)
         ident = (name, repr(sorted(options.items())))
         if ident in seen:
             raise _err(p, where, f"{name} with these options is listed twice")
         seen.add(ident)
-        out.append(MethodEntry(name, options, limit, patterns, role))
-    return out, unknown
+        limit = default_limit if e.time_limit is None else e.time_limit
+        out.append(MethodEntry(name, options, limit, _strings(e.instances), role))
+    return out
+
+
+# ---- stress searches --------------------------------------------------------------------------
+def _slugify(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _default_name(method: str, family: str, params: Mapping[str, Any]) -> str:
+    short = {"servers": "N", "layers": "L", "experts": "E"}
+    parts = [f"{short.get(k, k)}{v}" for k, v in sorted(params.items()) if k in short or k == "K"]
+    return _slugify("-".join([method, family, *parts]))
+
+
+def _parse_stress(p: Path, entries: list[config.StressEntry]) -> list[StressSearch]:
+    out: list[StressSearch] = []
+    names: dict[str, str] = {}
+    idents: set[str] = set()
+    for i, e in enumerate(entries):
+        where = f"stress[{i}]"
+        method, m = _method(p, f"{where}.method", e.method)
+        reference, ref = _method(p, f"{where}.reference", e.reference)
+        if ref.info.kind != "exact":
+            raise _err(p, f"{where}.reference", f"{e.reference!r} is not an exact method (kind {ref.info.kind})")
+        check_options(p, f"{where}.reference_options", ref, e.reference_options)
+        family, params = family_params(p, where, e.family, e.params)
+        try:
+            family.resolve(params)
+        except InputError as exc:
+            raise _err(p, f"{where}.params.{exc.where}", exc.reason) from None
+        _check_start(p, where, method, m, family, params)
+        seeds = parse_seeds(p, where, e.seed, e.seeds, unique=True)
+        if e.claim is not None:
+            if not (e.claim_source or "").strip():
+                raise _err(p, f"{where}.claim_source", "a claim needs its source (non-empty text)")
+        else:
+            for key in ("claim_source", "claim_conditions"):
+                if getattr(e, key) is not None:
+                    raise _err(p, f"{where}.{key}", "only meaningful with 'claim'")
+        name = e.name
+        if name is None:
+            name = _default_name(method, e.family, params)
+        elif not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+            raise _err(p, f"{where}.name", "expected letters, digits, '-', '_' or '.' (a file stem)")
+        if name in names:
+            if e.name is not None:
+                raise _err(p, f"{where}.name", f"also the name of {names[name]}")
+            name = f"{name}-{i}"
+        names[name] = where
+        ident = json.dumps(
+            [method, e.family, params, e.budget, e.reference, e.reference_options, e.steps, e.claim], sort_keys=True
+        )
+        if ident in idents:
+            raise _err(p, where, f"the same search of {method} on {e.family} is listed twice")
+        idents.add(ident)
+        out.append(
+            StressSearch(
+                where,
+                name,
+                method,
+                e.family,
+                params,
+                e.budget,
+                seeds,
+                reference,
+                dict(e.reference_options),
+                e.steps,
+                e.claim,
+                (e.claim_source or "").strip(),
+                (e.claim_conditions or "").strip(),
+            )
+        )
+    return out
+
+
+def _check_start(p: Path, where: str, name: str, method: Method, family: Family, params: Mapping[str, Any]) -> None:
+    """Generate one starting instance now: bad parameter values and a method that is not
+    applicable to the family's instances (e.g. a K = 1 method at K = 2) fail at load time."""
+    names = {q.name for q in family.params}
+    base = {k: v for k, v in SMALL_DEFAULTS.items() if k in names}
+    base.update(params)
+    try:
+        inst = family.generate(base, seed=0)
+    except InputError as exc:
+        key = f"{where}.params.{exc.where}" if exc.where in names else f"{where}.params"
+        raise _err(p, key, f"{family.name}: {exc.reason}") from None
+    missing = check_conditions(method.info.assumptions, inst)
+    if missing:
+        raise _err(
+            p,
+            f"{where}.method",
+            f"{name} assumes {', '.join(missing)}, which the instances of {family.name} with these params do not "
+            "satisfy",
+        )
+
+
+def claim_condition_names(conditions: str) -> list[str]:
+    """The parts of a free-text ``claim_conditions`` that are checkable condition names."""
+    return checkable(conditions)

@@ -1,8 +1,9 @@
-"""Tasks: one (instance, method, options, seed, repetition) run, with a stable id.
+"""Tasks: one (instance, method, options, seed, repetition) run, or one stress search, with a stable id.
 
-The task id hashes everything that determines the result (instance content hash and name,
-method name, options, seed, repetition, time limit), so a resumed run recognizes finished
-tasks and a changed suite never reuses a stale result.
+Both kinds go through the same executor, store, row schema and progress bar. The task id
+hashes everything that determines the result (instance content hash and name, method name,
+options, seed, repetition, time limit; for a search its whole ``[[stress]]`` entry and seed),
+so a resumed run recognizes finished tasks and a changed suite never reuses a stale result.
 """
 
 from __future__ import annotations
@@ -11,12 +12,16 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from moebench.encoding import jsonable
 from moebench.instance import Instance
 from moebench.regime import regime_label
+from moebench.schema.rows import PARAM_PREFIX
+from moebench.status import instance_facts
+
+if TYPE_CHECKING:
+    from moebench.bench.suite import StressSearch
 
 
 @dataclass(frozen=True)
@@ -26,9 +31,9 @@ class Task:
     Attributes
     ----------
     task_id : str
-        Stable hash (see :func:`task_id`).
-    instance : Instance
-        The instance (pickled to the worker).
+        Stable hash (see :func:`task_id`; :meth:`~moebench.bench.suite.StressSearch.unit_id`).
+    instance : Instance or None
+        The instance (pickled to the worker); None for a stress search.
     method : str
         Method name.
     options : dict
@@ -47,10 +52,14 @@ class Task:
         ``"method"`` or ``"reference"``.
     plugins : tuple of str
         Modules the child imports before building the method.
+    kind : str
+        ``"method"`` (a method run) or ``"stress"`` (a search; ``search`` says which).
+    search : StressSearch or None
+        The ``[[stress]]`` entry of a stress task.
     """
 
     task_id: str
-    instance: Instance
+    instance: Instance | None
     method: str
     options: Mapping[str, Any]
     seed: int
@@ -60,6 +69,24 @@ class Task:
     memory_limit_mb: int | None = None
     role: str = "method"
     plugins: tuple[str, ...] = field(default_factory=tuple)
+    kind: str = "method"
+    search: StressSearch | None = None
+
+    @property
+    def label(self) -> str:
+        """What the progress bar shows for the task."""
+        if self.search is not None:
+            return f"stress {self.search.slug(self.seed)}"
+        return f"{self.instance.name if self.instance is not None else '?'} {self.method}"
+
+
+@dataclass
+class TaskResult:
+    """What a task gives back: its row (record, method and worker fields), and for a stress
+    search the worst instance found (the runner writes it)."""
+
+    row: dict[str, Any]
+    instance: Instance | None = None
 
 
 def task_id(inst: Instance, method: str, options: Mapping[str, Any], seed: int, repetition: int, limit: float) -> str:
@@ -82,30 +109,31 @@ def task_id(inst: Instance, method: str, options: Mapping[str, Any], seed: int, 
 def instance_columns(inst: Instance) -> dict[str, Any]:
     """The instance properties every results row carries, so that reports need only the table.
 
-    ``K``, ``N``, ``L`` and ``equal_sizes`` are exactly what the guarantee conditions of
-    :data:`moebench.methods.CONDITIONS` test; family parameters are flattened as ``param_<name>``.
+    ``K``, ``N``, ``L`` and ``equal_sizes`` are the facts the conditions of
+    :data:`moebench.status.CONDITIONS` test; family parameters are flattened as ``param_<name>``.
     """
     meta = dict(inst.meta)
+    facts = instance_facts(inst)
     row: dict[str, Any] = {
         "instance": inst.name,
         "instance_hash": inst.content_hash,
         "family": str(meta.get("family", "file")),
         "instance_seed": meta.get("seed"),
-        "K": inst.K,
-        "N": inst.N,
-        "L": inst.L,
+        "K": facts["K"],
+        "N": facts["N"],
+        "L": facts["L"],
         "G": inst.G,
         "M": inst.M,
         "E_max": int(inst.n_experts.max()),
         "binaries": inst.N * inst.G,
-        "equal_sizes": bool(np.all(inst.size == inst.size[0])),
+        "equal_sizes": facts["equal_sizes"],
         "capacity_fraction": float(inst.capacity.sum() / inst.total_size) if inst.total_size > 0 else None,
         "regime": regime_label(inst),
     }
     params = meta.get("params")
     if isinstance(params, Mapping):
         for k, v in params.items():
-            row[f"param_{k}"] = _scalar(v)
+            row[PARAM_PREFIX + k] = _scalar(v)
     return row
 
 
@@ -113,6 +141,4 @@ def _scalar(v: Any) -> Any:
     """Parameter values as table cells: lists become comma-joined strings."""
     if isinstance(v, (list, tuple)):
         return ",".join(str(x) for x in v)
-    if isinstance(v, (np.generic,)):
-        return v.item()
-    return v
+    return jsonable(v)

@@ -1,37 +1,49 @@
-"""Running one task in a child process with its own wall-clock limit.
+"""Running one task (a method run or a stress search) in a child process with its own limit.
 
 Every task runs in a fresh child (forkserver where available), so a method that raises,
 crashes the interpreter, hangs past its limit or runs out of memory becomes a row with a
 status and an error text, and the suite goes on. The child imports the suite's plugin
 modules (and those named in ``MOEBENCH_PLUGINS``) before building the method, since
 forkserver/spawn children re-import modules and would not see methods registered at run
-time. The child and its supervision are :func:`moebench.harness.solve_in_child` (incumbent
-streaming, output redirection, memory limit, hard kill).
+time. Children are supervised by :func:`moebench.supervisor.run_in_child` (incumbent
+streaming, output redirection, memory limit, hard kill) for both kinds of task.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
+import socket
 import threading
 import time
 from typing import Any
 
 from moebench import harness
 from moebench.bench.holdout import holdout_columns
-from moebench.bench.tasks import Task
-from moebench.methods import Solution, Status
+from moebench.bench.stress_tasks import run_stress_task, stress_row
+from moebench.bench.suite import load_plugins
+from moebench.bench.tasks import Task, TaskResult
+from moebench.errors import InputError
+from moebench.methods import METHODS, Solution, SolveRequest, get_method
+from moebench.record import Record
+from moebench.status import Status
 
 #: Set by an executor that is being interrupted: running children are killed at once (their
 #: results are never recorded, since the runner stops reading them).
 STOP = threading.Event()
 
 
+def _quiet() -> bool:
+    # children's stdout and stderr go to /dev/null unless MOEBENCH_CHILD_OUTPUT is set
+    return not os.environ.get("MOEBENCH_CHILD_OUTPUT")
+
+
 def solve_isolated(task: Task) -> Solution:
     """Run the task's method in a child process; kill it at ``time_limit + grace``.
 
-    See :func:`moebench.harness.solve_in_child`. The child imports the task's plugin modules;
-    its stdout and stderr go to /dev/null unless ``MOEBENCH_CHILD_OUTPUT`` is set.
+    See :func:`moebench.harness.solve_in_child`. The child imports the task's plugin modules.
     """
+    assert task.instance is not None
     return harness.solve_in_child(
         task.method,
         task.instance,
@@ -41,14 +53,14 @@ def solve_isolated(task: Task) -> Solution:
         grace=task.grace,
         memory_limit_mb=task.memory_limit_mb,
         plugins=tuple(task.plugins),
-        quiet=not os.environ.get("MOEBENCH_CHILD_OUTPUT"),
+        quiet=_quiet(),
         stop=STOP,
         who="runner",
     )
 
 
-def execute_task(task: Task, isolate: bool = True) -> dict[str, Any]:
-    """Run one task and return its result as a flat dictionary (never raises for method failures).
+def execute_task(task: Task, isolate: bool = True) -> TaskResult:
+    """Run one task and return its result (never raises for method or search failures).
 
     Parameters
     ----------
@@ -60,28 +72,27 @@ def execute_task(task: Task, isolate: bool = True) -> dict[str, Any]:
 
     Returns
     -------
-    dict
-        The :class:`moebench.harness.Record` fields plus ``method_kind``, ``guarantee_*``,
-        ``started_at`` and ``host``.
+    TaskResult
+        The row: the :class:`moebench.record.Record` fields plus ``method_kind``,
+        ``guarantee_*``, ``started_at`` and ``host`` (a method run), or the stress columns
+        (a search, with its worst instance).
     """
-    import datetime
-    import socket
-
-    from moebench.bench.suite import load_plugins
-    from moebench.errors import InputError
-    from moebench.methods import get_method
-
-    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    inst = task.instance
-    extra: dict[str, Any] = {"started_at": started, "host": socket.gethostname()}
+    extra = {
+        "started_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+    }
     try:
+        # every registry filled before the first lookup (a Dask worker runs tasks in threads)
+        METHODS.fill()
         load_plugins(task.plugins)
+        if task.kind == "stress":
+            res = run_stress_task(task, STOP, _quiet())
+            return TaskResult({**res.row, **extra}, res.instance)
         method = get_method(task.method)
     except InputError as exc:
-        rec = harness.Record(inst.name, inst.content_hash, task.method, task.seed, Status.ERROR.value, error=str(exc))
-        rec.empty_latency = inst.empty_latency
-        rec.time_limit = task.time_limit
-        return {**rec.to_dict(), **extra, "method_kind": None, **holdout_columns(inst, rec.status, rec.placement)}
+        return TaskResult({**failed_row(task, str(exc)), **extra})
+    inst = task.instance
+    assert inst is not None
     info = method.info
     g = info.guarantee
     extra.update(
@@ -101,13 +112,30 @@ def execute_task(task: Task, isolate: bool = True) -> dict[str, Any]:
             if "daemonic" not in str(exc):
                 raise
     if sol is None:
-        sol = harness._solve_guarded(
-            method,
-            inst,
-            harness.SolveRequest(time_limit=task.time_limit, seed=task.seed, options=dict(task.options)),
+        sol = harness.solve_guarded(
+            method, inst, SolveRequest(time_limit=task.time_limit, seed=task.seed, options=dict(task.options))
         )
     wall = time.perf_counter() - t0
     rec = harness.finalize(inst, method.name, sol, seed=task.seed, wall_time=wall, time_limit=task.time_limit)
     rec.method = task.method
     # the placement evaluated on the instance's holdout twin (NaN columns without one)
-    return {**rec.to_dict(), **extra, **holdout_columns(inst, rec.status, rec.placement)}
+    return TaskResult({**rec.to_dict(), **extra, **holdout_columns(inst, rec.status, rec.placement)})
+
+
+def failed_row(task: Task, error: str) -> dict[str, Any]:
+    """The row of a task that could not run at all (status ``error``, no placement)."""
+    if task.search is not None:
+        return {**stress_row(task.search, task.seed), "error": error}
+    inst = task.instance
+    assert inst is not None
+    rec = Record(
+        inst.name,
+        inst.content_hash,
+        task.method,
+        task.seed,
+        Status.ERROR,
+        empty_latency=inst.empty_latency,
+        time_limit=task.time_limit,
+        error=error,
+    )
+    return {**rec.to_dict(), "method_kind": None, **holdout_columns(inst, rec.status, rec.placement)}

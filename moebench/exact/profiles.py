@@ -16,17 +16,20 @@ to a ``.toml`` file.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from moebench.errors import InputError
+from moebench.schema.config import ProfileFile, ProfileOptions, load_toml
 
 #: The repository's ``solvers/`` folder.
 SOLVERS_DIR = Path(__file__).resolve().parents[2] / "solvers"
 BACKENDS = ("highs", "cpsat")
-OPTION_KEYS = ("threads", "mip_rel_gap", "mip_abs_gap")
+#: moebench's own back-end options a profile may set (declared in moebench.schema.config)
+OPTION_KEYS = tuple(f.name for f in msgspec.structs.fields(ProfileOptions))
 
 
 @dataclass(frozen=True)
@@ -88,29 +91,15 @@ def load_profile(name: str, backend: str | None = None, folder: Path = SOLVERS_D
                 f"unknown solver profile {name!r}; known: {', '.join(known_profiles(folder)) or '(none)'}",
                 where="profile",
             )
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(f"cannot read profile: {exc}", file=str(path), where="profile") from None
-    unknown = sorted(set(data) - {"name", "backend", "description", "options", "solver"})
-    if unknown:
-        raise InputError(f"unknown key(s) {', '.join(unknown)}", file=str(path), where="profile")
-    be = data.get("backend")
-    if be not in BACKENDS:
-        raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {be!r}", file=str(path), where="backend")
-    opts = dict(data.get("options", {}))
-    bad = sorted(set(opts) - set(OPTION_KEYS))
-    if bad:
-        raise InputError(
-            f"unknown option(s) {', '.join(bad)} (known: {', '.join(OPTION_KEYS)})", file=str(path), where="options"
-        )
-    if backend is not None and be != backend:
-        raise InputError(f"profile {name!r} is for back end {be!r}, not {backend!r}", where="profile")
+    data, _ = load_toml(path, ProfileFile)
+    if backend is not None and data.backend != backend:
+        raise InputError(f"profile {name!r} is for back end {data.backend!r}, not {backend!r}", where="profile")
+    options = {k: v for k, v in msgspec.structs.asdict(data.options).items() if v is not None}
     return Profile(
-        name=str(data.get("name", path.stem)),
-        backend=be,
-        description=str(data.get("description", "")),
-        options=opts,
-        solver=dict(data.get("solver", {})),
+        name=data.name or path.stem,
+        backend=data.backend,
+        description=data.description,
+        options=options,
+        solver=dict(data.solver),
         path=str(path),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 from moebench.errors import InputError
 from moebench.instance import Instance, replace_arrays
-from moebench.plugins import load_registry
+from moebench.registry import Registry
 
 
 def _as_float_list(v: Any) -> tuple[float, ...]:
@@ -54,6 +55,9 @@ class Param:
         Meaning and unit.
     choices : tuple or None
         Allowed values for ``str`` parameters.
+    low, high : float or None
+        Range of ``int``, ``float`` and ``floats`` values (each value of a list), inclusive
+        unless ``low_open`` / ``high_open``; numbers are always finite.
     """
 
     name: str
@@ -61,14 +65,20 @@ class Param:
     type: str
     help: str
     choices: tuple[str, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
 
     def convert(self, raw: Any, family: str) -> Any:
         """Convert a raw (string or JSON) value, raising :class:`InputError` when it does not fit."""
         if raw is None:
             return None
         try:
+            if isinstance(raw, bool) and self.type in ("int", "float", "floats"):
+                raise TypeError  # true is not the number 1
             value = _CONVERTERS[self.type](raw)
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, OverflowError):
             raise InputError(
                 f"{family}: parameter {self.name} expects {self.type}, got {raw!r}", where=self.name
             ) from None
@@ -77,7 +87,23 @@ class Param:
                 f"{family}: parameter {self.name} must be one of {', '.join(self.choices)}, got {value!r}",
                 where=self.name,
             )
+        values = value if self.type == "floats" else (value,) if self.type in ("int", "float") else ()
+        for v in values:
+            rule = self.violated(v)
+            if rule is not None:
+                each = "values " if self.type == "floats" else ""
+                raise InputError(f"{family}: parameter {self.name} {each}must be {rule}, got {raw!r}", where=self.name)
         return value
+
+    def violated(self, v: float) -> str | None:
+        """The declared bound the number ``v`` breaks (``">= 1"``, ``"finite"``), or None."""
+        if not math.isfinite(v):
+            return "finite"
+        if self.low is not None and (v <= self.low if self.low_open else v < self.low):
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.high is not None and (v >= self.high if self.high_open else v > self.high):
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        return None
 
 
 GeneratorFn = Callable[[dict[str, Any], int], Instance]
@@ -177,9 +203,12 @@ def instance_name(family: Family, base: str, params: Mapping[str, Any]) -> str:
     return f"{base}-p{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
-_FAMILIES: dict[str, Family] = {}
-_BUILTIN_MODULES = ("moebench.families.generated", "moebench.families.traces", "moebench.families.user_traces")
-_loaded = False
+#: Registered families (filled from the built-in modules and the ``moebench.families`` plugins).
+FAMILIES: Registry[Family] = Registry(
+    "family",
+    ("moebench.families.generated", "moebench.families.traces", "moebench.families.user_traces"),
+    "moebench.families",
+)
 
 
 def register_family(
@@ -200,19 +229,14 @@ def register_family(
         raise ValueError(f"family {name!r}: name_params {unknown} are not parameters")
 
     def deco(fn: GeneratorFn) -> GeneratorFn:
-        if name in _FAMILIES and _FAMILIES[name].fn is not fn:
-            raise ValueError(f"family {name!r} registered twice")
-        _FAMILIES[name] = Family(name, fn, tuple(params), summary, kind, tuple(name_params))
+        FAMILIES.register(
+            name,
+            Family(name, fn, tuple(params), summary, kind, tuple(name_params)),
+            same=lambda old, new: old.fn is new.fn,
+        )
         return fn
 
     return deco
-
-
-def _load_builtins() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        load_registry(_BUILTIN_MODULES, "moebench.families")
 
 
 def get_family(name: str) -> Family:
@@ -223,16 +247,15 @@ def get_family(name: str) -> Family:
     InputError
         For an unknown name.
     """
-    _load_builtins()
-    if name not in _FAMILIES:
-        raise InputError(f"unknown family {name!r} (known: {', '.join(sorted(_FAMILIES))})", where="family")
-    return _FAMILIES[name]
+    fam = FAMILIES.get(name)
+    if fam is None:
+        raise InputError(f"unknown family {name!r} (known: {', '.join(FAMILIES.names())})", where="family")
+    return fam
 
 
 def families() -> list[Family]:
     """Every registered family, sorted by name."""
-    _load_builtins()
-    return sorted(_FAMILIES.values(), key=lambda f: f.name)
+    return [fam for _, fam in FAMILIES.items()]
 
 
 def generate(

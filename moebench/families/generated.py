@@ -31,12 +31,18 @@ from moebench.instance import Instance, LayerSpec, build_instance
 
 #: Largest number of K-subsets ``uniform`` lists exhaustively.
 MAX_ALL_SETS = 50_000
+#: Largest tokens x experts of one layer's sampling (a float per cell: 400 MB).
+MAX_SAMPLE_CELLS = 50_000_000
+#: Largest servers x experts of all layers (the latency matrix, a float per cell: 160 MB).
+MAX_LATENCY_CELLS = 20_000_000
 
 STRUCTURE_PARAMS: tuple[Param, ...] = (
-    Param("layers", 4, "int", "number of MoE layers L"),
-    Param("experts", 16, "int", "routed experts per layer E"),
-    Param("K", 2, "int", "experts activated per token (Top-K)"),
-    Param("tokens", 2000, "int", "tokens sampled per layer (their Top-K sets become the activation sets)"),
+    Param("layers", 4, "int", "number of MoE layers L", low=1, high=1024),
+    Param("experts", 16, "int", "routed experts per layer E", low=1, high=4096),
+    Param("K", 2, "int", "experts activated per token (Top-K)", low=1, high=256),
+    Param(
+        "tokens", 2000, "int", "tokens sampled per layer (their Top-K sets become the activation sets)", low=0, high=1e7
+    ),
 )
 
 #: Parameters the generated names spell (``zipf-L4-E16-K2-N3-s0``); ``servers`` is N unless
@@ -45,15 +51,18 @@ NAMED = ("layers", "experts", "K", "servers")
 
 
 def _check_structure(p: dict[str, Any]) -> tuple[int, int, int, int]:
+    """The structure parameters (ranges are declared in STRUCTURE_PARAMS) and what they imply together."""
     nl, e, k, t = int(p["layers"]), int(p["experts"]), int(p["K"]), int(p["tokens"])
-    if nl < 1:
-        raise InputError("layers must be >= 1", where="layers")
-    if k < 1:
-        raise InputError("K must be >= 1", where="K")
     if e < k:
         raise InputError(f"experts ({e}) must be >= K ({k})", where="experts")
-    if t < 0:
-        raise InputError("tokens must be >= 0", where="tokens")
+    if t * e > MAX_SAMPLE_CELLS:
+        raise InputError(f"tokens x experts = {t * e} exceeds {MAX_SAMPLE_CELLS} (sample fewer tokens)", where="tokens")
+    servers = int(p.get("servers") or 1)
+    if servers * nl * e > MAX_LATENCY_CELLS:
+        raise InputError(
+            f"servers x layers x experts = {servers * nl * e} exceeds {MAX_LATENCY_CELLS} (the latency matrix)",
+            where="layers",
+        )
     return nl, e, k, t
 
 
@@ -146,7 +155,7 @@ def uniform(p: dict[str, Any], seed: int) -> Instance:
     "zipf",
     params=(
         *STRUCTURE_PARAMS,
-        Param("alpha", 1.0, "float", "Zipf exponent of expert popularity (0 = uniform)"),
+        Param("alpha", 1.0, "float", "Zipf exponent of expert popularity (0 = uniform)", low=0),
         *PHYSICAL_PARAMS,
     ),
     summary="skewed popularity: expert weights 1/rank^alpha (random ranks per layer), K drawn without replacement",
@@ -158,8 +167,6 @@ def zipf(p: dict[str, Any], seed: int) -> Instance:
     if t < 1:
         raise InputError("zipf needs tokens >= 1", where="tokens")
     alpha = float(p["alpha"])
-    if alpha < 0:
-        raise InputError("alpha must be >= 0", where="alpha")
     rng = np.random.default_rng(seed)
     layers = []
     for _ in range(nl):
@@ -174,8 +181,8 @@ def zipf(p: dict[str, Any], seed: int) -> Instance:
     "clustered",
     params=(
         *STRUCTURE_PARAMS,
-        Param("block", 0, "int", "experts per block (0: K, i.e. each block is one activation set)"),
-        Param("coherence", 0.8, "float", "probability that a token draws all K experts from one block"),
+        Param("block", 0, "int", "experts per block (0: K, i.e. each block is one activation set)", low=0),
+        Param("coherence", 0.8, "float", "probability that a token draws all K experts from one block", low=0, high=1),
         Param("alpha", 1.0, "float", "Zipf exponent of block popularity"),
         *PHYSICAL_PARAMS,
     ),
@@ -191,8 +198,6 @@ def clustered(p: dict[str, Any], seed: int) -> Instance:
     if block < k or block > e:
         raise InputError(f"block must be in [K, experts] = [{k}, {e}], got {block}", where="block")
     coherence = float(p["coherence"])
-    if not 0 <= coherence <= 1:
-        raise InputError("coherence must be in [0, 1]", where="coherence")
     alpha = float(p["alpha"])
     n_blocks = e // block
     rng = np.random.default_rng(seed)

@@ -25,32 +25,61 @@ import numpy as np
 
 from moebench.errors import InputError
 from moebench.families import Param
+from moebench.regime import capacity_tag_of, fallback_tag_of
 
 #: Parameters shared by every family that builds latencies physically.
 PHYSICAL_PARAMS: tuple[Param, ...] = (
-    Param("servers", 3, "int", "number of edge servers N"),
-    Param("capacity", 0.25, "float", "total edge storage as a fraction of the size of all experts"),
-    Param("capacity_weights", None, "floats", "relative share of each server in the capacity (default: equal)"),
-    Param("hidden", 2048, "int", "hidden size of the model"),
-    Param("inter", 1408, "int", "expert intermediate (FFN) size"),
+    Param("servers", 3, "int", "number of edge servers N", low=1, high=1024),
+    Param("capacity", 0.25, "float", "total edge storage as a fraction of the size of all experts", low=0),
+    Param(
+        "capacity_weights",
+        None,
+        "floats",
+        "relative share of each server in the capacity (default: equal)",
+        low=0,
+        low_open=True,
+    ),
+    Param("hidden", 2048, "int", "hidden size of the model", low=1),
+    Param("inter", 1408, "int", "expert intermediate (FFN) size", low=1),
     Param(
         "inter_jitter",
         0.0,
         "float",
         "per-expert intermediate size varies uniformly by +-this fraction (0: equal sizes)",
+        low=0,
+        high=1,
+        high_open=True,
     ),
-    Param("bytes_weight", 2.0, "float", "bytes per weight (2 = bf16, 0.5 = int4)"),
-    Param("bytes_act", 2.0, "float", "bytes per activation element sent over the link"),
+    Param("bytes_weight", 2.0, "float", "bytes per weight (2 = bf16, 0.5 = int4)", low=0, low_open=True),
+    Param("bytes_act", 2.0, "float", "bytes per activation element sent over the link", low=0, low_open=True),
     Param(
-        "delays", None, "floats", "fixed delay per server in ms (default: evenly spaced from delay_min to delay_max)"
+        "delays",
+        None,
+        "floats",
+        "fixed delay per server in ms (default: evenly spaced from delay_min to delay_max)",
+        low=0,
     ),
-    Param("delay_min", 2.0, "float", "fixed delay of the fastest server, ms"),
-    Param("delay_max", 8.0, "float", "fixed delay of the slowest server, ms"),
-    Param("link_rate", (100.0,), "floats", "link rate per server in Mbit/s (one value for all or one per server)"),
-    Param("compute", (100.0,), "floats", "compute speed per server in GFLOP/s (one value for all or one per server)"),
-    Param("cloud_delay", 30.0, "float", "fixed WAN delay of the cloud fallback, ms"),
-    Param("cloud_rate", (50.0,), "floats", "link rate to the cloud, Mbit/s"),
-    Param("cloud_compute", (1000.0,), "floats", "cloud compute speed, GFLOP/s"),
+    Param("delay_min", 2.0, "float", "fixed delay of the fastest server, ms", low=0),
+    Param("delay_max", 8.0, "float", "fixed delay of the slowest server, ms", low=0),
+    Param(
+        "link_rate",
+        (100.0,),
+        "floats",
+        "link rate per server in Mbit/s (one value for all or one per server)",
+        low=0,
+        low_open=True,
+    ),
+    Param(
+        "compute",
+        (100.0,),
+        "floats",
+        "compute speed per server in GFLOP/s (one value for all or one per server)",
+        low=0,
+        low_open=True,
+    ),
+    Param("cloud_delay", 30.0, "float", "fixed WAN delay of the cloud fallback, ms", low=0),
+    Param("cloud_rate", (50.0,), "floats", "link rate to the cloud, Mbit/s", low=0, low_open=True),
+    Param("cloud_compute", (1000.0,), "floats", "cloud compute speed, GFLOP/s", low=0, low_open=True),
 )
 
 
@@ -74,23 +103,18 @@ class Hardware:
 
 
 def _per_server(values: Any, n: int, name: str) -> tuple[float, ...]:
+    """One value per server (a single value is repeated); value ranges are declared in PHYSICAL_PARAMS."""
     vals = tuple(float(v) for v in values)
     if len(vals) == 1:
         vals = vals * n
     if len(vals) != n:
         raise InputError(f"{name} needs 1 or {n} values (one per server), got {len(vals)}", where=name)
-    if any(not np.isfinite(v) or v <= 0 for v in vals) and name != "delays":
-        raise InputError(f"{name} values must be > 0", where=name)
-    if any(not np.isfinite(v) or v < 0 for v in vals):
-        raise InputError(f"{name} values must be >= 0", where=name)
     return vals
 
 
 def hardware(p: dict[str, Any]) -> Hardware:
     """Resolve the physical parameters of a family's parameter dict."""
     n = int(p["servers"])
-    if n < 1:
-        raise InputError("servers must be >= 1", where="servers")
     delays = p.get("delays")
     if delays is None:
         delays = (
@@ -112,8 +136,6 @@ def hardware(p: dict[str, Any]) -> Hardware:
 def expert_inter(p: dict[str, Any], n_layers: int, n_experts: int, rng: np.random.Generator) -> np.ndarray:
     """Intermediate size of every expert, shape (L, E), with the requested jitter."""
     j = float(p["inter_jitter"])
-    if not 0 <= j < 1:
-        raise InputError("inter_jitter must be in [0, 1)", where="inter_jitter")
     base = float(p["inter"])
     if j == 0:
         return np.full((n_layers, n_experts), base)
@@ -152,8 +174,6 @@ def latencies(hw: Hardware, flops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def capacities(p: dict[str, Any], total_mb: float, n: int) -> np.ndarray:
     """Per-server capacity in MB from the ``capacity`` fraction and ``capacity_weights``."""
     frac = float(p["capacity"])
-    if not frac >= 0 or not np.isfinite(frac):
-        raise InputError("capacity must be a fraction >= 0", where="capacity")
     w = p.get("capacity_weights")
     w = np.ones(n) if w is None else np.asarray(_per_server(w, n, "capacity_weights"))
     return frac * total_mb * w / w.sum()
@@ -167,18 +187,6 @@ def regime(
     t0: np.ndarray,
     expert_offset: np.ndarray,
 ) -> list[str]:
-    """Tags naming the regimes of SPEC section 6 an instance is in."""
-    layer_mb = np.add.reduceat(size, expert_offset[:-1])
-    total = float(capacity.sum())
-    tags = []
-    if total < layer_mb.min():
-        tags.append("capacity-below-one-layer")
-    elif total >= 2 * layer_mb.max():
-        tags.append("capacity-several-layers")
-    else:
-        tags.append("capacity-about-one-layer")
-    if float(np.median(t0)) < 2.0 * float(np.max(t)):
-        tags.append("fallback-near-edge")
-    else:
-        tags.append("fallback-far")
-    return tags
+    """Tags naming the regimes of SPEC section 6 an instance is in (:mod:`moebench.regime`), from
+    its arrays before the instance is built; ``n_experts`` is implied by ``expert_offset``."""
+    return [capacity_tag_of(size, expert_offset, capacity), fallback_tag_of(t, t0)]

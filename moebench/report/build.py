@@ -8,10 +8,12 @@ from typing import Any
 
 import pandas as pd
 
+from moebench.bench.artifacts import read_artifacts
 from moebench.bench.references import read_references
 from moebench.bench.store import read_table
 from moebench.errors import InputError
 from moebench.report import sections, tables, writers
+from moebench.schema.rows import conform
 
 FORMATS = ("csv", "latex", "md", "html")
 #: Columns a results table must have for a report.
@@ -114,6 +116,11 @@ def write_report(
     missing = [c for c in REQUIRED if c not in df]
     if missing:
         raise InputError(f"not a moebench results table: missing column(s) {', '.join(missing)}")
+    df = conform(df)
+    stress = df[df["kind"] == "stress"].reset_index(drop=True)
+    df = df[df["kind"] != "stress"].reset_index(drop=True)
+    if df.empty:
+        raise InputError("the results table has no method runs", file=None if base is None else str(base))
     ref_path = Path(references) if references is not None else (None if base is None else base / "references.solu")
     refs = read_references(ref_path) if ref_path is not None else {}
     runs = tables.score(df, refs)
@@ -137,7 +144,9 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
     plots: list[Path] = []
-    ctx = sections.ReportContext(runs=runs, summary=summary, results_dir=base, out_dir=out)
+    ctx = sections.ReportContext(
+        runs=runs, summary=summary, results_dir=base, out_dir=out, stress=stress, artifacts=read_artifacts(base)
+    )
     extra = sections.collect(ctx)
     files += [f for sec in extra for f in sec.figures]
     files += writers.write_sections(out, extra, formats)

@@ -1,7 +1,7 @@
 """Report sections of the ``guarantees`` report: claims checked against runs and stress searches.
 
-Three sections, shown when the results folder holds stress searches (``stress.jsonl``, written
-by the ``[[stress]]`` entries of a suite; see :mod:`moebench.bench.stress_runs`):
+Three sections, shown when the results table holds stress searches (rows of kind ``stress``,
+from the ``[[stress]]`` entries of a suite; see :mod:`moebench.bench.stress_tasks`):
 
 - *Guarantee claims*: one row per (method, claim). A claim is either a method's declared
   :class:`~moebench.methods.Guarantee` (its conditions are checked on every instance) or a
@@ -14,235 +14,53 @@ by the ``[[stress]]`` entries of a suite; see :mod:`moebench.bench.stress_runs`)
   found where they hold, and the verdict.
 - *Stress searches*: one row per search (entry x seed).
 - *Claim violations*: every run or stress result below a claim, with an instance file that
-  reproduces it (the stress worst instance; the committed library file of a file instance; a
-  generated instance regenerated from the suite and written to ``<results>/violations/``).
+  reproduces it (the stress worst instance, or the run's instance that the runner wrote to
+  ``violations/``; both listed in ``artifacts.json``, :mod:`moebench.bench.artifacts`).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import re
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from moebench.bench.stress_runs import CLAIM_TOL, claim_condition_names, ratio_or_nan, read_stress
+from moebench.bench.claims import (
+    CLAIM_TOL,
+    collect_claims,
+    ratio_or_nan,
+    run_violations,
+    runs_where_claimed,
+    stress_records,
+    stress_where_claimed,
+)
 from moebench.report import tables
 from moebench.report.sections import ReportContext, Section, register_section
 from moebench.report.writers import fmt
+from moebench.schema.rows import decode_json
+from moebench.status import Status
+
+#: Columns of the unformatted claims, violations and stress-search tables.
+CLAIM_COLUMNS = "method claim conditions source declared runs runs_worst stress_searches stress_evaluations".split()
+CLAIM_COLUMNS += "stress_worst violations verdict".split()
+VIOLATION_COLUMNS = "what method claim source instance gain_ratio detail instance_file".split()
+STRESS_COLUMNS = "method family params seed budget evaluations restarts worst_ratio gain_method gain_optimum".split()
+STRESS_COLUMNS += "claim instance_file status error".split()
 
 
-@dataclass(frozen=True)
-class Claim:
-    """A claimed lower bound on a method's gain ratio.
-
-    Attributes
-    ----------
-    method : str
-        The method.
-    ratio : float
-        The claimed ratio.
-    source : str
-        Where the claim comes from.
-    conditions : str
-        When it is claimed to hold (``;``-separated; names of CONDITIONS are checked).
-    declared : bool
-        True for the method's own declared guarantee, False for a suite's claim.
-    """
-
-    method: str
-    ratio: float
-    source: str
-    conditions: str
-    declared: bool
-
-    def checked(self) -> list[str]:
-        """The conditions that are checked on instances."""
-        return claim_condition_names(self.conditions)
+def _count(v: Any) -> int | None:
+    return None if v is None else int(v)
 
 
-def _bool(v: Any) -> bool:
-    return str(v).lower() in ("true", "1", "1.0")
-
-
-def collect_claims(runs: pd.DataFrame, stress: list[dict[str, Any]]) -> list[Claim]:
-    """Every claim of the report: declared guarantees (runs and stress searches), then suite claims."""
-    declared: dict[str, Claim] = {}
-    if "guarantee_ratio" in runs and not runs.empty:
-        has = runs[pd.to_numeric(runs["guarantee_ratio"], errors="coerce").notna()]
-        for method, g in has.groupby("method", sort=True):
-            r = g.iloc[0]
-            src = r.get("guarantee_source")
-            declared[str(method)] = Claim(
-                str(method),
-                float(r["guarantee_ratio"]),
-                src if isinstance(src, str) else "",
-                str(r.get("guarantee_conditions") or "").replace(";", "; "),
-                True,
-            )
-    for rec in stress:
-        if rec.get("guarantee") is not None and rec["method"] not in declared:
-            declared[rec["method"]] = Claim(
-                rec["method"],
-                float(rec["guarantee"]),
-                str(rec.get("guarantee_source") or ""),
-                str(rec.get("guarantee_conditions") or "").replace(";", "; "),
-                True,
-            )
-    extra: dict[tuple[Any, ...], Claim] = {}
-    for rec in stress:
-        if rec.get("claim") is not None:
-            c = Claim(
-                rec["method"],
-                float(rec["claim"]),
-                str(rec.get("claim_source") or ""),
-                str(rec.get("claim_conditions") or ""),
-                False,
-            )
-            extra.setdefault((c.method, c.ratio, c.source, c.conditions), c)
-    return [declared[m] for m in sorted(declared)] + list(extra.values())
-
-
-def runs_where_claimed(runs: pd.DataFrame, claim: Claim) -> pd.Series:
-    """Rows of ``claim.method`` whose instance satisfies the claim's checked conditions."""
-    if runs.empty:
-        return pd.Series(False, index=runs.index)
-    mine = runs["method"].astype(str) == claim.method
-    if claim.declared and "guarantee_ratio" in runs:
-        return mine & tables.guarantee_applies(runs)
-    ok = mine.copy()
-    for c in claim.checked():
-        ok &= tables.CONDITION_COLUMNS[c](runs).astype(bool)
-    return ok
-
-
-def run_violations(runs: pd.DataFrame, claim: Claim) -> pd.Series:
-    """Rows where the claim holds by its conditions and R(alg) < ratio x R(ref) beyond tolerance."""
-    where = runs_where_claimed(runs, claim) & runs["gain_ratio"].notna()
-    empty = pd.to_numeric(runs["empty_latency"], errors="coerce").fillna(0.0)
-    tol = tables.RTOL * np.maximum(1.0, empty)
-    gain = pd.to_numeric(runs["gain"], errors="coerce")
-    return where & (gain < claim.ratio * pd.to_numeric(runs["ref_gain"], errors="coerce") - tol)
-
-
-def stress_where_claimed(stress: list[dict[str, Any]], claim: Claim) -> list[dict[str, Any]]:
-    """Successful searches of ``claim.method`` whose worst instance satisfies the claim's conditions."""
-    out = []
-    for rec in stress:
-        if rec.get("method") != claim.method or rec.get("status") != "ok":
-            continue
-        if math.isnan(ratio_or_nan(rec.get("worst_ratio"))):
-            continue
-        if claim.declared:
-            if not _bool(rec.get("guarantee_applies")):
-                continue
-        else:
-            row = pd.DataFrame([{k: rec.get(k) for k in ("K", "N", "L", "equal_sizes")}])
-            if not all(bool(tables.CONDITION_COLUMNS[c](row).iloc[0]) for c in claim.checked()):
-                continue
-        out.append(rec)
-    return out
-
-
-# ---- instance files of violating runs ----------------------------------------------------------
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
-class InstanceFinder:
-    """Finds (or writes) an instance file reproducing a run's instance, checked by content hash.
-
-    File instances of the suite are cited where they are (committed library files); generated
-    ones are regenerated from the suite (or, failing that, from the row's family, ``param_*``
-    columns and seed) and written to ``<results>/violations/<name>.json.gz``.
-    """
-
-    def __init__(self, results_dir: Path | None) -> None:
-        self.base = results_dir
-        self._index: dict[tuple[str, str], Any] | None = None
-
-    def _suite_index(self) -> dict[tuple[str, str], Any]:
-        if self._index is not None:
-            return self._index
-        self._index = {}
-        if self.base is None:
-            return self._index
-        from moebench.bench.suite import _materialize, load_suite
-        from moebench.instance_file import load_instance
-
-        candidates = []
-        try:
-            run = json.loads((self.base / "run.json").read_text())
-            candidates.append(Path(run["suite"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-        candidates.append(self.base / "suite.toml")
-        path = next((p for p in candidates if p.is_file()), None)
-        if path is None:
-            return self._index
-        try:
-            suite = load_suite(path)
-            for src in suite.sources:
-                if src.files:
-                    for pattern in src.files:
-                        full = pattern if os.path.isabs(pattern) else str(path.parent / pattern)
-                        import glob
-
-                        for f in sorted(glob.glob(full)) if glob.has_magic(full) else [full]:
-                            inst = load_instance(f)
-                            self._index[(inst.name, inst.content_hash)] = Path(f)
-                else:
-                    for inst in _materialize(src, path):
-                        self._index[(inst.name, inst.content_hash)] = inst
-        except Exception:  # a report must not fail because the suite changed since the run
-            pass
-        return self._index
-
-    def _regenerate(self, row: pd.Series) -> Any:
-        from moebench.families import generate
-        from moebench.instance import replace_arrays
-
-        params = {c[len("param_") :]: row[c] for c in row.index if c.startswith("param_") and pd.notna(row[c])}
-        params = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}
-        try:
-            inst = generate(str(row["family"]), params, seed=int(row["instance_seed"]))
-        except Exception:
-            return None
-        return replace_arrays(inst, name=str(row["instance"]))
-
-    def file_for(self, row: pd.Series) -> str:
-        """Path (relative to the results folder) of a file holding the row's instance, or ''."""
-        if self.base is None:
-            return ""
-        from moebench.instance_file import load_instance, save_instance
-
-        name, h = str(row["instance"]), str(row["instance_hash"])
-        target = self.base / "violations" / f"{_safe(name)}.json.gz"
-        if target.exists():
-            try:
-                if load_instance(target).content_hash == h:
-                    return os.path.relpath(target, self.base)
-            except Exception:
-                pass
-        found = self._suite_index().get((name, h))
-        if isinstance(found, Path):
-            return os.path.relpath(found, self.base)
-        if found is None:
-            found = self._regenerate(row)
-            if found is None or found.content_hash != h:
-                return ""
-        save_instance(found, target)
-        return os.path.relpath(target, self.base)
+def _slug(rec: dict[str, Any]) -> str:
+    return f"{rec.get('stress_name')}-s{_count(rec.get('seed'))}"
 
 
 # ---- the sections ----------------------------------------------------------------------------
 def claims_table(
-    runs: pd.DataFrame, stress: list[dict[str, Any]], finder: InstanceFinder | None = None
+    runs: pd.DataFrame, stress: list[dict[str, Any]], files: Mapping[tuple[str, str], str] | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The claims table and the violations table (both unformatted).
 
@@ -254,16 +72,12 @@ def claims_table(
     violations : DataFrame
         what (run / stress), method, claim, source, instance, gain_ratio, detail, instance_file.
     """
-    finder = finder or InstanceFinder(None)
+    files = files or {}
     claims = collect_claims(runs, stress)
     rows, viol = [], []
-    files: dict[tuple[str, str], str] = {}
 
     def run_file(r: pd.Series) -> str:
-        key = (str(r["instance"]), str(r["instance_hash"]))
-        if key not in files:
-            files[key] = finder.file_for(r)
-        return files[key]
+        return files.get((str(r["instance"]), str(r["instance_hash"])), "")
 
     for c in claims:
         where = runs_where_claimed(runs, c) & runs["gain_ratio"].notna() if not runs.empty else pd.Series(dtype=bool)
@@ -307,7 +121,7 @@ def claims_table(
                         "gain_ratio": ratio,
                         "detail": (
                             f"gain {float(rec['gain_method']):.6g} vs optimum {float(rec['gain_optimum']):.6g} "
-                            f"({rec.get('reference')}); search {rec.get('slug')}, {rec.get('evaluations')} evaluations"
+                            f"({rec.get('reference')}); search {_slug(rec)}, {_count(rec.get('evaluations'))} evaluations"
                         ),
                         "instance_file": path,
                     }
@@ -337,27 +151,7 @@ def claims_table(
                 "verdict": verdict,
             }
         )
-    claims_df = pd.DataFrame(
-        rows,
-        columns=[
-            "method",
-            "claim",
-            "conditions",
-            "source",
-            "declared",
-            "runs",
-            "runs_worst",
-            "stress_searches",
-            "stress_evaluations",
-            "stress_worst",
-            "violations",
-            "verdict",
-        ],
-    )
-    viol_df = pd.DataFrame(
-        viol, columns=["what", "method", "claim", "source", "instance", "gain_ratio", "detail", "instance_file"]
-    )
-    return claims_df, viol_df
+    return pd.DataFrame(rows, columns=CLAIM_COLUMNS), pd.DataFrame(viol, columns=VIOLATION_COLUMNS)
 
 
 def suite_claim_verdicts(claims: pd.DataFrame) -> list[str]:
@@ -393,47 +187,28 @@ def stress_table(stress: list[dict[str, Any]]) -> pd.DataFrame:
             {
                 "method": r.get("method"),
                 "family": r.get("family"),
-                "params": ", ".join(f"{k}={v}" for k, v in sorted((r.get("params") or {}).items())),
-                "seed": r.get("seed"),
+                "params": ", ".join(f"{k}={v}" for k, v in sorted((decode_json(r.get("stress_params")) or {}).items())),
+                "seed": _count(r.get("seed")),
                 "budget": r.get("budget"),
-                "evaluations": r.get("evaluations"),
-                "restarts": r.get("restarts"),
+                "evaluations": _count(r.get("evaluations")),
+                "restarts": _count(r.get("restarts")),
                 "worst_ratio": ratio_or_nan(r.get("worst_ratio")),
                 "gain_method": ratio_or_nan(r.get("gain_method")),
                 "gain_optimum": ratio_or_nan(r.get("gain_optimum")),
-                "claim": r.get("claim") if r.get("claim") is not None else r.get("guarantee"),
+                "claim": r.get("claim") if r.get("claim") is not None else r.get("guarantee_ratio"),
                 "instance_file": r.get("instance_file") or "",
                 "status": r.get("status"),
                 "error": r.get("error") or "",
             }
         )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "method",
-            "family",
-            "params",
-            "seed",
-            "budget",
-            "evaluations",
-            "restarts",
-            "worst_ratio",
-            "gain_method",
-            "gain_optimum",
-            "claim",
-            "instance_file",
-            "status",
-            "error",
-        ],
-    )
+    return pd.DataFrame(rows, columns=STRESS_COLUMNS)
 
 
 def guarantee_report_sections(
-    runs: pd.DataFrame, stress: list[dict[str, Any]], results_dir: Path | None = None
+    runs: pd.DataFrame, stress: list[dict[str, Any]], files: Mapping[tuple[str, str], str] | None = None
 ) -> list[Section]:
     """The three sections (empty list when there is neither a claim nor a stress search)."""
-    finder = InstanceFinder(results_dir)
-    claims, viol = claims_table(runs, stress, finder)
+    claims, viol = claims_table(runs, stress, files)
     if claims.empty and not stress:
         return []
     out: list[Section] = []
@@ -478,7 +253,7 @@ def guarantee_report_sections(
                 fmt(r["budget"], 0) if isinstance(r["budget"], float) else fmt(r["budget"]),
                 fmt(r["evaluations"]),
                 fmt(r["restarts"]),
-                fmt(r["worst_ratio"], 4) if r["status"] == "ok" else f"error: {r['error']}",
+                fmt(r["worst_ratio"], 4) if r["status"] == Status.FEASIBLE.value else f"error: {r['error']}",
                 f"{fmt(r['gain_method'], 4)} / {fmt(r['gain_optimum'], 4)}",
                 fmt(float(r["claim"]), 4) if r["claim"] is not None and pd.notna(r["claim"]) else "none",
                 r["instance_file"] or "–",
@@ -545,8 +320,8 @@ def guarantee_report_sections(
             "claim-violations",
             note=(
                 "Every run and every stress result below a claim whose conditions hold, with an instance file that "
-                "reproduces it (paths relative to the results folder): the committed library file, the stress "
-                "search's worst instance, or a generated instance written to violations/."
+                "reproduces it (paths relative to the results folder): the stress search's worst instance, or the "
+                "run's instance, written to violations/ by the runner."
             ),
             empty="None: no run and no stress search fell below a claim whose conditions hold.",
             data=viol,
@@ -559,7 +334,7 @@ def guarantee_report_sections(
 def guarantee_sections(ctx: ReportContext) -> list[Section]:
     """Provider: the claims, stress and violations sections, for results with stress searches only
     (other reports keep the core guarantee check alone)."""
-    stress = read_stress(ctx.results_dir)
+    stress = stress_records(ctx.stress)
     if not stress:
         return []
-    return guarantee_report_sections(ctx.runs, stress, ctx.results_dir)
+    return guarantee_report_sections(ctx.runs, stress, ctx.artifacts)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from moebench.report.tables import sweep_parameters
+from moebench.schema.rows import param_values
 
 #: At most this many methods per figure (the ones with the most runs), to keep legends legible.
 MAX_METHODS = 14
@@ -62,7 +63,7 @@ def time_vs_size(df: pd.DataFrame, path: Path) -> Path | None:
     from moebench.report.tables import time_column
 
     col = time_column(df)
-    d = df[pd.to_numeric(df[col], errors="coerce").notna()]
+    d = df[df[col].notna()]
     if d.empty:
         return None
     plt = _plt()
@@ -93,7 +94,7 @@ def sweeps(df: pd.DataFrame, folder: Path, limit: int = 6) -> list[Path]:
     plt = _plt()
     for col in sweep_parameters(d):
         for fam, g in d.groupby("family"):
-            vals = pd.to_numeric(g[col], errors="coerce")
+            vals = param_values(g, col)
             if vals.nunique() < 2 or len(out) >= limit:
                 continue
             fig, ax = plt.subplots(figsize=(7, 4.2))

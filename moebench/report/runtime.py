@@ -18,6 +18,8 @@ import pandas as pd
 from moebench.report.sections import ReportContext, Section, register_section
 from moebench.report.tables import time_column
 from moebench.report.writers import fmt
+from moebench.schema.rows import column
+from moebench.status import SKIPPED
 
 #: Family parameters that name an instance's size (shown as "layers x tokens" etc.).
 _SIZE_PARAMS = (("param_layers", "L"), ("param_experts", "E"), ("param_tokens", "T"), ("param_servers", "N"))
@@ -50,19 +52,8 @@ def frontier(runs: pd.DataFrame) -> pd.DataFrame:
         first_unproven, first_unproven_status, first_unproven_gap (relative gain gap at the stop,
         (bound − gain)/bound, NaN without a bound).
     """
-    cols = [
-        "family",
-        "method",
-        "time_limit",
-        "tried",
-        "proven",
-        "largest_proven",
-        "largest_proven_time",
-        "largest_proven_cpu",
-        "first_unproven",
-        "first_unproven_status",
-        "first_unproven_gap",
-    ]
+    cols = "family method time_limit tried proven largest_proven largest_proven_time largest_proven_cpu".split()
+    cols += "first_unproven first_unproven_status first_unproven_gap".split()
     if "method_kind" not in runs or runs.empty:
         return pd.DataFrame(columns=cols)
     ex = runs[runs["method_kind"] == "exact"].copy()
@@ -70,8 +61,8 @@ def frontier(runs: pd.DataFrame) -> pd.DataFrame:
     if ex.empty:
         return pd.DataFrame(columns=cols)
     tcol = time_column(ex)
-    ex["_time"] = pd.to_numeric(ex[tcol], errors="coerce")
-    ex["_cpu"] = pd.to_numeric(ex["method_cpu_time"], errors="coerce") if "method_cpu_time" in ex else math.nan
+    ex["_time"] = ex[tcol]
+    ex["_cpu"] = column(ex, "method_cpu_time")
     rows = []
     for (fam, method), g in ex.groupby(["family", "method"], sort=True):
         g = g.sort_values([c for c in ("binaries", "M", "instance") if c in g])
@@ -88,9 +79,7 @@ def frontier(runs: pd.DataFrame) -> pd.DataFrame:
             {
                 "family": fam,
                 "method": method,
-                "time_limit": float(pd.to_numeric(g["time_limit"], errors="coerce").max())
-                if "time_limit" in g
-                else math.nan,
+                "time_limit": float(column(g, "time_limit").max()),
                 "tried": len(g),
                 "proven": len(proven),
                 "largest_proven": size_label(last) if last is not None else None,
@@ -184,7 +173,7 @@ def time_table(runs: pd.DataFrame, family: str) -> tuple[list[str], list[list[st
     d = runs[runs["family"] == family].copy()
     tcol = time_column(d)
     # the method's own time, else the wall time (runs killed at the limit have no method time)
-    d["_t"] = pd.to_numeric(d[tcol], errors="coerce").fillna(pd.to_numeric(d["wall_time"], errors="coerce"))
+    d["_t"] = d[tcol].fillna(d["wall_time"])
     sizes = d.drop_duplicates("instance").sort_values([c for c in ("binaries", "M", "instance") if c in d])
     labels = {r["instance"]: size_label(r) for _, r in sizes.iterrows()}
     order = list(labels)
@@ -199,7 +188,7 @@ def time_table(runs: pd.DataFrame, family: str) -> tuple[list[str], list[list[st
                 continue
             r = by.loc[inst]
             r = r.iloc[0] if isinstance(r, pd.DataFrame) else r
-            if r["status"] in ("not-applicable", "unavailable"):
+            if r["status"] in SKIPPED:
                 cells.append("n/a")
                 continue
             cells.append(f"{fmt(float(r['_t']), 2)}{_MARK.get(str(r['status']), '')}")

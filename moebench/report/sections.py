@@ -18,13 +18,14 @@ Built-in providers live in the modules of :data:`BUILTIN_MODULES` (imported on f
 
 from __future__ import annotations
 
-import importlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+
+from moebench.registry import Registry
 
 #: Modules whose import registers the built-in section providers.
 BUILTIN_MODULES: tuple[str, ...] = ("moebench.report.runtime", "moebench.report.sweeps", "moebench.report.guarantees")
@@ -41,8 +42,13 @@ class ReportContext:
         references and ratios attached.
     summary
         The family × method summary table.
+    stress
+        The stress-search rows of the results table (kind ``stress``; empty without searches).
+    artifacts
+        The instance files the report may cite, (name, content hash) -> path relative to the
+        results folder (:mod:`moebench.bench.artifacts`).
     results_dir
-        Folder the results were read from (side files such as ``stress.jsonl`` live there), or
+        Folder the results were read from (instance files the report cites live there), or
         None when the report was built from a DataFrame.
     out_dir
         The report folder (figures go to ``out_dir / "plots"``).
@@ -52,6 +58,8 @@ class ReportContext:
     summary: pd.DataFrame
     results_dir: Path | None
     out_dir: Path
+    stress: pd.DataFrame = field(default_factory=pd.DataFrame)
+    artifacts: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -107,30 +115,34 @@ class Section:
 
 
 SectionProvider = Callable[[ReportContext], list[Section]]
-_PROVIDERS: list[tuple[int, str, SectionProvider]] = []
-_loaded = False
+#: Section providers by qualified name, with their display order.
+SECTIONS: Registry[tuple[int, SectionProvider]] = Registry("report section", BUILTIN_MODULES)
 
 
 def register_section(order: int = 50) -> Callable[[SectionProvider], SectionProvider]:
     """Decorator registering a section provider; sections appear sorted by ``order`` (then name)."""
 
     def deco(fn: SectionProvider) -> SectionProvider:
-        key = f"{fn.__module__}.{fn.__qualname__}"
-        _PROVIDERS[:] = [p for p in _PROVIDERS if p[1] != key]  # re-import replaces, never duplicates
-        _PROVIDERS.append((order, key, fn))
+        # keyed by qualified name: a re-imported module replaces its providers, never duplicates them
+        SECTIONS.register(_key(fn), (order, fn))
         return fn
 
     return deco
 
 
+def unregister_section(fn: SectionProvider) -> None:
+    """Remove a registered provider (tests; a plugin that withdraws a section)."""
+    SECTIONS.unregister(_key(fn))
+
+
+def _key(fn: SectionProvider) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
 def providers() -> list[SectionProvider]:
     """Registered providers in display order (built-in modules imported first)."""
-    global _loaded
-    if not _loaded:
-        for mod in BUILTIN_MODULES:
-            importlib.import_module(mod)
-        _loaded = True
-    return [fn for _, _, fn in sorted(_PROVIDERS, key=lambda p: (p[0], p[1]))]
+    ordered = sorted(SECTIONS.items(), key=lambda kv: (kv[1][0], kv[0]))
+    return [fn for _, (_, fn) in ordered]
 
 
 def collect(ctx: ReportContext) -> list[Section]:

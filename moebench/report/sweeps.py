@@ -30,21 +30,11 @@ import numpy as np
 import pandas as pd
 
 from moebench.report.sections import ReportContext, Section, register_section
+from moebench.schema.rows import PARAM_PREFIX, column, param_values
+from moebench.status import WITH_PLACEMENT
 
-#: Statuses whose rows carry a placement.
-_OK = ("optimal", "feasible", "time-limit")
 #: Methods drawn at most per sweep figure (by number of runs).
 MAX_LINES = 16
-
-
-def _num(df: pd.DataFrame, col: str) -> pd.Series:
-    if col not in df:
-        return pd.Series(np.nan, index=df.index, dtype=float)
-    return pd.to_numeric(df[col], errors="coerce")
-
-
-def _bool(s: pd.Series) -> pd.Series:
-    return s.astype(str).str.lower().isin(("true", "1", "1.0"))
 
 
 def scored_runs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -60,19 +50,16 @@ def scored_runs(runs: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         The usable rows with the added columns (see the module docstring).
     """
-    ok = runs["status"].isin(_OK)
-    if "feasible" in runs:
-        ok &= _bool(runs["feasible"])
-    d = runs[ok].copy()
-    lat, empty = _num(d, "latency"), _num(d, "empty_latency")
+    d = runs[runs["status"].isin(WITH_PLACEMENT) & column(runs, "feasible")].copy()
+    lat, empty = d["latency"], d["empty_latency"]
     d["reduction"] = 100.0 * (empty - lat) / empty.where(empty > 0)
-    proven = _bool(d["ref_proven"]) if "ref_proven" in d else pd.Series(False, index=d.index)
-    gr, br = _num(d, "gain_ratio"), _num(d, "bound_ratio")
+    proven = d["ref_proven"]
+    gr, br = d["gain_ratio"], d["bound_ratio"]
     d["ref_ratio"] = np.where(proven & gr.notna(), gr, np.where(br.notna(), br, gr))
     d["ref_kind"] = np.where(
         proven & gr.notna(), "optimum", np.where(br.notna(), "bound", np.where(gr.notna(), "best known", ""))
     )
-    hl, he = _num(d, "holdout_latency"), _num(d, "holdout_empty_latency")
+    hl, he = column(d, "holdout_latency"), column(d, "holdout_empty_latency")
     d["holdout_reduction"] = 100.0 * (he - hl) / he.where(he > 0)
     if "regime" not in d:
         d["regime"] = None
@@ -112,13 +99,13 @@ def headline_table(runs: pd.DataFrame, by: tuple[str, ...] = ("family",)) -> pd.
     rows = []
     for key, g in d.groupby([*by, "method"], sort=False):
         key = key if isinstance(key, tuple) else (key,)
-        hl = _num(g, "holdout_latency")
+        hl = column(g, "holdout_latency")
         rows.append(
             {
                 **dict(zip([*by, "method"], key)),
                 "runs": len(g),
-                "latency": float(_num(g, "latency").mean()),
-                "empty_latency": float(_num(g, "empty_latency").mean()),
+                "latency": float(g["latency"].mean()),
+                "empty_latency": float(g["empty_latency"].mean()),
                 "reduction_pct": float(g["reduction"].mean()),
                 "ratio_mean": float(g["ref_ratio"].mean()),
                 "ratio_worst": float(g["ref_ratio"].min()),
@@ -170,11 +157,11 @@ _NOTE = (
 def sweep_groups(d: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
     """The sweeps of a table: (family, parameter column, rows), where the parameter takes
     at least two numeric values while every other ``param_*`` column is fixed."""
-    params = sorted(c for c in d.columns if c.startswith("param_"))
+    params = sorted(c for c in d.columns if c.startswith(PARAM_PREFIX))
     out = []
     for fam, g in d.groupby("family", sort=True):
         for col in params:
-            x = pd.to_numeric(g[col], errors="coerce")
+            x = param_values(g, col)
             if x.notna().sum() == 0:
                 continue
             others = [c for c in params if c != col and g[c].notna().any()]
@@ -203,9 +190,9 @@ def sweep_data(d: pd.DataFrame) -> pd.DataFrame:
                     "value": float(x),
                     "method": m,
                     "runs": len(s),
-                    "latency": float(_num(s, "latency").mean()),
-                    "holdout_latency": float(_num(s, "holdout_latency").mean()),
-                    "reference_latency_bound": float((_num(s, "empty_latency") - _num(s, "ref_bound")).mean()),
+                    "latency": float(s["latency"].mean()),
+                    "holdout_latency": float(column(s, "holdout_latency").mean()),
+                    "reference_latency_bound": float((s["empty_latency"] - s["ref_bound"]).mean()),
                     "reference": _kind(s["ref_kind"]),
                 }
             )
@@ -228,7 +215,7 @@ def sweep_figure(fam: str, col: str, g: pd.DataFrame, path: Path) -> Path:
     itself where it is proven: filled markers).
     """
     plt = _plt()
-    has_test = _num(g, "holdout_latency").notna().any()
+    has_test = column(g, "holdout_latency").notna().any()
     panels = [("latency", "expected latency per token (ms)")]
     if has_test:
         panels.append(("holdout_latency", "test-token latency per token (ms)"))
@@ -238,14 +225,14 @@ def sweep_figure(fam: str, col: str, g: pd.DataFrame, path: Path) -> Path:
     name = col.removeprefix("param_")
     for ax, (ycol, ylabel) in zip(axes[0], panels):
         for i, m in enumerate(methods):
-            s = g[g["method"] == m].groupby("_x").apply(lambda t, c=ycol: _num(t, c).mean(), include_groups=False)
+            s = g[g["method"] == m].groupby("_x").apply(lambda t, c=ycol: column(t, c).mean(), include_groups=False)
             s = s.dropna()
             if s.empty:
                 continue
             style = {"linestyle": ("-", "--", ":", "-.")[i // 10 % 4], "color": f"C{i % 10}"}
             ax.plot(s.index, s.to_numpy(float), marker="o", markersize=3, label=m, **style)
         if ycol == "latency":
-            ref = g.assign(_lb=_num(g, "empty_latency") - _num(g, "ref_bound"), _p=_bool(g["ref_proven"]))
+            ref = g.assign(_lb=g["empty_latency"] - g["ref_bound"], _p=g["ref_proven"])
             r = ref.groupby("_x").agg(lb=("_lb", "mean"), proven=("_p", "all")).dropna()
             if not r.empty:
                 ax.plot(r.index, r["lb"], color="black", linewidth=1.5, label="reference (optimum ●, bound ○)")

@@ -23,22 +23,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from moebench.bench.references import Reference, reconcile
+from moebench.bench import claims
+from moebench.bench.claims import attach_references, guarantee_applies
+from moebench.bench.references import Reference
+from moebench.schema.rows import PARAM_PREFIX, conform, param_values
+from moebench.status import FAILED, SKIPPED, WITH_PLACEMENT
 
-#: Statuses whose rows carry a placement (and get ratios).
-WITH_PLACEMENT = ("optimal", "feasible", "time-limit")
-FAILED = ("error", "invalid", "infeasible")
-SKIPPED = ("not-applicable", "unavailable")
 #: Absolute tolerance (relative to max(1, Lat(empty))) of ratio comparisons and the guarantee check.
-RTOL = 1e-9
-
-#: How the report evaluates the guarantee conditions of moebench.methods.CONDITIONS from table columns.
-CONDITION_COLUMNS = {
-    "K = 1": lambda df: df["K"] == 1,
-    "single server": lambda df: df["N"] == 1,
-    "equal expert sizes": lambda df: df["equal_sizes"].astype(str).str.lower() == "true",
-    "single layer": lambda df: df["L"] == 1,
-}
+RTOL = claims.RTOL
 
 
 def shifted_geomean(values: Any, shift: float = 1.0) -> float:
@@ -59,43 +51,11 @@ def geomean(values: Any) -> float:
     return float(np.exp(np.mean(np.log(v))))
 
 
-def _bool(col: pd.Series) -> pd.Series:
-    return col.astype(str).str.lower().isin(("true", "1", "1.0"))
-
-
-def attach_references(df: pd.DataFrame, refs: dict[tuple[str, str], Reference] | None = None) -> pd.DataFrame:
-    """Add ``ref_gain``, ``ref_latency``, ``ref_proven``, ``ref_bound`` and ``ref_method``.
-
-    ``refs`` (from a reference file) are merged with the exact runs of the table itself, so a
-    table is self-sufficient when it contains its reference runs; a row whose bound or optimum
-    another placement refutes becomes an ``error`` row (``refuted: ...``).
-    """
-    rec = reconcile(dict(refs or {}), df.to_dict("records"))
-    merged = rec.refs
-    keys = list(zip(df["instance"].astype(str), df["instance_hash"].astype(str)))
-    out = df.copy()
-    if rec.rejected:  # a claim refuted by another placement is a failure the report lists (issue 12)
-        at = out.index[sorted(rec.rejected)]
-        out["error"] = out["error"].astype(object) if "error" in out else None
-        out.loc[at, "status"] = "error"
-        out.loc[at, "error"] = [f"refuted: {rec.rejected[i].message}" for i in sorted(rec.rejected)]
-    out["ref_gain"] = [merged[k].gain if k in merged else None for k in keys]
-    out["ref_latency"] = [merged[k].latency if k in merged else None for k in keys]
-    out["ref_proven"] = [bool(merged[k].proven) if k in merged else False for k in keys]
-    out["ref_bound"] = [merged[k].bound if k in merged else None for k in keys]
-    out["ref_method"] = [merged[k].method if k in merged else None for k in keys]
-    for c in ("ref_gain", "ref_latency", "ref_bound"):
-        out[c] = pd.to_numeric(out[c], errors="coerce")
-    return out
-
-
 def add_ratios(df: pd.DataFrame) -> pd.DataFrame:
     """Add ``gain_ratio``, ``latency_ratio`` and ``bound_ratio`` (see the module docstring)."""
     out = df.copy()
-    ok = out["status"].isin(WITH_PLACEMENT) & _bool(out["feasible"])
-    gain = pd.to_numeric(out["gain"], errors="coerce")
-    lat = pd.to_numeric(out["latency"], errors="coerce")
-    empty = pd.to_numeric(out["empty_latency"], errors="coerce")
+    ok = out["status"].isin(WITH_PLACEMENT) & out["feasible"]
+    gain, lat, empty = out["gain"], out["latency"], out["empty_latency"]
     tol = RTOL * np.maximum(1.0, empty)
     ref = out["ref_gain"]
     ref_lat = out["ref_latency"].where(out["ref_latency"].notna(), empty - ref)
@@ -137,30 +97,10 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
                 "lat_worst": float(g["latency_ratio"].max()),
                 "bound_mean": float(g["bound_ratio"].mean()),
                 "bound_worst": float(g["bound_ratio"].min()),
-                "time_sgm": shifted_geomean(pd.to_numeric(g[time_column(g)], errors="coerce"), 1.0),
+                "time_sgm": shifted_geomean(g[time_column(g)], 1.0),
             }
         )
     return pd.DataFrame(rows)
-
-
-def guarantee_applies(df: pd.DataFrame) -> pd.Series:
-    """Whether each row's declared guarantee applies to its instance.
-
-    Uses the ``guarantee_applies`` column the runner computed from the instance; where it is
-    missing, evaluates ``guarantee_conditions`` on the K, N, L and equal_sizes columns.
-    """
-    has = df["guarantee_ratio"].notna() if "guarantee_ratio" in df else pd.Series(False, index=df.index)
-    if "guarantee_applies" in df:
-        known = df["guarantee_applies"].notna()
-        applies = _bool(df["guarantee_applies"]).where(known)
-    else:
-        applies = pd.Series(np.nan, index=df.index, dtype=object)
-    conds = df["guarantee_conditions"] if "guarantee_conditions" in df else pd.Series("", index=df.index)
-    for i in df.index[has & applies.isna()]:
-        names = [c for c in str(conds.get(i) or "").split(";") if c and c != "nan"]
-        row = df.loc[[i]]
-        applies.loc[i] = all(bool(CONDITION_COLUMNS[c](row).iloc[0]) for c in names if c in CONDITION_COLUMNS)
-    return has & applies.fillna(False).astype(bool)
 
 
 def guarantee_violations(df: pd.DataFrame) -> pd.DataFrame:
@@ -174,11 +114,7 @@ def guarantee_violations(df: pd.DataFrame) -> pd.DataFrame:
     if "guarantee_ratio" not in df or df.empty:
         return pd.DataFrame(columns=["instance", "family", "method", "kind", "guarantee", "gain_ratio", "detail"])
     applies = guarantee_applies(df)
-    empty = pd.to_numeric(df["empty_latency"], errors="coerce").fillna(0.0)
-    tol = RTOL * np.maximum(1.0, empty)
-    ratio = pd.to_numeric(df["guarantee_ratio"], errors="coerce")
-    gain = pd.to_numeric(df["gain"], errors="coerce")
-    below = applies & df["gain_ratio"].notna() & (gain < ratio * df["ref_gain"] - tol)
+    below = applies & claims.below(df, df["guarantee_ratio"])
     failed = applies & df["status"].isin(FAILED)
     rows = []
     for i in df.index[below | failed]:
@@ -215,20 +151,21 @@ def failures(df: pd.DataFrame) -> pd.DataFrame:
 def sweep_parameters(df: pd.DataFrame) -> list[str]:
     """Numeric ``param_*`` columns that take more than one value within some family."""
     out = []
-    for c in sorted(c for c in df.columns if c.startswith("param_")):
-        vals = pd.to_numeric(df[c], errors="coerce")
+    for c in sorted(c for c in df.columns if c.startswith(PARAM_PREFIX)):
+        vals = param_values(df, c)
         if vals.notna().all() and (df.assign(_v=vals).groupby("family")["_v"].nunique() > 1).any():
             out.append(c)
     return out
 
 
 def score(df: pd.DataFrame, refs: dict[tuple[str, str], Reference] | None = None) -> pd.DataFrame:
-    """References attached and ratios added: the per-run table every report part reads."""
-    return add_ratios(attach_references(df, refs))
+    """The table typed by the row schema, references attached and ratios added: the per-run
+    table every report part reads."""
+    return add_ratios(attach_references(conform(df), refs))
 
 
 def time_column(df: pd.DataFrame) -> str:
     """The method's own time when recorded (excludes child-process start-up), else wall time."""
-    if "method_time" in df.columns and pd.to_numeric(df["method_time"], errors="coerce").notna().any():
+    if "method_time" in df.columns and df["method_time"].notna().any():
         return "method_time"
     return "wall_time"
