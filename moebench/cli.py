@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from moebench.encoding import json_default
+from moebench.encoding import dumps_strict
 from moebench.errors import InputError
 
 
@@ -45,9 +45,7 @@ def stdout_to_stderr() -> Iterator[None]:
 
 def _print_json(obj: Any) -> None:
     """Print ``obj`` as strict JSON: a non-finite number becomes null, with a warning naming it."""
-    from moebench.json_io import dumps_strict
-
-    text, replaced = dumps_strict(obj, indent=2, default=json_default)
+    text, replaced = dumps_strict(obj, indent=2)
     if replaced:
         shown = ", ".join(replaced[:5]) + (f" and {len(replaced) - 5} more" if len(replaced) > 5 else "")
         _warn(f"not a finite number, printed as null: {shown}")

@@ -15,8 +15,8 @@ Every JSON file moebench reads from a user (instances, placements) goes through
 - duplicate keys, ``NaN``/``Infinity`` literals and integers too long to convert are errors, each
   naming the JSON path or the line.
 
-Output: :func:`strict_jsonable` replaces non-finite floats by ``null`` (and says where), so that
-stdout is always strict JSON (``allow_nan=False``).
+Output goes through :func:`moebench.encoding.dumps_strict` (non-finite floats as ``null``, and
+where), so that stdout is always strict JSON.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from moebench.encoding import join_path
 from moebench.errors import InputError
 
 #: Environment variable overriding the input size cap (in MB, decompressed).
@@ -291,21 +292,6 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return marked
 
 
-_SIMPLE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def join_path(where: str, key: Any) -> str:
-    """``where.key``, or ``where["odd key"]`` when the key is not a plain identifier (one line)."""
-    if isinstance(key, int):
-        return f"{where}[{key}]"
-    if isinstance(key, str) and _SIMPLE_KEY.fullmatch(key) and len(key) <= 60:
-        return f"{where}.{key}" if where else key
-    text = json.dumps(str(key))
-    if len(text) > 42:
-        text = text[:40] + '…"'
-    return f"{where}[{text}]"
-
-
 def _find(doc: Any, target: Any) -> str:
     """JSON path of the object ``target`` (by identity) inside ``doc``; iterative."""
     stack: list[tuple[Any, str]] = [(doc, "")]
@@ -407,33 +393,3 @@ def fits_float(v: int) -> bool:
 
 
 # ---- strict output -------------------------------------------------------------------------
-def strict_jsonable(obj: Any, where: str = "") -> tuple[Any, list[str]]:
-    """A copy of ``obj`` with every non-finite float replaced by ``None``, and their paths.
-
-    Numpy scalars and arrays become plain numbers and lists, tuples become lists.
-    """
-    replaced: list[str] = []
-
-    def walk(v: Any, path: str) -> Any:
-        if isinstance(v, np.ndarray):
-            v = v.tolist()
-        elif isinstance(v, np.generic):
-            v = v.item()
-        if isinstance(v, float):
-            if math.isfinite(v):
-                return v
-            replaced.append(path or "$")
-            return None
-        if isinstance(v, dict):
-            return {k: walk(x, join_path(path, str(k))) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [walk(x, join_path(path, i)) for i, x in enumerate(v)]
-        return v
-
-    return walk(obj, where), replaced
-
-
-def dumps_strict(obj: Any, **kwargs: Any) -> tuple[str, list[str]]:
-    """Strict JSON text of ``obj`` (non-finite floats as ``null``) and the paths replaced."""
-    clean, replaced = strict_jsonable(obj)
-    return json.dumps(clean, allow_nan=False, **kwargs), replaced

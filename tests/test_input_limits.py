@@ -23,9 +23,10 @@ from hypothesis import strategies as st
 
 from moebench import json_io
 from moebench.cli import main
+from moebench.encoding import dumps_strict
 from moebench.errors import InputError
 from moebench.instance_file import load_instance, save_instance
-from moebench.json_io import check_structure, read_json, strict_jsonable
+from moebench.json_io import check_structure, read_json
 
 MEMORY_LIMIT_MB = 1024
 
@@ -269,10 +270,10 @@ def test_totals_that_overflow_a_float_are_refused(tmp_path, capsys):
         load_instance(path)
 
 
-def test_strict_jsonable_replaces_every_non_finite_number():
+def test_strict_json_replaces_every_non_finite_number():
     obj = {"a": [1.0, float("inf"), {"b": float("nan")}], "c": np.float64("-inf"), "d": (np.int64(3),)}
-    clean, replaced = strict_jsonable(obj)
-    assert clean == {"a": [1.0, None, {"b": None}], "c": None, "d": [3]}
+    text, replaced = dumps_strict(obj)
+    assert json.loads(text) == {"a": [1.0, None, {"b": None}], "c": None, "d": [3]}
     assert replaced == ["a[1]", "a[2].b", "c"]
 
 
