@@ -90,7 +90,6 @@ def esft_instance(layers: int, tokens: int, seed: int = 0, task: str = "law", sh
 
 
 def _run(inst: Instance, method: str, limit: float) -> dict:
-    import moebench.exact.certify  # noqa: F401  (registers exact-sets / bound-levels until auto-imported)
     from moebench.harness import run_method
 
     t0 = time.perf_counter()
@@ -162,11 +161,13 @@ def _environment() -> None:
     """Print which branch-and-bound kernel runs, its load time, and the machine load."""
     import os
 
-    from moebench.exact import sets_kernel
+    from moebench.exact.chain import kernel as sets_kernel
 
     t0 = time.perf_counter()
     if sets_kernel.HAVE_NUMBA:
-        from moebench.exact.sets import closed_unions, combine, greedy_chain, max_coverage
+        from moebench.exact.chain.coverage import max_coverage
+        from moebench.exact.chain.profiles import combine, greedy_chain
+        from moebench.exact.chain.unions import closed_unions
 
         a, p = np.ones((1, 2), dtype=bool), np.ones(1)  # first calls compile or load the cached kernels
         max_coverage(a, p, 2)

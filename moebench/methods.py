@@ -277,7 +277,7 @@ _BUILTIN_MODULES = (
     "moebench.algorithms.local_search",
     "moebench.exact.bruteforce",
     "moebench.exact.backends",
-    "moebench.exact.certify",
+    "moebench.exact.chain.method",
 )
 _loaded = False
 

@@ -8,20 +8,14 @@ import itertools
 import numpy as np
 import pytest
 
-import moebench.exact.certify  # noqa: F401  (registers exact-sets / bound-levels)
+import moebench.exact.chain.method  # noqa: F401  (registers exact-sets / bound-levels)
 from moebench.errors import NotApplicableError
 from moebench.evaluate import gain
 from moebench.exact.bruteforce import search_space, solve_bruteforce
-from moebench.exact.certify import placement_chains
-from moebench.exact.sets import (
-    LayerProfile,
-    chain_model,
-    chain_value,
-    combine,
-    max_coverage,
-    quantum,
-    suffix_tables,
-)
+from moebench.exact.chain.coverage import max_coverage, quantum
+from moebench.exact.chain.model import chain_model, chain_value, placement_chains
+from moebench.exact.chain.profiles import LayerProfile, combine
+from moebench.exact.chain.unions import suffix_tables
 from moebench.harness import run_method
 from moebench.instance import LayerSpec, build_instance
 
@@ -211,7 +205,7 @@ def planted_instance(rng: np.random.Generator):
 
 
 def test_exact_sets_when_levels_do_not_nest() -> None:
-    from moebench.exact.sets import exact_chains
+    from moebench.exact.chain.search import exact_chains
 
     rng = np.random.default_rng(0)
     needed = 0
@@ -228,7 +222,7 @@ def test_exact_sets_when_levels_do_not_nest() -> None:
 
 def test_python_fallback_equals_bruteforce(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without numba every search runs in the Python reference: still exact."""
-    from moebench.exact import sets_kernel
+    from moebench.exact.chain import kernel as sets_kernel
 
     monkeypatch.setattr(sets_kernel, "HAVE_NUMBA", False)
     rng = np.random.default_rng(77)
@@ -246,16 +240,17 @@ def test_python_fallback_equals_bruteforce(monkeypatch: pytest.MonkeyPatch) -> N
 def test_nested_enumeration_compiled_equals_python(monkeypatch: pytest.MonkeyPatch) -> None:
     """Instances where the bound and the heuristic do not meet (the level enumeration with
     subproblem targets and the profile cache runs): same optimum with and without the kernels."""
-    from moebench.exact import sets, sets_kernel
+    from moebench.exact.chain import kernel as sets_kernel
+    from moebench.exact.chain import search as sets
 
     calls = []
-    real = sets._level_solutions
+    real = sets.level_solutions
 
     def counted(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sets, "_level_solutions", counted)
+    monkeypatch.setattr(sets, "level_solutions", counted)
     rng = np.random.default_rng(31)
     for _ in range(40):
         model = chain_model(planted_instance(rng))

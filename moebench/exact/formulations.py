@@ -40,7 +40,7 @@ in expert counts when sizes are equal), ``prune`` (set levels that cannot fit fi
 that can never matter removed; F-assign gets the matching lower bounds on set latencies),
 ``sym`` (interchangeable servers ordered by load, interchangeable experts by latency) and
 ``profile`` (F-cover on chain-reducible instances: per-layer profile envelope cuts and per-level
-(max,+) DP rows from the proven profiles of :mod:`moebench.exact.sets`). They are returned as an
+(max,+) DP rows from the proven profiles of :mod:`moebench.exact.chain.profiles`). They are returned as an
 :class:`Extra` (rows over the placement binaries and F-cover's ``a`` columns) that every back end
 adds to its own model.
 
@@ -904,9 +904,10 @@ def _profile_start(inst: Instance, cm: Any, profiles: list) -> np.ndarray:
     over per-layer lower profiles of the sets still inside (greedy completion, or the proven
     profile's witness when it lies inside), with the weights of that level (of the nearest
     lower level with weight when it has none). Nested with prefix budgets, hence realizable
-    (:func:`moebench.exact.sets.chains_to_placement`).
+    (:func:`moebench.exact.chain.model.chains_to_placement`).
     """
-    from moebench.exact.sets import chains_to_placement, combine, greedy_chain
+    from moebench.exact.chain.model import chains_to_placement
+    from moebench.exact.chain.profiles import combine, greedy_chain
 
     n_lv = len(cm.prefix)
     allowed = [np.ones(a.shape[1], bool) for a in cm.members]
@@ -946,7 +947,8 @@ def _profile(inst: Instance, ex: Extra, deadline: float | None) -> None:
     hi a proven non-decreasing upper profile), so g <= env(count) for the concave envelope of
     hi on [0, B]; and per level sum_l w_l g_l <= max {sum_l w_l hi_l(b_l) : sum b_l <= B}.
     """
-    from moebench.exact.sets import LayerProfile, certify_level, chain_model, combine
+    from moebench.exact.chain.model import chain_model
+    from moebench.exact.chain.profiles import LayerProfile, certify_level, combine
 
     try:
         cm = chain_model(inst)

@@ -3,9 +3,9 @@
 ``exact-sets``
     Exact optimum of chain-reducible instances (equal expert sizes, latency depending on the
     server only within each layer, constant fallback per layer, one fastest-first server order
-    for all layers; :func:`moebench.exact.sets.chain_model`) by per-layer branch and bound over
+    for all layers; :func:`moebench.exact.chain.model.chain_model`) by per-layer branch and bound over
     experts, the (max,+) DP over layers, per-level bounds and a top-down enumeration over
-    nested levels (:func:`moebench.exact.sets.exact_chains`). Status ``optimal`` only with a
+    nested levels (:func:`moebench.exact.chain.search.exact_chains`). Status ``optimal`` only with a
     proof; otherwise ``time-limit`` (or ``feasible``) with the proven bound.
 ``bound-levels``
     The certified upper bound sum_j UB_j (each level's single-level optimum with the nesting
@@ -18,33 +18,14 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from moebench.evaluate import gain
-from moebench.exact.sets import (
-    ChainModel,
-    chain_model,
-    chain_value,
-    chains_to_placement,
-    exact_chains,
-    full_chains,
-)
+from moebench.exact.chain.model import chain_model, chain_value, chains_to_placement, full_chains, placement_chains
+from moebench.exact.chain.search import exact_chains
 from moebench.instance import Instance
 from moebench.methods import Method, MethodInfo, MethodSpec, Solution, SolveRequest, Status, int_arg, register_method
 
 #: Seconds kept back from the time limit to build and return the placement.
 _MARGIN = 0.5
-
-
-def placement_chains(inst: Instance, model: ChainModel, x: np.ndarray) -> list[list[np.ndarray]]:
-    """Nested chains C[l, j] of a placement: experts of layer l cached on servers order[0..j]."""
-    x = np.asarray(x, dtype=bool)
-    out = []
-    avail = np.zeros(inst.G, dtype=bool)
-    for server in model.order:
-        avail = avail | x[server]
-        out.append([avail[inst.expert_offset[ly] : inst.expert_offset[ly + 1]].copy() for ly in range(inst.L)])
-    return out
 
 
 def _solve(inst: Instance, req: SolveRequest, *, exact: bool, node_limit: int) -> Solution:

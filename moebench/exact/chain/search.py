@@ -1,0 +1,236 @@
+"""Exact optimum over nested chains (several levels): bounds, nested heuristic, enumeration.
+
+:func:`exact_chains` combines the per-level certificates of :mod:`moebench.exact.chain.profiles`
+(their sum bounds R* with the nesting dropped: ``bound-levels``), a top-down nested heuristic,
+and, when they do not meet, the enumeration of every top-level solution that could still beat
+the incumbent (:func:`moebench.exact.chain.unions.level_solutions`) with the levels below solved
+recursively. docs/certify.md section 3 argues validity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from moebench.exact.chain.model import ChainModel, chain_model, levels_value, restricted
+from moebench.exact.chain.profiles import LayerProfile, certify_level, combine
+from moebench.exact.chain.unions import Timeout, level_solutions
+from moebench.instance import Instance
+
+#: Also use LP upper values in the (cached) profiles of restricted subproblems.
+SUB_LP = False
+#: Bound the levels below the enumerated one by their own nested optimum (docs/certify.md §3).
+STRENGTHEN_REST = True
+
+
+def exact_chains(
+    model: ChainModel,
+    *,
+    deadline: float | None = None,
+    node_limit: int = 20_000,
+    allowed: list[np.ndarray] | None = None,
+    levels: list[int] | None = None,
+    grow: bool = True,
+    enumerate_levels: bool = True,
+    lp: bool = True,
+    on_incumbent: Callable[[dict[int, list[np.ndarray]], float], None] | None = None,
+    target: float = -np.inf,
+    cache: dict | None = None,
+) -> tuple[dict[int, list[np.ndarray]], float, float, bool, int]:
+    """Exact optimum over nested chains inside ``allowed`` (per layer) for the given levels.
+
+    With a ``target`` only solutions of value > target matter (the caller has a solution that
+    good): ``proven`` then means that the optimum is at most max(value, target), and the search
+    stops as soon as its bound drops to the target. ``cache`` maps (layer, allowed experts) to
+    that layer's :class:`LayerProfile` and is shared by the recursive subproblems.
+
+    Bound and heuristic first; when they do not meet, every top
+    level solution that could still beat the incumbent, value_t(C_t) + sum_{j < t} UB_j > LB, is
+    enumerated (:func:`closed_unions` across layers with suffix DP bounds), and the levels below
+    are solved recursively inside it. Exact when every level has positive weight in all layers
+    or in none (otherwise only the bound and the heuristic are used).
+
+    Returns
+    -------
+    chains : dict level -> per-layer masks
+    value : float
+        Layer-cake value of ``chains`` over ``levels``.
+    upper : float
+        Proven upper bound.
+    proven : bool
+    nodes : int
+    """
+    nl = model.L
+    if allowed is None:
+        allowed = [np.ones(a.shape[1], dtype=bool) for a in model.members]
+    if levels is None:
+        levels = [int(j) for j in model.levels]
+    members, probs = [], []
+    for layer in range(nl):
+        keep = restricted(model.members[layer], allowed[layer])
+        members.append(model.members[layer][keep])
+        probs.append(model.probs[layer][keep])
+    if not levels:
+        return {}, 0.0, 0.0, True, 0
+    top_budget = int(model.prefix[levels[-1]])
+    if cache is None:
+        cache = {}
+
+    def profile(ly: int, inside: np.ndarray) -> LayerProfile:
+        # a layer's profile depends only on its allowed experts: sibling subproblems share them
+        # (with every refinement already made); LP upper values only at the root
+        key = (ly, inside.tobytes())
+        if key not in cache:
+            keep = restricted(model.members[ly], inside)
+            cache[key] = LayerProfile(model.members[ly][keep], model.probs[ly][keep], int(inside.sum()), use_lp=SUB_LP)
+        return cache[key]
+
+    if lp:
+        profiles = [
+            LayerProfile(members[ly], probs[ly], min(top_budget, int(allowed[ly].sum())), use_lp=lp, deadline=deadline)
+            for ly in range(nl)
+        ]
+        for ly, pr in enumerate(profiles):  # every later budget is at most top_budget
+            cache[(ly, allowed[ly].tobytes())] = pr
+    else:
+        profiles = [profile(ly, allowed[ly]) for ly in range(nl)]
+    nodes0 = sum(pr.nodes for pr in profiles)
+    ubs = {}
+    if np.isfinite(target):
+        # cheap bound first: the DP over the initial upper profiles of every level
+        for j in levels:
+            f, _ = combine([w * pr.hi for w, pr in zip(model.weights[:, j], profiles)], int(model.prefix[j]))
+            ubs[j] = (float(f[-1]), False)
+        if sum(u for u, _ in ubs.values()) <= target + 1e-9 * max(1.0, abs(target)):
+            return {}, -np.inf, float(sum(u for u, _ in ubs.values())), True, 0
+    for j in sorted(levels, key=lambda j: -float(model.weights[:, j].sum())):
+        others = sum(u for jj, (u, _) in ubs.items() if jj != j)
+        res, _ = certify_level(
+            profiles,
+            model.weights[:, j],
+            int(model.prefix[j]),
+            deadline=deadline,
+            node_limit=node_limit,
+            grow=grow,
+            stop_below=target - others - 1e-9 * max(1.0, abs(target)),
+        )
+        ubs[j] = (res.upper, res.proven)
+        if sum(u for u, _ in ubs.values()) <= target + 1e-9 * max(1.0, abs(target)):
+            nodes = sum(pr.nodes for pr in profiles) - nodes0
+            return {}, -np.inf, float(sum(u for u, _ in ubs.values())), True, nodes
+    upper = sum(u for u, _ in ubs.values())
+    # top-down nested heuristic
+    chains: dict[int, list[np.ndarray]] = {}
+    above = allowed
+    for j in sorted(levels, reverse=True):
+        if above is allowed:
+            profs = profiles
+        else:
+            profs = [profile(ly, above[ly]) for ly in range(nl)]
+        _, alloc = certify_level(
+            profs, model.weights[:, j], int(model.prefix[j]), deadline=deadline, node_limit=node_limit, grow=grow
+        )
+        full = []
+        for ly in range(nl):
+            c = profs[ly].witness[int(alloc[ly])]
+            full.append(c & above[ly])
+        chains[j] = full
+        above = full
+    value = levels_value(model, chains)
+    nodes = sum(pr.nodes for pr in profiles) - nodes0
+    if on_incumbent is not None:
+        on_incumbent(chains, upper)
+    tol = 1e-9 * max(1.0, upper)
+    if value >= upper - tol:
+        return chains, value, max(upper, value), True, nodes
+    goal = max(value, target)  # what a better solution must beat
+    if goal >= upper - tol:
+        return chains, value, upper, True, nodes
+    t, rest = levels[-1], levels[:-1]
+    uniform = all(bool(np.all(model.weights[:, j] > 0) or np.all(model.weights[:, j] == 0)) for j in levels)
+    if not enumerate_levels or not rest or not uniform or not all(p for _, p in ubs.values()):
+        return chains, value, upper, False, nodes
+    rest_ub = sum(ubs[j][0] for j in rest)
+    if STRENGTHEN_REST and len(rest) >= 2:
+        # the levels below t on their own, nested, inside `allowed`: their optimum bounds the rest
+        # of every candidate (C_t lies inside `allowed`) and is tighter than the per-level sum;
+        # only values above goal - UB_t matter
+        need = goal - ubs[t][0]
+        _, rv, _, rproven, rnodes = exact_chains(
+            model,
+            deadline=deadline,
+            node_limit=node_limit,
+            allowed=allowed,
+            levels=rest,
+            grow=grow,
+            lp=False,
+            target=need,
+            cache=cache,
+        )
+        nodes += rnodes
+        if rproven:
+            rest_ub = min(rest_ub, max(rv, need))
+            if ubs[t][0] + rest_ub <= goal + tol:
+                return chains, value, max(value, target), True, nodes
+    box = [goal - rest_ub]  # the enumeration threshold, raised whenever the incumbent improves
+    try:
+        sols = level_solutions(
+            members,
+            probs,
+            model.weights[:, t],
+            int(model.prefix[t]),
+            [model.weights[ly, t] * pr.hi for ly, pr in enumerate(profiles)],
+            box,
+            deadline,
+        )
+        for tops, vt in sols:
+            goal = max(value, target)
+            if vt + rest_ub <= goal + tol:
+                continue
+            # only a completion worth more than goal - vt matters below this top level
+            sub, sub_value, _, sub_proven, sub_nodes = exact_chains(
+                model,
+                deadline=deadline,
+                node_limit=node_limit,
+                allowed=tops,
+                levels=rest,
+                grow=grow,
+                lp=False,
+                target=goal - vt,
+                cache=cache,
+            )
+            nodes += sub_nodes
+            if not sub_proven:
+                return chains, value, upper, False, nodes
+            if vt + sub_value > value + tol:
+                chains = {**sub, t: tops}
+                value = levels_value(model, chains)
+                box[0] = max(value, target) - rest_ub
+    except Timeout:
+        return chains, value, upper, False, nodes
+    return chains, value, max(value, target), True, nodes
+
+
+def level_bound(inst: Instance, *, node_limit: int = 5_000, deadline: float | None = None) -> float:
+    """Certified upper bound on the optimal gain of a chain-reducible instance.
+
+    Parameters
+    ----------
+    inst
+        The instance (raises :class:`~moebench.errors.NotApplicableError` outside the reduction).
+    node_limit
+        Branch-and-bound nodes per profile entry (larger: tighter and slower).
+    deadline
+        ``time.monotonic()`` value after which refinement stops (the bound stays valid).
+
+    Returns
+    -------
+    float
+        sum_j UB_j >= R*.
+    """
+    model = chain_model(inst)
+    _, _, upper, _, _ = exact_chains(
+        model, deadline=deadline, node_limit=node_limit, grow=False, enumerate_levels=False
+    )
+    return float(upper)
