@@ -12,14 +12,28 @@
     between levels dropped), computed with a fixed node budget per profile entry, returned with
     the nested top-down placement as its incumbent (status ``feasible``, or ``optimal`` when
     the two meet). docs/certify.md argues the validity of every bound.
+
+Expert sizes may differ between layers (one size per layer, each a whole multiple of the
+smallest: int4 / int8 / bf16 mixes). The chains with prefix budgets in units of the smallest size
+are then a relaxation of the placements (packing may fail), so both methods return its bound, a
+packed placement, and ``optimal`` only when that placement's gain reaches the bound.
 """
 
 from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from moebench.evaluate import gain
-from moebench.exact.chain.model import chain_model, chain_value, chains_to_placement, full_chains, placement_chains
+from moebench.exact.chain.model import (
+    chain_model,
+    chain_value,
+    chains_to_placement,
+    full_chains,
+    placement_chains,
+    trivial_bound,
+)
 from moebench.exact.chain.search import exact_chains
 from moebench.instance import Instance
 from moebench.methods import Method, MethodInfo, MethodSpec, Solution, SolveRequest, Status, int_arg, register_method
@@ -41,6 +55,11 @@ def _solve(inst: Instance, req: SolveRequest, *, exact: bool, node_limit: int) -
         if req.on_incumbent is not None:
             req.on_incumbent(chains_to_placement(inst, model, full_chains(model, chains)), upper)
 
+    if req.on_incumbent is not None:
+        # before any work: the empty placement with the bound "every set covered at the fastest
+        # level" (sum_l (T0_l - u[l, 0]) * mass_l), so that a kill never leaves the run without both
+        req.on_incumbent(np.zeros((inst.N, inst.G), dtype=bool), trivial_bound(model))
+
     chains, value, upper, proven, nodes = exact_chains(
         model,
         deadline=deadline,
@@ -58,6 +77,10 @@ def _solve(inst: Instance, req: SolveRequest, *, exact: bool, node_limit: int) -
     if upper < achieved - tol:
         raise AssertionError(f"exact-sets: bound {upper!r} below the gain {achieved!r} of its own placement")
     upper = max(upper, achieved)
+    if not model.exact_packing:
+        # several expert sizes: the chains are a relaxation (their optimum bounds R*), and the
+        # packed placement is optimal only when its gain reaches that bound
+        proven = False
     proven = proven or achieved >= upper - tol
     timed_out = deadline is not None and time.monotonic() >= deadline
     status = Status.OPTIMAL if proven else (Status.TIME_LIMIT if timed_out else Status.FEASIBLE)
@@ -76,6 +99,7 @@ def _solve(inst: Instance, req: SolveRequest, *, exact: bool, node_limit: int) -
             "nodes": nodes,
             "levels": [int(j) for j in model.levels],
             "prefix_slots": [int(v) for v in model.prefix],
+            "units": [int(v) for v in model.units],
             "chain_value": value,
         },
     )
@@ -103,7 +127,6 @@ def _build_exact(spec: MethodSpec) -> Method:
         "exact",
         "per-layer exact profiles by branch and bound, (max,+) DP over layers, per-level bounds and "
         "top-down enumeration over nested levels; needs server-only latencies per layer",
-        assumptions=("equal expert sizes",),
         deterministic=True,
     )
 
@@ -124,7 +147,6 @@ def _build_bound(spec: MethodSpec) -> Method:
         spec.full_name if spec.kwargs else "bound-levels",
         "exact",
         "upper bound sum_j UB_j from exact or bounded per-layer profiles; returns the nested top-down chains",
-        assumptions=("equal expert sizes",),
         deterministic=True,
     )
 

@@ -38,7 +38,7 @@ class ChainModel:
     order : ndarray, shape (N,)
         Servers sorted fastest first (a common order for every layer).
     slots : ndarray, shape (N,)
-        Capacity of ``order[j]`` in expert slots.
+        Capacity of ``order[j]`` in whole capacity units (one unit = the smallest expert size).
     prefix : ndarray, shape (N,)
         P_j = slots[0] + ... + slots[j].
     weights : ndarray, shape (L, N)
@@ -49,6 +49,8 @@ class ChainModel:
         Per layer, the probabilities of its sets.
     levels : ndarray
         Indices j of the levels with some positive weight (the others are redundant).
+    units : ndarray of int64, shape (L,)
+        Size of one expert of layer l in capacity units (all 1 when every expert has one size).
     """
 
     order: np.ndarray
@@ -58,25 +60,53 @@ class ChainModel:
     members: list[np.ndarray]
     probs: list[np.ndarray]
     levels: np.ndarray
+    units: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.units is None:
+            object.__setattr__(self, "units", np.ones(len(self.members), dtype=np.int64))
 
     @property
     def L(self) -> int:
         """Number of layers."""
         return len(self.members)
 
+    @property
+    def exact_packing(self) -> bool:
+        """True when every expert has the same size: nested chains within the prefix budgets are
+        then exactly the placements (Claim 3); with several sizes they are a relaxation."""
+        return bool(np.all(self.units == 1))
+
 
 def chain_model(inst: Instance) -> ChainModel:
     """Reduce ``inst`` to nested chains, or explain why it is not chain-reducible.
 
+    Expert sizes may differ between layers when each is a whole multiple of the smallest (an
+    int4 / int8 / bf16 mix); capacities are then counted in units of the smallest size, and the
+    model is a relaxation of the instance (see :attr:`ChainModel.exact_packing`).
+
     Raises
     ------
     NotApplicableError
-        When expert sizes differ, a layer's latency depends on the expert, a layer's fallback is
-        not constant, or no common server order exists.
+        When sizes differ within a layer or are not whole multiples of the smallest, a layer's
+        latency depends on the expert, a layer's fallback is not constant, or no common server
+        order exists.
     """
     size = inst.size
-    if not np.all(size == size[0]) or not size[0] > 0:
-        raise NotApplicableError("exact-sets needs equal positive expert sizes")
+    if not np.all(size > 0):
+        raise NotApplicableError("exact-sets needs positive expert sizes")
+    unit = float(size.min())
+    units = np.empty(inst.L, dtype=np.int64)
+    for layer in range(inst.L):
+        s = size[inst.expert_offset[layer] : inst.expert_offset[layer + 1]]
+        if s.size and not np.all(s == s[0]):
+            raise NotApplicableError(f"exact-sets needs one expert size per layer (layer {layer})")
+        ratio = float(s[0]) / unit if s.size else 1.0
+        if abs(ratio - round(ratio)) > 1e-9 * ratio:
+            raise NotApplicableError(
+                f"exact-sets needs expert sizes that are whole multiples of the smallest (layer {layer}: {ratio:g})"
+            )
+        units[layer] = round(ratio)
     t = np.empty((inst.N, inst.L))
     t0 = np.empty(inst.L)
     for layer in range(inst.L):
@@ -94,7 +124,7 @@ def chain_model(inst: Instance) -> ChainModel:
         raise NotApplicableError("exact-sets needs one server order that is fastest-first in every layer")
     u = np.vstack([u, t0[None, :]])
     weights = np.diff(u, axis=0).T  # (L, N)
-    slots = np.floor(inst.capacity[order] / size[0] * (1 + 1e-9) + 1e-9).astype(np.int64)
+    slots = np.floor(inst.capacity[order] / unit * (1 + 1e-9) + 1e-9).astype(np.int64)
     members, probs = [], []
     for layer in range(inst.L):
         sets = inst.layer_sets(layer)
@@ -103,7 +133,7 @@ def chain_model(inst: Instance) -> ChainModel:
         members.append(a)
         probs.append(np.asarray(inst.layer_probs(layer), dtype=np.float64))
     levels = np.flatnonzero(weights.max(axis=0) > 0)
-    return ChainModel(order, slots, np.cumsum(slots), weights, members, probs, levels)
+    return ChainModel(order, slots, np.cumsum(slots), weights, members, probs, levels, units)
 
 
 def restricted(members: np.ndarray, allowed: np.ndarray) -> np.ndarray:
@@ -133,6 +163,8 @@ def chains_to_placement(inst: Instance, model: ChainModel, chains: list[list[np.
             deadline[g] = j
     todo = np.flatnonzero(deadline >= 0)
     todo = todo[np.argsort(deadline[todo], kind="stable")]
+    if not model.exact_packing:
+        return _pack(inst, model, todo, deadline)
     x = np.zeros((inst.N, inst.G), dtype=bool)
     pos = 0
     for j, server in enumerate(model.order):
@@ -143,6 +175,24 @@ def chains_to_placement(inst: Instance, model: ChainModel, chains: list[list[np.
         pos += take.size
     if pos < todo.size:
         raise AssertionError("the chains need more slots than the servers have")
+    return x
+
+
+def _pack(inst: Instance, model: ChainModel, todo: np.ndarray, deadline: np.ndarray) -> np.ndarray:
+    """Experts in deadline order (larger first within a deadline), each on the fastest server
+    with room left; an expert that fits nowhere is left out. Always feasible; it realizes the
+    chains (every expert by its deadline) when the sizes pack, which is not guaranteed."""
+    layer_of = np.searchsorted(inst.expert_offset, np.arange(inst.G), side="right") - 1
+    size_u = model.units[layer_of]
+    todo = todo[np.lexsort((-size_u[todo], deadline[todo]))]
+    room = model.slots.copy()
+    x = np.zeros((inst.N, inst.G), dtype=bool)
+    for g in todo:
+        fit = np.flatnonzero(room >= size_u[g])
+        if fit.size:
+            j = int(fit[0])
+            room[j] -= size_u[g]
+            x[model.order[j], g] = True
     return x
 
 
@@ -179,3 +229,9 @@ def placement_chains(inst: Instance, model: ChainModel, x: np.ndarray) -> list[l
         avail = avail | x[server]
         out.append([avail[inst.expert_offset[ly] : inst.expert_offset[ly + 1]].copy() for ly in range(inst.L)])
     return out
+
+
+def trivial_bound(model: ChainModel) -> float:
+    """Gain of covering every set at the fastest level: sum_l sum_j w[l, j] * mass_l >= R*."""
+    mass = np.array([float(p.sum()) for p in model.probs])
+    return float((model.weights.sum(axis=1) * mass).sum())

@@ -17,6 +17,7 @@ import numpy as np
 from moebench.exact.chain import kernel as kern
 from moebench.exact.chain.coverage import TOL, max_coverage, quantum, spread_bound
 from moebench.exact.chain.lp import lp_profile
+from moebench.exact.chain.unions import expand_units
 
 
 def greedy_chain(
@@ -172,6 +173,20 @@ def combine(values: list[np.ndarray], budget: int) -> tuple[np.ndarray, np.ndarr
     return f, alloc
 
 
+def combine_units(
+    values: list[np.ndarray], budget: int, units: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`combine` when an expert of layer l takes ``units[l]`` capacity units.
+
+    ``values[l][b]`` is the value of b experts of layer l; the budget is in units. Returns the
+    final table over units and the allocation in experts per layer (None: every unit is 1).
+    """
+    if units is None or np.all(np.asarray(units) == 1):
+        return combine(values, budget)
+    f, alloc = combine([expand_units(v, int(s)) for v, s in zip(values, units)], budget)
+    return f, np.asarray(alloc, dtype=np.int64) // np.asarray(units, dtype=np.int64)
+
+
 def _combine_py(values: list[np.ndarray], budget: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """Python reference of the (max,+) DP: final table and per-layer choice tables."""
     f = np.zeros(budget + 1)
@@ -211,6 +226,7 @@ def certify_level(
     node_limit: int,
     grow: bool = True,
     stop_below: float = -np.inf,
+    units: np.ndarray | None = None,
 ) -> tuple[LevelResult, np.ndarray]:
     """Close the gap of one level's (max,+) DP by refining the profile entries its optimum uses.
 
@@ -220,19 +236,22 @@ def certify_level(
     ``grow``), and the DP is solved again. The loop also stops (``proven`` false) as soon as
     the bound is at most ``stop_below`` (the caller only needs to know that much).
 
+    ``units[l]`` is the capacity taken by one expert of layer l (default 1; ``budget`` is in the
+    same units).
+
     Returns
     -------
-    LevelResult, and the allocation of the best known lower solution.
+    LevelResult, and the allocation (experts per layer) of the best known lower solution.
     """
     while True:
-        f, alloc = combine([w * pr.hi for w, pr in zip(weights, profiles)], budget)
+        f, alloc = combine_units([w * pr.hi for w, pr in zip(weights, profiles)], budget, units)
         upper = float(f[budget])
         gaps = [
             (w * (pr.hi[b] - pr.lo[b]), layer)
             for layer, (w, pr, b) in enumerate(zip(weights, profiles, alloc))
             if w > 0 and not pr.exact(b)
         ]
-        flo, alloc_lo = combine([w * pr.lo for w, pr in zip(weights, profiles)], budget)
+        flo, alloc_lo = combine_units([w * pr.lo for w, pr in zip(weights, profiles)], budget, units)
         lower = float(flo[budget])
         if not gaps or upper - lower <= TOL * max(1.0, upper):
             return LevelResult(-1, budget, max(upper, lower), lower, True), alloc_lo

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from moebench.exact.chain.model import ChainModel, chain_model, levels_value, restricted
-from moebench.exact.chain.profiles import LayerProfile, certify_level, combine
+from moebench.exact.chain.profiles import LayerProfile, certify_level, combine_units
 from moebench.exact.chain.unions import Timeout, level_solutions
 from moebench.instance import Instance
 
@@ -74,6 +74,7 @@ def exact_chains(
     if not levels:
         return {}, 0.0, 0.0, True, 0
     top_budget = int(model.prefix[levels[-1]])
+    units = model.units
     if cache is None:
         cache = {}
 
@@ -88,7 +89,13 @@ def exact_chains(
 
     if lp:
         profiles = [
-            LayerProfile(members[ly], probs[ly], min(top_budget, int(allowed[ly].sum())), use_lp=lp, deadline=deadline)
+            LayerProfile(
+                members[ly],
+                probs[ly],
+                min(top_budget // int(units[ly]), int(allowed[ly].sum())),
+                use_lp=lp,
+                deadline=deadline,
+            )
             for ly in range(nl)
         ]
         for ly, pr in enumerate(profiles):  # every later budget is at most top_budget
@@ -96,11 +103,60 @@ def exact_chains(
     else:
         profiles = [profile(ly, allowed[ly]) for ly in range(nl)]
     nodes0 = sum(pr.nodes for pr in profiles)
+
+    def nested(until: float | None) -> dict[int, list[np.ndarray]]:
+        # top-down nested heuristic: each level's best known allocation inside the level above
+        # (``until`` = 0.0: no refinement at all, only the DP over the current lower profiles)
+        out: dict[int, list[np.ndarray]] = {}
+        above = allowed
+        for j in sorted(levels, reverse=True):
+            profs = profiles if above is allowed else [profile(ly, above[ly]) for ly in range(nl)]
+            _, alloc = certify_level(
+                profs,
+                model.weights[:, j],
+                int(model.prefix[j]),
+                deadline=until,
+                node_limit=node_limit,
+                grow=grow,
+                units=units,
+            )
+            out[j] = [profs[ly].witness[int(alloc[ly])] & above[ly] for ly in range(nl)]
+            above = out[j]
+        return out
+
     ubs = {}
+    best: list = [None, -np.inf, np.inf]  # streamed incumbent chains, their value, the bound
+
+    def emit(chains_: dict[int, list[np.ndarray]], value_: float, upper_: float) -> None:
+        # the harness keeps the last message only: send the best chains and the best bound so far
+        if on_incumbent is None:
+            return
+        better = value_ > best[1] + 1e-12 * max(1.0, abs(value_))
+        if better:
+            best[0], best[1] = chains_, value_
+        if better or upper_ < best[2]:
+            best[2] = min(best[2], upper_)
+            on_incumbent(best[0], best[2])
+
+    if on_incumbent is not None:
+        # anytime: a placement and a valid bound before any search (the DP over the initial
+        # upper profiles of each level; the greedy nested chains)
+        quick_ub = sum(
+            float(
+                combine_units([w * pr.hi for w, pr in zip(model.weights[:, j], profiles)], int(model.prefix[j]), units)[
+                    0
+                ][-1]
+            )
+            for j in levels
+        )
+        quick = nested(0.0)
+        emit(quick, levels_value(model, quick), quick_ub)
     if np.isfinite(target):
         # cheap bound first: the DP over the initial upper profiles of every level
         for j in levels:
-            f, _ = combine([w * pr.hi for w, pr in zip(model.weights[:, j], profiles)], int(model.prefix[j]))
+            f, _ = combine_units(
+                [w * pr.hi for w, pr in zip(model.weights[:, j], profiles)], int(model.prefix[j]), units
+            )
             ubs[j] = (float(f[-1]), False)
         if sum(u for u, _ in ubs.values()) <= target + 1e-9 * max(1.0, abs(target)):
             return {}, -np.inf, float(sum(u for u, _ in ubs.values())), True, 0
@@ -114,33 +170,19 @@ def exact_chains(
             node_limit=node_limit,
             grow=grow,
             stop_below=target - others - 1e-9 * max(1.0, abs(target)),
+            units=units,
         )
         ubs[j] = (res.upper, res.proven)
         if sum(u for u, _ in ubs.values()) <= target + 1e-9 * max(1.0, abs(target)):
             nodes = sum(pr.nodes for pr in profiles) - nodes0
             return {}, -np.inf, float(sum(u for u, _ in ubs.values())), True, nodes
     upper = sum(u for u, _ in ubs.values())
-    # top-down nested heuristic
-    chains: dict[int, list[np.ndarray]] = {}
-    above = allowed
-    for j in sorted(levels, reverse=True):
-        if above is allowed:
-            profs = profiles
-        else:
-            profs = [profile(ly, above[ly]) for ly in range(nl)]
-        _, alloc = certify_level(
-            profs, model.weights[:, j], int(model.prefix[j]), deadline=deadline, node_limit=node_limit, grow=grow
-        )
-        full = []
-        for ly in range(nl):
-            c = profs[ly].witness[int(alloc[ly])]
-            full.append(c & above[ly])
-        chains[j] = full
-        above = full
+    chains = nested(deadline)
     value = levels_value(model, chains)
+    if best[0] is not None and best[1] > value:
+        chains, value = best[0], best[1]  # the quick chains were better
     nodes = sum(pr.nodes for pr in profiles) - nodes0
-    if on_incumbent is not None:
-        on_incumbent(chains, upper)
+    emit(chains, value, upper)
     tol = 1e-9 * max(1.0, upper)
     if value >= upper - tol:
         return chains, value, max(upper, value), True, nodes
@@ -183,6 +225,7 @@ def exact_chains(
             [model.weights[ly, t] * pr.hi for ly, pr in enumerate(profiles)],
             box,
             deadline,
+            units,
         )
         for tops, vt in sols:
             goal = max(value, target)
@@ -207,6 +250,7 @@ def exact_chains(
                 chains = {**sub, t: tops}
                 value = levels_value(model, chains)
                 box[0] = max(value, target) - rest_ub
+                emit(chains, value, upper)
     except Timeout:
         return chains, value, upper, False, nodes
     return chains, value, max(value, target), True, nodes

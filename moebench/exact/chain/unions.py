@@ -19,6 +19,12 @@ class Timeout(Exception):
     """The deadline passed during the exact search."""
 
 
+def expand_units(values: np.ndarray, unit: int) -> np.ndarray:
+    """A per-expert profile re-indexed by capacity units: out[u] = values[u // unit]."""
+    v = np.asarray(values, dtype=np.float64)
+    return v if unit == 1 else np.repeat(v, unit)[: (len(v) - 1) * unit + 1]
+
+
 def suffix_tables(values: list[np.ndarray], budget: int) -> list[np.ndarray]:
     """tables[l][B] = max sum_{l' >= l} values[l'][b] with sum b <= B (tables[L] = 0)."""
     f = np.zeros(budget + 1)
@@ -169,12 +175,15 @@ def level_solutions(
     hi_values: list[np.ndarray],
     threshold: list[float],
     deadline: float | None,
+    units: np.ndarray | None = None,
 ) -> Iterator[tuple[list[np.ndarray], float]]:
     """Every per-layer tuple of closed unions with sum_l w_l f_l(U_l) >= threshold[0] and total size
-    <= budget. The caller may raise threshold[0] between yields (its incumbent improved); the
+    sum_l units[l] |U_l| <= budget (``units``: size of one expert of layer l in capacity units,
+    default 1). The caller may raise threshold[0] between yields (its incumbent improved); the
     enumeration then prunes with the new value from the next layer search on."""
     nl = len(members)
-    suffix = suffix_tables(hi_values, budget)
+    units = np.ones(nl, dtype=np.int64) if units is None else np.asarray(units, dtype=np.int64)
+    suffix = suffix_tables([expand_units(v, int(s)) for v, s in zip(hi_values, units)], budget)
     bits = [kern.SetBits.of(a) if kern.usable(a) else None for a in members]
     chosen: list[np.ndarray] = [None] * nl  # type: ignore[list-item]
 
@@ -185,15 +194,16 @@ def level_solutions(
                 yield list(chosen), acc
             return
         w = weights[layer]
-        bmax = min(left, members[layer].shape[1])
+        s = int(units[layer])
+        bmax = min(left // s, members[layer].shape[1])
         sizes = np.arange(bmax + 1)
-        rest = suffix[layer + 1][left - sizes]
+        rest = suffix[layer + 1][left - s * sizes]
         if w > 0:
             need = (thr - acc - rest) / w
         else:
             need = np.where(sizes == 0, -np.inf, np.inf)  # a zero-weight layer keeps nothing here
         for u, size, val in closed_unions(members[layer], probs[layer], need, deadline, bits=bits[layer]):
             chosen[layer] = u
-            yield from rec(layer + 1, left - size, acc + w * val)
+            yield from rec(layer + 1, left - s * size, acc + w * val)
 
     yield from rec(0, budget, 0.0)
