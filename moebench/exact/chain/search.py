@@ -9,10 +9,12 @@ recursively. docs/certify.md section 3 argues validity.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
 
+from moebench.exact.chain.allocation import monotone_sizes
 from moebench.exact.chain.model import ChainModel, chain_model, levels_value, restricted
 from moebench.exact.chain.profiles import LayerProfile, certify_level, combine_units
 from moebench.exact.chain.unions import Timeout, level_solutions
@@ -124,6 +126,73 @@ def exact_chains(
             above = out[j]
         return out
 
+    def forced_profile(ly: int, forced: np.ndarray) -> LayerProfile:
+        # layer ly inside `allowed` with the experts `forced` already cached: each set keeps only
+        # its experts outside `forced` (sets inside `forced` are covered, they add a constant)
+        key = (ly, allowed[ly].tobytes(), forced.tobytes())
+        if key not in cache:
+            keep = restricted(model.members[ly], allowed[ly])
+            a = model.members[ly][keep] & ~forced[None, :]
+            live = a.any(axis=1)
+            free = int((allowed[ly] & ~forced).sum())
+            cache[key] = LayerProfile(a[live], model.probs[ly][keep][live], free, use_lp=SUB_LP)
+        return cache[key]
+
+    def nested_up(until: float | None) -> dict[int, list[np.ndarray]]:
+        # bottom-up nested heuristic: each level's best allocation that contains the level below.
+        # It wins when the top level has ties that the top-down order breaks blindly (e.g. any
+        # whole layer covers everything; only the lower levels tell which layer is worth it)
+        out: dict[int, list[np.ndarray]] = {}
+        below = [np.zeros_like(al) for al in allowed]
+        for j in sorted(levels):
+            profs = [forced_profile(ly, below[ly]) for ly in range(nl)]
+            used = int(sum(int(units[ly]) * int(below[ly].sum()) for ly in range(nl)))
+            _, alloc = certify_level(
+                profs,
+                model.weights[:, j],
+                int(model.prefix[j]) - used,
+                deadline=until,
+                node_limit=node_limit,
+                grow=grow,
+                units=units,
+            )
+            out[j] = [below[ly] | (profs[ly].witness[int(alloc[ly])] & allowed[ly]) for ly in range(nl)]
+            below = out[j]
+        return out
+
+    def nested_sizes(until: float | None) -> dict[int, list[np.ndarray]] | None:
+        # sizes per layer and level from the size-monotone allocation MILP over the lower
+        # profiles (allocation.py), then per layer top-down: each level's best known set of its
+        # size inside the level above
+        lv = sorted(levels)
+        vals = [[model.weights[ly, j] * profiles[ly].lo for j in lv] for ly in range(nl)]
+        left = 5.0 if until is None else min(5.0, max(0.0, until - time.monotonic()) / 10)
+        if left < 0.05:
+            return None
+        sizes = monotone_sizes(vals, [int(model.prefix[j]) for j in lv], units, left)
+        if sizes is None:
+            return None
+        out: dict[int, list[np.ndarray]] = {j: [] for j in lv}
+        for ly in range(nl):
+            above = allowed[ly]
+            for k in range(len(lv) - 1, -1, -1):
+                pr = profile(ly, above)
+                c = pr.witness[min(int(sizes[ly, k]), pr.bmax)] & above
+                out[lv[k]].append(c)
+                above = c
+        return out
+
+    def heuristic(until: float | None) -> tuple[dict[int, list[np.ndarray]], float]:
+        # the best of the nested completions
+        cands = [nested(until), nested_up(until)]
+        if lp and len(levels) > 1:
+            guided = nested_sizes(until)
+            if guided is not None:
+                cands.append(guided)
+        vals = [levels_value(model, c) for c in cands]
+        k = int(np.argmax(vals))
+        return cands[k], vals[k]
+
     ubs = {}
     best: list = [None, -np.inf, np.inf]  # streamed incumbent chains, their value, the bound
 
@@ -149,8 +218,8 @@ def exact_chains(
             )
             for j in levels
         )
-        quick = nested(0.0)
-        emit(quick, levels_value(model, quick), quick_ub)
+        quick, quick_value = heuristic(0.0)
+        emit(quick, quick_value, quick_ub)
     if np.isfinite(target):
         # cheap bound first: the DP over the initial upper profiles of every level
         for j in levels:
@@ -177,8 +246,7 @@ def exact_chains(
             nodes = sum(pr.nodes for pr in profiles) - nodes0
             return {}, -np.inf, float(sum(u for u, _ in ubs.values())), True, nodes
     upper = sum(u for u, _ in ubs.values())
-    chains = nested(deadline)
-    value = levels_value(model, chains)
+    chains, value = heuristic(deadline)
     if best[0] is not None and best[1] > value:
         chains, value = best[0], best[1]  # the quick chains were better
     nodes = sum(pr.nodes for pr in profiles) - nodes0
