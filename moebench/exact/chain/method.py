@@ -40,6 +40,9 @@ from moebench.methods import Method, MethodInfo, MethodSpec, Solution, SolveRequ
 
 #: Seconds kept back from the time limit to build and return the placement.
 _MARGIN = 0.5
+#: Relative widening of every returned bound (covers the DP tie tolerance and rounding; far
+#: below the 1e-9 relative tolerance of ``optimal``).
+SAFETY = 1e-10
 
 
 def _solve(inst: Instance, req: SolveRequest, *, exact: bool, node_limit: int) -> Solution:
@@ -53,7 +56,9 @@ def _solve(inst: Instance, req: SolveRequest, *, exact: bool, node_limit: int) -
     def stream(chains: dict, upper: float) -> None:
         # the harness keeps the last streamed incumbent if it has to kill the run
         if req.on_incumbent is not None:
-            req.on_incumbent(chains_to_placement(inst, model, full_chains(model, chains)), upper)
+            req.on_incumbent(
+                chains_to_placement(inst, model, full_chains(model, chains)), upper + SAFETY * max(1.0, abs(upper))
+            )
 
     if req.on_incumbent is not None:
         # before any work: the empty placement with the bound "every set covered at the fastest
@@ -76,7 +81,9 @@ def _solve(inst: Instance, req: SolveRequest, *, exact: bool, node_limit: int) -
     tol = 1e-9 * max(1.0, abs(upper))
     if upper < achieved - tol:
         raise AssertionError(f"exact-sets: bound {upper!r} below the gain {achieved!r} of its own placement")
-    upper = max(upper, achieved)
+    # widen the bound against floating point: the DPs keep ties within 1e-12 per layer and sum at
+    # most L x N terms in double precision (docs/certify.md, "Safety against rounding")
+    upper = max(upper + SAFETY * max(1.0, abs(upper)), achieved)
     if not model.exact_packing:
         # several expert sizes: the chains are a relaxation (their optimum bounds R*), and the
         # packed placement is optimal only when its gain reaches that bound
