@@ -72,7 +72,21 @@ CONDITIONS: dict[str, Callable[[Instance], bool]] = {
     "single server": lambda inst: inst.N == 1,
     "equal expert sizes": lambda inst: bool(np.all(inst.size == inst.size[0])),
     "single layer": lambda inst: inst.L == 1,
+    "one expert size per layer": lambda inst: _one_size_per_layer(inst),
 }
+
+
+def _one_size_per_layer(inst: Instance) -> bool:
+    """Each layer's experts share one size and every size is a whole multiple of the smallest."""
+    if not np.all(inst.size > 0):
+        return False
+    unit = float(inst.size.min())
+    for layer in range(inst.L):
+        s = inst.size[inst.expert_offset[layer] : inst.expert_offset[layer + 1]]
+        ratio = float(s[0]) / unit if s.size else 1.0
+        if s.size and (not np.all(s == s[0]) or abs(ratio - round(ratio)) > 1e-9 * ratio):
+            return False
+    return True
 
 
 def check_conditions(conditions: tuple[str, ...], inst: Instance) -> list[str]:

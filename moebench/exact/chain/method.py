@@ -134,6 +134,7 @@ def _build_exact(spec: MethodSpec) -> Method:
         "exact",
         "per-layer exact profiles by branch and bound, (max,+) DP over layers, per-level bounds and "
         "top-down enumeration over nested levels; needs server-only latencies per layer",
+        assumptions=("one expert size per layer",),
         deterministic=True,
     )
 
@@ -154,6 +155,7 @@ def _build_bound(spec: MethodSpec) -> Method:
         spec.full_name if spec.kwargs else "bound-levels",
         "exact",
         "upper bound sum_j UB_j from exact or bounded per-layer profiles; returns the nested top-down chains",
+        assumptions=("one expert size per layer",),
         deterministic=True,
     )
 
