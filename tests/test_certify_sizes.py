@@ -124,5 +124,5 @@ def test_trace_family_layer_precisions() -> None:
     assert np.allclose(mixed.latency, bf16.latency)  # precision changes bytes, not FLOPs
     assert mixed.capacity.sum() == pytest.approx(0.25 * mixed.size.sum())
     assert list(chain_model(mixed).units) == [1, 4]
-    with pytest.raises(InputError, match="layer_bytes_weight"):
+    with pytest.raises(InputError, match="one per layer"):
         generate("deepseek-v2-lite-esft", {**p, "layer_bytes_weight": (0.5,)}, seed=0)

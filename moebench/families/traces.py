@@ -438,7 +438,7 @@ def assemble_model(
     if p.get("layer_bytes_weight") is not None:  # a precision per layer: sizes differ between layers
         per = np.asarray(p["layer_bytes_weight"], dtype=float)
         if per.size != nl or not np.all(np.isfinite(per) & (per > 0)):
-            raise InputError(f"layer_bytes_weight needs {nl} values > 0 (one per layer)", where="layer_bytes_weight")
+            raise InputError(f"needs {nl} values > 0 (one per layer)", where="layer_bytes_weight")
         size = np.array([model.expert_mb(float(b)) for b in per])[:, None] * np.ones((1, e))
     t, t0 = latencies(hw, np.full((nl, e), model.expert_flops))
     cap = capacities(p, float(size.sum()), len(hw.delay))
