@@ -126,3 +126,25 @@ def test_trace_family_layer_precisions() -> None:
     assert list(chain_model(mixed).units) == [1, 4]
     with pytest.raises(InputError, match="one per layer"):
         generate("deepseek-v2-lite-esft", {**p, "layer_bytes_weight": (0.5,)}, seed=0)
+
+
+def test_mixed_sizes_python_fallback_equals_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unit-indexed DPs and enumeration give the same bound and gain without numba."""
+    from moebench.exact.chain import kernel
+
+    rng = np.random.default_rng(61)
+    checked = 0
+    while checked < 25:
+        inst = mixed_instance(rng, f"py{checked}")
+        if len(np.unique(inst.size)) < 2 or search_space(inst) > 100_000:
+            continue
+        x, _ = solve_bruteforce(inst)
+        opt = gain(inst, x)
+        compiled = run_method(inst, "exact-sets", time_limit=30, isolate=False)
+        with monkeypatch.context() as m:
+            m.setattr(kernel, "HAVE_NUMBA", False)
+            python = run_method(inst, "exact-sets", time_limit=30, isolate=False)
+        assert python.status == compiled.status
+        assert python.gain == pytest.approx(compiled.gain, abs=1e-9)
+        assert python.bound == pytest.approx(compiled.bound, abs=1e-9) and python.bound >= opt - 1e-9
+        checked += 1
