@@ -126,17 +126,20 @@ def exact_chains(
             above = out[j]
         return out
 
+    forced_cache: dict = {}
+
     def forced_profile(ly: int, forced: np.ndarray) -> LayerProfile:
         # layer ly inside `allowed` with the experts `forced` already cached: each set keeps only
         # its experts outside `forced` (sets inside `forced` are covered, they add a constant)
-        key = (ly, allowed[ly].tobytes(), forced.tobytes())
-        if key not in cache:
+        # (kept in this call only: the shared cache holds profiles the subproblems reuse)
+        key = (ly, forced.tobytes())
+        if key not in forced_cache:
             keep = restricted(model.members[ly], allowed[ly])
             a = model.members[ly][keep] & ~forced[None, :]
             live = a.any(axis=1)
             free = int((allowed[ly] & ~forced).sum())
-            cache[key] = LayerProfile(a[live], model.probs[ly][keep][live], free, use_lp=SUB_LP)
-        return cache[key]
+            forced_cache[key] = LayerProfile(a[live], model.probs[ly][keep][live], free, use_lp=SUB_LP)
+        return forced_cache[key]
 
     def nested_up(until: float | None) -> dict[int, list[np.ndarray]]:
         # bottom-up nested heuristic: each level's best allocation that contains the level below.
