@@ -24,6 +24,9 @@ from moebench.instance import Instance
 SUB_LP = False
 #: Bound the levels below the enumerated one by their own nested optimum (docs/certify.md §3).
 STRENGTHEN_REST = True
+#: Also try the bottom-up completion inside every subproblem of the enumeration (not only at the
+#: root); measured in docs/certify.md section 7.3.
+BOTTOM_UP_EVERYWHERE = True
 
 
 def exact_chains(
@@ -187,7 +190,9 @@ def exact_chains(
 
     def heuristic(until: float | None) -> tuple[dict[int, list[np.ndarray]], float]:
         # the best of the nested completions
-        cands = [nested(until), nested_up(until)]
+        cands = [nested(until)]
+        if lp or BOTTOM_UP_EVERYWHERE:
+            cands.append(nested_up(until))
         if lp and len(levels) > 1:
             guided = nested_sizes(until)
             if guided is not None:
