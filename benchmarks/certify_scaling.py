@@ -39,37 +39,25 @@ targets
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
 import time
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
 from moebench.instance import Instance, LayerSpec, build_instance
 
-DATA = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "moe-traces" / "deepseek-v2-lite-esft" / "expert_scores"
-)
 LATENCY = (2.0, 3.0, 4.0, 6.0, 8.0)
 CLOUD = 30.0
 EXPERT_MB = 17.3
 
 
-@lru_cache(maxsize=4)
 def _trace(task: str) -> np.ndarray:
-    """Top-6 ids of every token at every layer, shape (26, T, 6)."""
-    layers = []
-    for layer in range(1, 27):
-        raw = gzip.decompress((DATA / task / f"expert_weights_{layer}.txt.gz").read_bytes()).decode("ascii")
-        seqs = [
-            np.array(line.partition("\t\t")[0].split("\t"), dtype=np.int64).reshape(-1, 6)
-            for line in raw.splitlines()
-            if line
-        ]
-        layers.append(np.concatenate(seqs))
-    return np.stack(layers)
+    """Top-6 ids of every token at every layer, shape (26, T, 6), from the default data folder
+    (``$MOEBENCH_DATA`` or the one shipped with moebench)."""
+    from moebench.data import resolve_data_dir
+    from moebench.data.esft import EsftSource
+
+    return EsftSource(resolve_data_dir()).load(task).ids
 
 
 def esft_instance(layers: int, tokens: int, seed: int = 0, task: str = "law", share: float = 0.25) -> Instance:

@@ -31,7 +31,7 @@ import numpy as np
 from tabulate import tabulate
 
 from moebench.exact import highs as hs
-from moebench.exact.formulations import build_model
+from moebench.exact.strengthen import build_model
 from moebench.families import generate
 from moebench.harness import run_method
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from certify_scaling import esft_instance
 
-from moebench.exact.formulations import (
+from moebench.exact.strengthen import (
     DEFAULT_STRENGTHEN,
     PROFILE_MAX_SECONDS,
     PROFILE_TIME_SHARE,
@@ -65,8 +65,8 @@ def variants(selected: str) -> list[tuple[str, str]]:
 
 def lp_root(inst: Instance, strengthen: str, limit: float) -> tuple[float | None, float, float]:
     """(gain bound of the LP relaxation of F-cover, build seconds, LP seconds)."""
-    from moebench.exact.formulations import parse_strengthen
     from moebench.exact.highs import lp_bound
+    from moebench.exact.strengthen import parse_strengthen
 
     share = min(PROFILE_MAX_SECONDS, PROFILE_TIME_SHARE * limit)
     t0 = time.perf_counter()

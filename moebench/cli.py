@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
+import math
 import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from moebench.errors import InputError
 
@@ -43,39 +43,67 @@ def stdout_to_stderr() -> Iterator[None]:
 
 
 def _print_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, default=_json_default))
+    """Print ``obj`` as strict JSON: a non-finite number becomes null, with a warning naming it."""
+    from moebench.json_io import dumps_strict
+
+    text, replaced = dumps_strict(obj, indent=2, default=str)
+    if replaced:
+        shown = ", ".join(replaced[:5]) + (f" and {len(replaced) - 5} more" if len(replaced) > 5 else "")
+        _warn(f"not a finite number, printed as null: {shown}")
+    print(text)
 
 
-def _json_default(o: Any) -> Any:
-    import numpy as np
+def _warn(message: str) -> None:
+    print(f"moebench: warning: {_one_line(message)}", file=sys.stderr)
 
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
+
+def _one_line(message: str) -> str:
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _check_time_limit(value: float | None, flag: str = "--time-limit") -> None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise InputError(f"must be a finite number of seconds > 0, got {value!r}", where=flag)
 
 
 # ---- commands -------------------------------------------------------------------------
+def _solve_options(args: argparse.Namespace, accepted: tuple[str, ...], method: str) -> dict[str, Any]:
+    """The method options of ``solve``, every name checked against what ``method`` accepts."""
+    options: dict[str, Any] = {}
+    flags: dict[str, str] = {}
+    for key, value in _params(args.option, "--option").items():
+        options[key], flags[key] = value, "--option"
+    for key in ("formulation", "solver", "profile"):
+        if getattr(args, key) is not None:
+            options[key], flags[key] = getattr(args, key), f"--{key}"
+    for key in options:
+        if key not in accepted:
+            known = f"accepted: {', '.join(accepted)}" if accepted else "it takes no options"
+            where = flags[key] if flags[key] != "--option" else f"--option {key}"
+            raise InputError(f"{method} does not accept option {key!r} ({known})", where=where)
+    return options
+
+
 def cmd_solve(args: argparse.Namespace) -> int:
     from moebench.harness import run_method
     from moebench.instance_file import load_instance
+    from moebench.methods import get_method
     from moebench.placement import save_placement
 
-    inst = load_instance(args.instance)
-    options: dict[str, Any] = _params(args.option, "--option")
-    for key in ("formulation", "solver", "profile"):
-        if getattr(args, key) is not None:
-            options[key] = getattr(args, key)
+    # usage errors first, before the instance is read or anything is solved
+    method = get_method(args.method)
+    options = _solve_options(args, method.options, method.name)
+    _check_time_limit(args.time_limit)
+    if args.seed < 0:
+        raise InputError(f"must be >= 0, got {args.seed}", where="--seed")
     if args.profile is not None:
         from moebench.exact.profiles import load_profile
 
         load_profile(args.profile)  # an unknown profile is an input error (exit 2), not a result
+    inst = load_instance(args.instance)
     isolate = False if args.no_isolate else None
     with stdout_to_stderr():
-        rec = run_method(
-            inst, args.method, time_limit=args.time_limit, seed=args.seed, options=options, isolate=isolate
-        )
+        rec = run_method(inst, method, time_limit=args.time_limit, seed=args.seed, options=options, isolate=isolate)
     if args.output and rec.placement is not None:
         from moebench.placement import from_triples
 
@@ -90,11 +118,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from moebench.placement import load_placement
 
     inst = load_instance(args.instance)
-    x = load_placement(inst, args.placement)
+    x = load_placement(inst, args.placement, warn=lambda msg: _warn(f"{args.placement}: {msg}"))
     ev = evaluate(inst, x)
     out = {"instance": inst.name, **ev.to_dict()}
     _print_json(out)
     return 0 if ev.feasible else 1
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from moebench.instance_file import load_instance
+    from moebench.placement import load_placement
+    from moebench.replay import Replayer
+
+    inst = load_instance(args.instance)
+    try:
+        replayer = Replayer(inst, data_dir=args.data_dir, trace=args.trace)
+    except InputError as err:
+        if err.where == "trace":  # no file given for a trace instance: a usage error
+            raise InputError(err.reason, where="--trace") from None
+        if err.where and err.where.startswith("meta."):  # the instance's provenance
+            raise err.with_file(args.instance) from None
+        raise
+    x = load_placement(inst, args.placement, warn=lambda msg: _warn(f"{args.placement}: {msg}"))
+    rep = replayer.replay(x, args.task, args.tokens)
+    _print_json(rep.to_dict())
+    return 0 if rep.feasible else 1
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
@@ -173,9 +221,17 @@ def cmd_instances_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_instances_show(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from moebench.instance_file import load_instance
 
     inst = load_instance(args.instance)
+    # sums of sizes near the float limit overflow (printed as null): the fraction is computed on
+    # scaled values, which do not
+    scale = float(inst.size.max())
+    fraction = float((inst.capacity / scale).sum() / (inst.size / scale).sum())
+    with np.errstate(over="ignore"):
+        total = inst.total_size
     info = {
         "name": inst.name,
         "K": inst.K,
@@ -185,8 +241,8 @@ def cmd_instances_show(args: argparse.Namespace) -> int:
         "experts_per_layer": sorted(set(int(e) for e in inst.n_experts)),
         "activation_sets": inst.M,
         "capacity_mb": [float(c) for c in inst.capacity],
-        "total_expert_mb": inst.total_size,
-        "capacity_fraction": float(inst.capacity.sum() / inst.total_size),
+        "total_expert_mb": total,
+        "capacity_fraction": fraction,
         "latency_range_ms": [float(inst.latency.min()), float(inst.latency.max())],
         "fallback_range_ms": [float(inst.fallback.min()), float(inst.fallback.max())],
         "empty_latency_ms": inst.empty_latency,
@@ -255,14 +311,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     return report_command(args)
 
 
+def cmd_references_check(args: argparse.Namespace) -> int:
+    from moebench.bench.reference_check import references_command
+
+    return references_command(args)
+
+
 # ---- parser ---------------------------------------------------------------------------
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line ``moebench: error: ...`` (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print one line naming the problem (``--help`` shows the usage) and exit with code 2."""
+        self.exit(2, f"moebench: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     from moebench import __version__
 
-    p = argparse.ArgumentParser(
-        prog="moebench", description="Benchmark MoE expert-placement algorithms against exact references."
-    )
+    p = Parser(prog="moebench", description="Benchmark MoE expert-placement algorithms against exact references.")
     p.add_argument("--version", action="version", version=f"moebench {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -286,6 +354,30 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("placement")
     e.set_defaults(func=cmd_evaluate)
 
+    rp = sub.add_parser(
+        "replay", help="replay real token paths of a trace through a placement; prints JSON, exit 1 when infeasible"
+    )
+    rp.add_argument("instance", help="instance of a real-trace family (deepseek-v2-lite-esft, trace)")
+    rp.add_argument("placement")
+    rp.add_argument("--task", default=None, help="task to replay (default: the instance's; another task of the model)")
+    rp.add_argument(
+        "--tokens",
+        choices=("all", "train", "test"),
+        default="all",
+        help="every token of the task, or a part of the instance's split (same fraction and seed); default all",
+    )
+    src = rp.add_mutually_exclusive_group()
+    src.add_argument(
+        "--data-dir", default=None, help="ESFT data folder (default: $MOEBENCH_DATA, else the shipped one)"
+    )
+    src.add_argument(
+        "--trace",
+        default=None,
+        metavar="FILE",
+        help="moebench-trace/1 file: the trace instance's own file (checked by SHA-256), or another recording of the model",
+    )
+    rp.set_defaults(func=cmd_replay)
+
     m = sub.add_parser("methods", help="list methods with assumptions and guarantees")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_methods)
@@ -304,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     ig.add_argument(
         "--data-dir",
         default=None,
-        help="trace data folder for model-derived families (default: $MOEBENCH_DATA or ../shared/data/moe-traces)",
+        help="trace data folder for model-derived families (default: $MOEBENCH_DATA, else the shipped one)",
     )
     ig.add_argument("-o", "--output", required=True, help="output file (.json or .json.gz)")
     ig.set_defaults(func=cmd_instances_generate)
@@ -355,6 +447,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--references", default=None, help="reference file (.solu; default: references.solu beside the results)"
     )
     rep.set_defaults(func=cmd_report)
+
+    ref = sub.add_parser("references", help="reference files (.solu) and their evidence")
+    rsub = ref.add_subparsers(dest="references_command", required=True)
+    rc = rsub.add_parser(
+        "check",
+        help="recompute every reference from its placement, check every bound against every known placement; "
+        "exit 1 listing each inconsistency",
+    )
+    rc.add_argument("folders", nargs="+", metavar="FOLDER", help="results folder or instance library (references.solu)")
+    rc.set_defaults(func=cmd_references_check)
+
+    from moebench.data.cli import add_parser as add_data_parser
+
+    add_data_parser(sub)
     return p
 
 
@@ -365,7 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except InputError as err:
-        print(f"moebench: error: {err}", file=sys.stderr)
+        print(f"moebench: error: {_one_line(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("moebench: interrupted", file=sys.stderr)

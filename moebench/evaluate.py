@@ -38,7 +38,7 @@ def effective_latency(inst: Instance, x: np.ndarray) -> np.ndarray:
 
 def set_latency(inst: Instance, x: np.ndarray) -> np.ndarray:
     """Latency of every activation set (max over its experts of tau); shape (M,)."""
-    return effective_latency(inst, x)[inst.sets].max(axis=1)
+    return inst.set_max(effective_latency(inst, x))
 
 
 def latency(inst: Instance, x: np.ndarray) -> float:
@@ -148,4 +148,4 @@ def latency_many(inst: Instance, xs: np.ndarray) -> np.ndarray:
     """Latency of a batch of placements, shape (B, N, G) -> (B,). Used by exhaustive search."""
     cached = np.where(xs, inst.latency[None], np.inf).min(axis=1, initial=np.inf)
     tau = np.minimum(inst.fallback[None], cached)
-    return tau[:, inst.sets].max(axis=2) @ inst.probs
+    return inst.set_max(tau) @ inst.probs

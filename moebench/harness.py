@@ -29,6 +29,7 @@ from moebench.instance import Instance
 from moebench.methods import Method, Solution, SolveRequest, Status, check_conditions, get_method
 from moebench.placement import to_triples
 from moebench.plugins import import_plugins
+from moebench.tolerances import OPTIMAL_RTOL, bound_below, proven
 
 #: A solver's own objective may differ from the evaluator's by this much (relative to
 #: max(1, |Lat|)) before the result is declared an error.
@@ -49,6 +50,8 @@ class Record:
     the method's own ``solve`` call, measured where it ran: the figure to compare methods by.
     ``method_cpu_time`` is the CPU time of the process during that call (all its threads): on a
     loaded machine it stays close to what the method costs, while wall times grow.
+    ``tolerance`` is the relative gain tolerance the status and bound hold to
+    (:mod:`moebench.tolerances`; None for heuristics).
     """
 
     instance: str
@@ -75,6 +78,7 @@ class Record:
     info: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     placement: list[list[int]] = field(default_factory=list)
+    tolerance: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (the ``moebench solve`` output)."""
@@ -119,6 +123,7 @@ def finalize(
         options=dict(sol.options),
         info=dict(sol.info),
         error=sol.error,
+        tolerance=sol.tolerance,
     )
     status = Status(sol.status)
     if not status.has_placement:
@@ -133,6 +138,7 @@ def finalize(
     rec.placement = to_triples(inst, x)
     rec.gap = _relative_gap(sol.bound, ev.gain)
     tol = OBJECTIVE_RTOL * max(1.0, abs(ev.latency))
+    rtol = OPTIMAL_RTOL if sol.tolerance is None else sol.tolerance
     if not ev.feasible:
         rec.status = Status.INVALID.value
         rec.error = "infeasible placement: " + "; ".join(ev.violations)
@@ -142,10 +148,21 @@ def finalize(
             f"objective mismatch: the solver reports latency {sol.solver_latency!r}, "
             f"the evaluator computes {ev.latency!r} for its placement"
         )
-    elif sol.bound is not None and (not math.isfinite(sol.bound) or sol.bound < ev.gain - tol):
+    elif sol.bound is not None and (
+        not math.isfinite(sol.bound) or bound_below(sol.bound, ev.gain, inst.empty_latency)
+    ):
         rec.status = Status.ERROR.value
         rec.error = (
             f"invalid bound: the claimed upper bound {sol.bound!r} on the gain is below the gain {ev.gain!r} achieved"
+        )
+    elif (
+        status == Status.OPTIMAL and sol.bound is not None and not proven(ev.gain, sol.bound, inst.empty_latency, rtol)
+    ):
+        # the policy for every method, plugins included: optimal only when its own bound backs it
+        rec.status = Status.FEASIBLE.value
+        rec.info["not_proven"] = (
+            f"{method_name} reports optimal, but its bound {sol.bound!r} exceeds the gain {ev.gain!r} "
+            f"by more than the tolerance {rtol:g} (relative)"
         )
     return rec
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
@@ -18,6 +19,45 @@ from typing import Any
 import numpy as np
 
 from moebench.errors import InputError
+
+#: Instance names (SPEC section 7, [ours]): a letter or digit, then up to 199 letters, digits or
+#: ``. _ + = , : @ % ( ) [ ] -``. No spaces, quotes, slashes or control characters, so a name is
+#: safe as one token of a line-based file (``references.solu``) and as a file name. Match it with
+#: ``re.fullmatch`` (``$`` alone also matches before a final newline).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+=,:@%()\[\]-]{0,199}$"
+_NAME_RE = re.compile(NAME_PATTERN)
+NAME_RULE = "1-200 characters: letters, digits and . _ + = , : @ % ( ) [ ] -, starting with a letter or digit"
+
+
+def valid_name(name: object) -> bool:
+    """True when ``name`` is a string matching :data:`NAME_PATTERN`."""
+    return isinstance(name, str) and _NAME_RE.fullmatch(name) is not None
+
+
+def check_name(name: object, where: str = "name") -> str:
+    """Return ``name`` if it is a valid instance name.
+
+    Raises
+    ------
+    InputError
+        At ``where``, quoting (a shortened, escaped copy of) the name and the rule.
+    """
+    if valid_name(name):
+        return name  # type: ignore[return-value]
+    shown = json.dumps(name)[:60] if isinstance(name, str) else type(name).__name__
+    raise InputError(f"invalid instance name {shown} (allowed: {NAME_RULE})", where=where)
+
+
+def duplicate_names(instances: Iterable[Instance]) -> list[str]:
+    """Names shared by instances with different content (sorted); the same instance twice is fine.
+
+    A suite in which two different instances share a name would mix their results and
+    references (which are keyed by name), so the suite validator refuses one.
+    """
+    hashes: dict[str, set[str]] = {}
+    for inst in instances:
+        hashes.setdefault(inst.name, set()).add(inst.content_hash)
+    return sorted(name for name, hs in hashes.items() if len(hs) > 1)
 
 
 def jsonable(obj: Any) -> Any:
@@ -107,6 +147,7 @@ class Instance:
             if not cond:
                 raise InputError(msg, where=self.name)
 
+        check_name(self.name)
         need(self.K >= 1, "K must be >= 1")
         need(n >= 1, "at least one server is required")
         need(layers >= 1, "at least one layer is required")
@@ -207,9 +248,37 @@ class Instance:
         return _frozen(self.marginals > 0, bool)
 
     @cached_property
+    def sets_by_position(self) -> np.ndarray:
+        """The activation sets transposed, contiguous: row k holds the k-th expert of every set; shape (K, M).
+
+        One gather into this layout followed by a maximum over axis 0 reduces K contiguous rows;
+        ``values[sets].max(axis=1)`` on the (M, K) layout runs a K-long inner loop per set and is
+        several times slower (benchmarks/evaluate_speed.py).
+        """
+        return _frozen(np.ascontiguousarray(self.sets.T), np.int64)
+
+    def set_max(self, values: np.ndarray) -> np.ndarray:
+        """Maximum of a per-expert quantity over every activation set.
+
+        Parameters
+        ----------
+        values : ndarray, shape (G,) or (B, G)
+            One value per global expert id (or a batch of such vectors).
+
+        Returns
+        -------
+        ndarray, shape (M,) or (B, M)
+            ``out[..., i] = max over g in sets[i] of values[..., g]``.
+        """
+        values = np.asarray(values)
+        if values.ndim == 1:  # plain fancy indexing: ~2x faster than the Ellipsis form
+            return values[self.sets_by_position].max(axis=0)
+        return values[..., self.sets_by_position].max(axis=-2)
+
+    @cached_property
     def base_set_latency(self) -> np.ndarray:
         """Latency of every set with nothing cached: max of T0 over the set; shape (M,)."""
-        return _frozen(self.fallback[self.sets].max(axis=1), np.float64)
+        return _frozen(self.set_max(self.fallback), np.float64)
 
     @cached_property
     def empty_latency(self) -> float:

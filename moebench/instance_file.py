@@ -14,13 +14,24 @@ import json
 import math
 import os
 from importlib import resources
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from moebench.errors import InputError
-from moebench.instance import Instance, LayerSpec, build_instance, jsonable
+from moebench.instance import NAME_RULE, Instance, LayerSpec, build_instance, check_name, jsonable, valid_name
+from moebench.json_io import (
+    MAX_INPUT_ENV,
+    MEMORY_FACTOR,
+    check_json_numbers,
+    fits_float,
+    format_mb,
+    join_path,
+    max_memory_bytes,
+    read_json,
+)
 
 FORMAT = "moebench-instance/1"
 PROB_TOL = 1e-6
@@ -38,56 +49,24 @@ def schema() -> dict[str, Any]:
     return json.loads(text)
 
 
-def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON or gzipped JSON file, turning every failure into an :class:`InputError`."""
-    p = Path(path)
-    name = str(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise InputError("file not found", file=name) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, expected a file", file=name) from None
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", file=name) from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise InputError(f"corrupt gzip data: {exc}", file=name) from None
-    elif name.endswith(".gz"):
-        raise InputError("file name ends in .gz but the content is not gzip", file=name)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text (byte {exc.start})", file=name) from None
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", file=name) from None
-    except _ConstantError as exc:
-        raise InputError(f"not valid JSON: {exc.args[0]} is not a JSON number", file=name) from None
-
-
-class _ConstantError(ValueError):
-    pass
-
-
-def _reject_constant(token: str) -> Any:
-    # NaN, Infinity and -Infinity are not JSON; Python's parser would accept them silently.
-    raise _ConstantError(token)
-
-
 # ---------------------------------------------------------------------------------------
 # validation helpers: each takes the JSON path of the value it checks
 # ---------------------------------------------------------------------------------------
+def _show(v: Any) -> str:
+    """A short spelling of a number for messages (a 5,000-digit integer is not printed)."""
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10**20:
+        digits = len(str(abs(v)))
+        return f"{float(v):.3g} ({digits} digits)" if fits_float(v) else f"an integer of {digits} digits"
+    return repr(v)
+
+
 def _type_name(v: Any) -> str:
     if v is None:
         return "null"
     if isinstance(v, bool):
         return "a boolean"
     if isinstance(v, (int, float)):
-        return f"the number {v!r}"
+        return f"the number {_show(v)}"
     if isinstance(v, str):
         return f"the string {json.dumps(v)[:40]}"
     if isinstance(v, list):
@@ -104,13 +83,15 @@ def _is_number(v: Any) -> bool:
 def _number(v: Any, where: str, *, positive: bool = False) -> float:
     if not _is_number(v):
         raise InputError(f"expected a number, got {_type_name(v)}", where=where)
+    if isinstance(v, int) and not fits_float(v):
+        raise InputError(f"must be finite, got {_show(v)} (too large for a float)", where=where)
     f = float(v)
     if not math.isfinite(f):
         raise InputError(f"must be finite, got {v!r}", where=where)
     if positive and f <= 0:
-        raise InputError(f"must be > 0, got {v!r}", where=where)
+        raise InputError(f"must be > 0, got {_show(v)}", where=where)
     if f < 0:
-        raise InputError(f"must be >= 0, got {v!r}", where=where)
+        raise InputError(f"must be >= 0, got {_show(v)}", where=where)
     return f
 
 
@@ -119,8 +100,10 @@ def _int(v: Any, where: str, *, minimum: int) -> int:
         if isinstance(v, float) and v.is_integer():
             raise InputError(f"expected an integer, got the number {v!r} (write it without '.0')", where=where)
         raise InputError(f"expected an integer, got {_type_name(v)}", where=where)
+    if not fits_float(v):
+        raise InputError(f"{_show(v)} does not fit a float", where=where)
     if v < minimum:
-        raise InputError(f"must be >= {minimum}, got {v}", where=where)
+        raise InputError(f"must be >= {minimum}, got {_show(v)}", where=where)
     return v
 
 
@@ -129,15 +112,11 @@ def _obj(v: Any, where: str, allowed: set[str], required: tuple[str, ...], label
         raise InputError(f"expected an object ({label}), got {_type_name(v)}", where=where or "$")
     for key in v:
         if key not in allowed:
-            raise InputError(f"unknown field (allowed: {', '.join(sorted(allowed))})", where=_join(where, key))
+            raise InputError(f"unknown field (allowed: {', '.join(sorted(allowed))})", where=join_path(where, key))
     for key in required:
         if key not in v:
-            raise InputError("missing required field", where=_join(where, key))
+            raise InputError("missing required field", where=join_path(where, key))
     return v
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
 
 
 def _list(v: Any, where: str, *, length: int | None = None, what: str = "", nonempty: bool = False) -> list:
@@ -163,9 +142,11 @@ def _parse_sets(v: Any, where: str, k: int, e: int) -> np.ndarray:
     arr = None
     try:
         arr = np.array(sets)
-    except ValueError:
-        arr = None  # ragged: found by the slow path below
-    if arr is not None and arr.dtype.kind == "i" and arr.ndim == 2 and arr.shape[1] == k:
+    except (ValueError, OverflowError):
+        arr = None  # ragged or odd: found by the slow path below
+    # numpy turns [true, 1] into [1, 1]: the fast path also needs "no boolean anywhere"
+    fast = arr is not None and arr.dtype.kind == "i" and arr.ndim == 2 and arr.shape[1] == k
+    if fast and bool not in set(map(type, chain.from_iterable(sets))):
         bad_rows = np.flatnonzero((arr < 0).any(axis=1) | (arr >= e).any(axis=1))
         if k > 1:
             srt = np.sort(arr, axis=1)
@@ -189,7 +170,7 @@ def _check_set(s: Any, where: str, k: int, e: int) -> None:
     for j, x in enumerate(s):
         _int(x, f"{where}[{j}]", minimum=0)
         if x >= e:
-            raise InputError(f"expert id {x} out of range [0, {e})", where=f"{where}[{j}]")
+            raise InputError(f"expert id {_show(x)} out of range [0, {e})", where=f"{where}[{j}]")
         if x in seen:
             raise InputError(f"duplicate expert id {x} in one set", where=where)
         seen.add(x)
@@ -209,13 +190,56 @@ def _parse_weights(act: dict, where: str, m: int) -> tuple[np.ndarray, bool]:
             raise InputError(f"probabilities sum to {total:.9g}, expected 1 (within {PROB_TOL:g})", where=path)
         return w, False
     w = np.array([_int(x, f"{path}[{i}]", minimum=0) for i, x in enumerate(vals)], dtype=float)
-    if w.sum() <= 0:
+    total = float(w.sum())
+    if not math.isfinite(total):
+        raise InputError("counts add up to more than a float holds", where=path)
+    if total <= 0:
         raise InputError("counts are all zero", where=path)
     return w, True
 
 
+def array_bytes(servers: int, experts: int, sets: int, k: int) -> int:
+    """Bytes of the arrays an instance of this shape needs while it is built (an upper estimate).
+
+    The latency matrix twice (per layer, then joined), six per-expert arrays, three copies of
+    the sets (parsed, sorted, joined) and four per-set arrays, all 8-byte numbers.
+    """
+    return 8 * (2 * servers * experts + 6 * experts + 3 * sets * k + 4 * sets)
+
+
+def _check_shape(layers: list, k: int, n: int) -> None:
+    """Refuse, before any array is allocated, an instance whose arrays would not fit in memory.
+
+    A 359-byte file may declare ``"experts": 1000000000``: with a scalar ``size`` nothing in the
+    file is that large, but the arrays built from it would be.
+    """
+    budget = max_memory_bytes()
+    experts = sets = 0
+    for li, layer in enumerate(layers):
+        w = f"layers[{li}]"
+        layer = _obj(layer, w, _LAYER_KEYS, ("experts", "size", "latency", "fallback", "activations"), "a layer")
+        e = _int(layer["experts"], f"{w}.experts", minimum=1)
+        if e < k:
+            raise InputError(f"{e} experts but K = {k}: every layer needs at least K experts", where=f"{w}.experts")
+        experts += e
+        act = layer["activations"]
+        if isinstance(act, dict) and isinstance(act.get("sets"), list):
+            sets += len(act["sets"])
+        need = array_bytes(n, experts, sets, k)
+        if need > budget:
+            raise InputError(
+                f"the instance needs about {format_mb(need)} of arrays ({n:,} servers x {experts:,} experts "
+                f"and {sets:,} sets of {k} up to this layer), more than the limit of {format_mb(budget)} "
+                f"({MEMORY_FACTOR} x {MAX_INPUT_ENV})",
+                where=w,
+            )
+
+
 def instance_from_dict(doc: Any, default_name: str = "instance") -> Instance:
     """Validate a parsed JSON document and build the :class:`Instance`.
+
+    The sizes it declares are checked against the memory limit (:func:`array_bytes`) before
+    any array is allocated.
 
     Raises
     ------
@@ -225,12 +249,23 @@ def instance_from_dict(doc: Any, default_name: str = "instance") -> Instance:
     doc = _obj(doc, "", _TOP_KEYS, _TOP_REQUIRED, "a moebench instance")
     if doc["format"] != FORMAT:
         raise InputError(f"expected {json.dumps(FORMAT)}, got {_type_name(doc['format'])}", where="format")
-    name = doc.get("name", default_name)
-    if not isinstance(name, str) or not name:
-        raise InputError(f"expected a non-empty string, got {_type_name(name)}", where="name")
+    if "name" in doc:
+        name = doc["name"]
+        if not isinstance(name, str) or not name:
+            raise InputError(f"expected a non-empty string, got {_type_name(name)}", where="name")
+        check_name(name)
+    else:
+        name = default_name
+        if not valid_name(name):
+            shown = json.dumps(name)[:60]
+            raise InputError(
+                f'the file name {shown} is not a valid instance name ({NAME_RULE}); give a "name" field',
+                where="name",
+            )
     k = _int(doc["K"], "K", minimum=1)
     servers = _list(doc["servers"], "servers", nonempty=True, what="at least one server is required")
     caps, names = [], []
+    seen: set[str] = set()
     for i, srv in enumerate(servers):
         w = f"servers[{i}]"
         srv = _obj(srv, w, _SERVER_KEYS, ("capacity",), "a server")
@@ -238,18 +273,17 @@ def instance_from_dict(doc: Any, default_name: str = "instance") -> Instance:
         sname = srv.get("name", f"edge-{i}")
         if not isinstance(sname, str) or not sname:
             raise InputError(f"expected a non-empty string, got {_type_name(sname)}", where=f"{w}.name")
-        if sname in names:
-            raise InputError(f"duplicate server name {json.dumps(sname)}", where=f"{w}.name")
+        if sname in seen:
+            raise InputError(f"duplicate server name {json.dumps(sname)[:60]}", where=f"{w}.name")
+        seen.add(sname)
         names.append(sname)
     n = len(servers)
     layers = _list(doc["layers"], "layers", nonempty=True, what="at least one layer is required")
+    _check_shape(layers, k, n)
     specs = []
     for li, layer in enumerate(layers):
         w = f"layers[{li}]"
-        layer = _obj(layer, w, _LAYER_KEYS, ("experts", "size", "latency", "fallback", "activations"), "a layer")
-        e = _int(layer["experts"], f"{w}.experts", minimum=1)
-        if e < k:
-            raise InputError(f"{e} experts but K = {k}: every layer needs at least K experts", where=f"{w}.experts")
+        e = layer["experts"]  # checked by _check_shape
         size = _per_expert(layer["size"], f"{w}.size", e, positive=True)
         lat_list = _list(layer["latency"], f"{w}.latency", length=n, what="one per server")
         lat = np.stack([_per_expert(v, f"{w}.latency[{j}]", e) for j, v in enumerate(lat_list)])
@@ -260,10 +294,36 @@ def instance_from_dict(doc: Any, default_name: str = "instance") -> Instance:
         if not weights.sum() > 0:
             raise InputError("all probabilities are zero", where=f"{w}.activations.probs")
         specs.append(LayerSpec(size, lat, fallback, sets, weights, counts=is_counts))
+    _check_totals(specs, caps)
     meta = doc.get("meta", {})
     if not isinstance(meta, dict):
         raise InputError(f"expected an object, got {_type_name(meta)}", where="meta")
+    check_json_numbers(meta, "meta")
     return build_instance(name, k, caps, specs, server_names=names, meta=meta)
+
+
+def _check_totals(specs: list[LayerSpec], caps: list[float]) -> None:
+    """Refuse numbers so large that the sums every evaluation forms overflow a float.
+
+    Each number may be finite while their total is not (four sizes of 1e308 MB): every later
+    latency, load and ratio would then be inf or NaN. Sums of sizes and of capacities must be
+    finite, and so must L x the largest latency (a latency is a probability-weighted sum over
+    layers of per-layer maxima, probabilities summing to 1 within 1e-6).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        total_size = float(sum(float(np.sum(sp.size)) for sp in specs))
+        total_cap = float(np.sum(caps))
+        worst = max(max(float(sp.latency.max()), float(sp.fallback.max())) for sp in specs)
+        total_latency = 2.0 * len(specs) * worst
+    limit = "more than a float holds (about 1.8e308)"
+    if not math.isfinite(total_size):
+        raise InputError(f"the expert sizes add up to {limit}", where="layers")
+    if not math.isfinite(total_cap):
+        raise InputError(f"the capacities add up to {limit}", where="servers")
+    if not math.isfinite(total_latency):
+        raise InputError(
+            f"latencies up to {worst:.3g} ms over {len(specs)} layer(s) can add up to {limit}", where="layers"
+        )
 
 
 def load_instance(path: str | os.PathLike[str]) -> Instance:

@@ -214,6 +214,9 @@ class Solution:
         Anything else worth recording (e.g. which per-layer profile was used).
     error : str or None
         Error text for ERROR / UNAVAILABLE / NOT_APPLICABLE statuses.
+    tolerance : float or None
+        The relative gain tolerance the status and ``bound`` hold to (``optimal`` means proven
+        within it, see :mod:`moebench.tolerances`); None for heuristics.
     """
 
     placement: np.ndarray
@@ -227,6 +230,7 @@ class Solution:
     options: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    tolerance: float | None = None
 
 
 SolveFn = Callable[[Instance, SolveRequest], Solution]
@@ -368,7 +372,7 @@ def parse_method_name(name: str) -> MethodSpec:
         raise InputError(f"malformed method name {name!r} (expected base[args]+modifier)", where="method")
     base = match.group("base")
     if base not in _REGISTRY:
-        raise InputError(f"unknown method {base!r}; `moebench methods` lists them", where="method")
+        raise InputError(f"unknown method {base!r}{did_you_mean(base)}; `moebench methods` lists them", where="method")
     args: list[str] = []
     kwargs: dict[str, str] = {}
     inner = match.group("inner")
@@ -382,6 +386,16 @@ def parse_method_name(name: str) -> MethodSpec:
             else:
                 args.append(part)
     return MethodSpec(base, tuple(args), kwargs, tuple(mods))
+
+
+def did_you_mean(name: str) -> str:
+    """`` (did you mean 'x'?)`` naming the registered base names closest to ``name``, or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(name, [r.base for r in registered()], n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
 
 
 def get_method(name: str) -> Method:

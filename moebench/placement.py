@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +15,13 @@ import numpy as np
 
 from moebench.errors import InputError
 from moebench.instance import Instance
-from moebench.instance_file import _int, _list, _obj, read_json
+from moebench.instance_file import _int, _list, _obj, _type_name
+from moebench.json_io import read_json
 
 FORMAT = "moebench-placement/1"
+#: A content hash as written by :attr:`Instance.content_hash` (SHA-256, lower-case hex).
+HASH_RE = re.compile(r"[0-9a-f]{64}")
+_KEYS = {"format", "instance", "instance_hash", "placement"}
 
 
 def to_triples(inst: Instance, x: np.ndarray) -> list[list[int]]:
@@ -22,6 +30,14 @@ def to_triples(inst: Instance, x: np.ndarray) -> list[list[int]]:
     layer = inst.layer_of[g]
     local = g - inst.expert_offset[layer]
     return [[int(a), int(b), int(c)] for a, b, c in zip(n, layer, local)]
+
+
+def placement_hash(instance_hash: str, triples: Any) -> str:
+    """Content hash of a placement (SPEC section 7): SHA-256 of ``moebench-placement/1``, the
+    instance's content hash and the sorted ``server layer expert`` triples, one per line."""
+    rows = sorted((int(n), int(layer), int(e)) for n, layer, e in triples)
+    text = "\n".join([FORMAT, str(instance_hash), *(f"{n} {layer} {e}" for n, layer, e in rows)]) + "\n"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def from_triples(inst: Instance, triples: Any, where: str = "placement") -> np.ndarray:
@@ -53,8 +69,13 @@ def from_triples(inst: Instance, triples: Any, where: str = "placement") -> np.n
 
 
 def placement_to_dict(inst: Instance, x: np.ndarray) -> dict[str, Any]:
-    """The JSON document of a placement."""
-    return {"format": FORMAT, "instance": inst.name, "placement": to_triples(inst, x)}
+    """The JSON document of a placement, tied to its instance by the content hash."""
+    return {
+        "format": FORMAT,
+        "instance": inst.name,
+        "instance_hash": inst.content_hash,
+        "placement": to_triples(inst, x),
+    }
 
 
 def save_placement(inst: Instance, x: np.ndarray, path: str | os.PathLike[str]) -> None:
@@ -62,17 +83,83 @@ def save_placement(inst: Instance, x: np.ndarray, path: str | os.PathLike[str]) 
     Path(path).write_text(json.dumps(placement_to_dict(inst, x)) + "\n")
 
 
-def load_placement(inst: Instance, path: str | os.PathLike[str]) -> np.ndarray:
+def _short(h: str) -> str:
+    return h[:12] + "…" if len(h) > 12 else h
+
+
+def check_placement_instance(inst: Instance, doc: dict[str, Any], warn: Callable[[str], None]) -> None:
+    """Refuse a placement document made for another instance than ``inst``.
+
+    A placement with ``instance_hash`` must carry the hash of ``inst``. One without (written
+    before placements carried it) is accepted only when its ``instance`` name is ``inst``'s,
+    and ``warn`` is told that only the name was checked.
+
+    Raises
+    ------
+    InputError
+        At ``instance_hash`` or ``instance``.
+    """
+    if "instance_hash" in doc:
+        h = doc["instance_hash"]
+        if not isinstance(h, str) or not HASH_RE.fullmatch(h):
+            raise InputError(
+                f"expected a SHA-256 content hash (64 hex digits), got {_type_name(h)}", where="instance_hash"
+            )
+        if h != inst.content_hash:
+            raise InputError(
+                f"the placement was made for another instance (content hash {_short(h)}, "
+                f"but {inst.name} has {_short(inst.content_hash)})",
+                where="instance_hash",
+            )
+        return
+    name = doc.get("instance")
+    if name is None:
+        raise InputError(
+            "no instance_hash and no instance name: cannot tell which instance the placement was made for",
+            where="instance_hash",
+        )
+    if name != inst.name:
+        raise InputError(
+            f"the placement was made for {_type_name(name).removeprefix('the string ')}, not {json.dumps(inst.name)} "
+            "(and it carries no instance_hash to compare)",
+            where="instance",
+        )
+    warn("no instance_hash (a placement written before moebench recorded it): only the instance name was checked")
+
+
+def load_placement(
+    inst: Instance, path: str | os.PathLike[str], *, warn: Callable[[str], None] | None = None
+) -> np.ndarray:
     """Read and validate a placement file against ``inst``.
 
-    A different ``instance`` name is accepted (files get renamed), but the triples must fit
-    the instance's dimensions.
+    The placement must have been made for ``inst`` (:func:`check_placement_instance`); its
+    triples must fit the instance's dimensions.
+
+    Parameters
+    ----------
+    warn
+        Receives a warning (one line, without the file name) when the file has no content
+        hash; default :func:`warnings.warn`.
+
+    Raises
+    ------
+    InputError
+        Naming the file, the JSON path and the reason.
     """
     doc = read_json(path)
+    name = os.fspath(path)
+
+    def _warn(msg: str) -> None:
+        if warn is None:
+            warnings.warn(f"{name}: {msg}", stacklevel=3)
+        else:
+            warn(msg)
+
     try:
-        doc = _obj(doc, "", {"format", "instance", "placement"}, ("format", "placement"), "a placement")
+        doc = _obj(doc, "", _KEYS, ("format", "placement"), "a placement")
         if doc["format"] != FORMAT:
-            raise InputError(f"expected {json.dumps(FORMAT)}, got {doc['format']!r}", where="format")
+            raise InputError(f"expected {json.dumps(FORMAT)}, got {_type_name(doc['format'])}", where="format")
+        check_placement_instance(inst, doc, _warn)
         return from_triples(inst, doc["placement"])
     except InputError as err:
-        raise err.with_file(str(path)) from None
+        raise err.with_file(name) from None

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from moebench.evaluate import empty_placement
-from moebench.methods import Method, MethodInfo, MethodSpec, Solution, register_method
+from moebench.methods import Method, MethodInfo, MethodSpec, Solution, Status, register_method
 
 
 def _method(name: str, solve, kind: str = "heuristic") -> Method:
@@ -50,6 +50,24 @@ def _slow(inst, req):
     if inst.size[g] <= inst.capacity[0]:
         x[0, g] = True
     return Solution(x)
+
+
+def _bad_bound(inst, req):
+    # what cpsat once returned when stopped in presolve: no placement and the bound field's default
+    return Solution(empty_placement(inst), Status.TIME_LIMIT, bound=1.25e-07)
+
+
+def _false_optimal(inst, req):
+    # a back end whose "optimal" is wrong: the empty placement, with a bound that agrees with it
+    return Solution(empty_placement(inst), Status.OPTIMAL, bound=0.0, tolerance=1e-9)
+
+
+for _name, _fn in (("test-bad-bound", _bad_bound), ("test-false-optimal", _false_optimal)):
+
+    def _exact_builder(spec: MethodSpec, _n=_name, _f=_fn) -> Method:
+        return _method(_n, _f, kind="exact")
+
+    register_method(_name, summary="test-only")(_exact_builder)
 
 
 for _name, _fn in (

@@ -77,18 +77,19 @@ def test_grid_seeds_files_and_names(tmp_path: Path) -> None:
     (tmp_path / "suite.toml").write_text(text)
     suite = load_suite(tmp_path / "suite.toml")
     names = [i.name for i in suite.instances()]
-    # 2 K values x 2 capacities (the non-structural swept parameter is added to the name) + 2 seeds + 1 file
+    # 2 K values x 2 capacities + 2 seeds + 1 file; the family names every non-default parameter
+    # (tokens=100, capacity=0.5) and the suite adds the non-structural swept one again
     assert names == [
-        "uniform-L2-E4-K1-N2-s0-capacity0.25",
-        "uniform-L2-E4-K1-N2-s0-capacity0.5",
-        "uniform-L2-E4-K2-N2-s0-capacity0.25",
-        "uniform-L2-E4-K2-N2-s0-capacity0.5",
-        "clustered-L2-E4-K2-N2-s0",
-        "clustered-L2-E4-K2-N2-s1",
+        "uniform-L2-E4-K1-N2-s0-tokens=100-capacity0.25",
+        "uniform-L2-E4-K1-N2-s0-tokens=100-capacity=0.5-capacity0.5",
+        "uniform-L2-E4-K2-N2-s0-tokens=100-capacity0.25",
+        "uniform-L2-E4-K2-N2-s0-tokens=100-capacity=0.5-capacity0.5",
+        "clustered-L2-E4-K2-N2-s0-tokens=100",
+        "clustered-L2-E4-K2-N2-s1-tokens=100",
         inst.name,
     ]
     by_name = {i.name: i for i in suite.instances()}
-    assert by_name["uniform-L2-E4-K2-N2-s0-capacity0.5"].K == 2
+    assert by_name["uniform-L2-E4-K2-N2-s0-tokens=100-capacity=0.5-capacity0.5"].K == 2
     assert by_name[inst.name].content_hash == inst.content_hash
     assert [m.name for m in suite.references] == ["bruteforce"]
     assert suite.time_limit == 5.0 and suite.seed == 3

@@ -10,7 +10,7 @@ import pytest
 from moebench.errors import InputError
 from moebench.families.catalog import _check_row, catalog, catalog_table, get_model
 from moebench.families.physical import expert_size_mb
-from moebench.families.traces import COUNTS_JSON, ESFT_EXPERTS, ESFT_K, ESFT_LAYERS, default_data_dir
+from moebench.families.traces import COUNTS_JSON, ESFT_EXPERTS, ESFT_K, ESFT_LAYERS, shipped_data_dir
 
 REQUIRED = (
     "mixtral-8x7b",
@@ -104,11 +104,10 @@ def test_bad_rows_and_names_are_input_errors() -> None:
         get_model("gpt-5")
 
 
-@pytest.mark.skipif(not default_data_dir().is_dir(), reason="shared data folder not present")
 def test_catalog_agrees_with_trace_data() -> None:
     ds = get_model("deepseek-v2-lite")
     assert (ds.moe_layers, ds.routed_experts, ds.K) == (ESFT_LAYERS, ESFT_EXPERTS, ESFT_K)
-    data = json.loads((default_data_dir() / COUNTS_JSON).read_text())["models"]
+    data = json.loads((shipped_data_dir() / COUNTS_JSON).read_text())["models"]
     for key, name in (("olmoe-1b-7b-0924", "olmoe-1b-7b"), ("mixtral-8x7b-v0.1", "mixtral-8x7b")):
         m = get_model(name)
         assert (data[key]["num_experts"], data[key]["top_k"]) == (m.routed_experts, m.K)

@@ -18,6 +18,7 @@ from moebench.exact.chain.profiles import LayerProfile, combine
 from moebench.exact.chain.unions import suffix_tables
 from moebench.harness import run_method
 from moebench.instance import LayerSpec, build_instance
+from moebench.tolerances import OPTIMAL_RTOL, bound_below, proven
 
 
 def _layer(rng: np.random.Generator, e: int, k: int, m: int, quantized: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -140,7 +141,9 @@ def test_exact_sets_equals_bruteforce() -> None:
         rec = run_method(inst, "exact-sets", time_limit=60, isolate=False)
         assert rec.status == "optimal", (inst.name, rec.error)
         assert rec.gain == pytest.approx(opt, abs=1e-9), inst.name
-        assert rec.bound >= opt - 1e-9
+        # the one tolerance policy: a safe bound, optimal within OPTIMAL_RTOL of it
+        assert not bound_below(rec.bound, opt, inst.empty_latency), (inst.name, rec.bound, opt)
+        assert proven(rec.gain, rec.bound, inst.empty_latency) and rec.tolerance == OPTIMAL_RTOL
         checked += 1
 
 

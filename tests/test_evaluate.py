@@ -148,3 +148,15 @@ def test_wrong_shape_rejected():
     inst = pair_instance()
     with pytest.raises(ValueError, match="shape"):
         evaluate(inst, np.zeros((2, 2), bool))
+
+
+@settings(max_examples=60, deadline=None)
+@given(instance_params, st.integers(1, 4))
+def test_set_max_matches_row_loop(params, batch):
+    """The (K, M) gather used by the evaluator equals a loop over the sets, single and batched."""
+    rng = np.random.default_rng(params.pop("seed"))
+    inst = random_instance(rng, **params)
+    values = rng.random((batch, inst.G))
+    expected = np.array([[max(v[g] for g in s) for s in inst.sets.tolist()] for v in values])
+    np.testing.assert_array_equal(inst.set_max(values), expected)
+    np.testing.assert_array_equal(inst.set_max(values[0]), expected[0])

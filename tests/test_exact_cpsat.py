@@ -89,10 +89,20 @@ def test_cpsat_optimum_within_twice_the_bound() -> None:
         _, opt = solve_bruteforce(inst)
         for f in ("cover", "assign"):
             rec = run_method(inst, "cpsat", options={"formulation": f})
-            assert rec.status == "optimal", rec.error
             eps = rec.info["rounding_error_bound"]
-            assert rec.latency <= opt + 2 * eps + 1e-12
-            assert abs(rec.solver_latency - rec.latency) <= eps
+            # CP-SAT proves its integer model optimal; the policy keeps "optimal" only when twice
+            # the rounding error is below 1e-9 of the gain (F-cover: yes; F-assign's two scales:
+            # about 1e-8 here, so "feasible" with the safe bound)
+            assert rec.info["cpsat_status"] == "OPTIMAL"
+            assert rec.tolerance == 1e-9
+            if rec.status != "optimal":
+                assert (rec.status == "feasible" and "repaired" in rec.info) or (
+                    "not_proven" in rec.info and 2 * eps > 1e-9 * rec.gain
+                )
+            assert f == "assign" or rec.status == "optimal" or "repaired" in rec.info
+            if "repaired" not in rec.info:
+                assert rec.latency <= opt + 2 * eps + 1e-12
+                assert abs(rec.solver_latency - rec.latency) <= eps
             assert rec.bound >= inst.empty_latency - opt - 1e-12  # the bound (incl. eps) stays valid
 
 
@@ -116,17 +126,28 @@ def test_capacity_rows_reduced_by_gcd() -> None:
         assert set(coef.tolist()) == {1} and rhs == 3
 
 
-def test_size_scale_conservative_when_inexact() -> None:
+def test_size_scale_relaxation_when_inexact() -> None:
     rng = np.random.default_rng(0)
     size = rng.uniform(1, 10, 40) * np.pi
     cap = np.array([size[:15].sum()])
     s, q, _sigma, exact = cpsat.size_scale(size, cap)
     assert not exact
-    # every scaled-feasible subset is truly feasible
+    # a relaxation: every truly feasible subset is scaled-feasible (so CP-SAT's bound stays valid)
     for _ in range(2000):
         pick = rng.random(40) < rng.uniform(0.1, 0.6)
-        if s[pick].sum() <= q[0]:
-            assert size[pick].sum() <= cap[0]
+        if size[pick].sum() <= cap[0]:
+            assert s[pick].sum() <= q[0]
+
+
+def test_repair_fits_and_keeps_what_fits() -> None:
+    rng = np.random.default_rng(3)
+    inst = awkward_instance(rng, 2, 2)
+    x = np.zeros((inst.N, inst.G), bool)
+    x[0, :] = True  # overfills server 0
+    fixed, dropped = cpsat.repair(inst, x)
+    assert dropped > 0 and is_feasible(inst, fixed) and not (fixed & ~x).any()
+    same, none = cpsat.repair(inst, fixed)
+    assert none == 0 and (same == fixed).all()
 
 
 def test_capacity_of_cpsat_solutions() -> None:
@@ -136,5 +157,7 @@ def test_capacity_of_cpsat_solutions() -> None:
     for _ in range(10):
         inst = awkward_instance(rng, 2, 2)
         rec = run_method(inst, "cpsat")
-        assert rec.status == "optimal" and rec.feasible
+        assert rec.feasible and not rec.info["capacity_exact"]
+        # optimal, unless the relaxed capacities let CP-SAT overfill a server and it was repaired
+        assert rec.status == "optimal" or (rec.status == "feasible" and "repaired" in rec.info)
         assert is_feasible(inst, np.zeros((inst.N, inst.G), bool))

@@ -76,8 +76,11 @@ def test_equals_bruteforce(backend: str, formulation: str) -> None:
     for inst, opt in data:
         rec = run_method(inst, backend, options={"formulation": formulation})
         tol = REL * max(1.0, opt)
+        # CP-SAT's F-assign rounds latencies and probabilities with two scales (about 1e-8 of
+        # the gain): the policy then keeps "feasible" with the safe bound (docs/tolerances.md)
+        unproven = backend == "cpsat" and formulation == "assign" and rec.status == "feasible"
         ok = (
-            rec.status == "optimal"
+            (rec.status == "optimal" or (unproven and "not_proven" in rec.info))
             and rec.feasible
             and abs(rec.latency - opt) <= tol
             and abs(rec.solver_latency - rec.latency) <= tol
@@ -119,7 +122,9 @@ def test_medium_backends_agree(i: int) -> None:
         forms = ("cover", "assign") + (("k1",) if inst.K == 1 else ())
         for f in forms:
             rec = run_method(inst, backend, options={"formulation": f})
-            assert rec.status == "optimal", (backend, f, rec.error)
+            unproven = (backend, f) == ("cpsat", "assign") and "not_proven" in rec.info  # see test_equals_bruteforce
+            assert rec.status == "optimal" or (unproven and rec.status == "feasible"), (backend, f, rec.error)
+            assert rec.bound >= inst.empty_latency - rec.latency - 1e-12 * inst.empty_latency
             lats[(backend, f)] = rec.latency
     ref = lats[("milp-highs", "cover")]
     bad = {k: v for k, v in lats.items() if abs(v - ref) > REL * max(1.0, ref)}

@@ -1,8 +1,4 @@
-"""Holdout evaluation in the runner: placements optimized on one instance, evaluated on its twin.
-
-The trace test needs ``shared/data/moe-traces`` (or ``$MOEBENCH_DATA``); without it, it is
-skipped with that reason, like tests/test_traces.py.
-"""
+"""Holdout evaluation in the runner: placements optimized on one instance, evaluated on its twin."""
 
 from __future__ import annotations
 
@@ -22,12 +18,9 @@ from moebench.cli import main
 from moebench.errors import InputError
 from moebench.evaluate import evaluate
 from moebench.families import generate
-from moebench.families.traces import deepseek_train_test, default_data_dir
+from moebench.families.traces import deepseek_train_test
 from moebench.instance import replace_arrays
 from moebench.placement import from_triples
-
-DATA = default_data_dir()
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"trace data folder {DATA} not present")
 
 ZIPF = "layers = 2, experts = 6, servers = 2, K = 2, capacity = 0.3"
 
@@ -51,7 +44,6 @@ def _check_rows(df: pd.DataFrame, test_inst) -> None:
         assert r["holdout_empty_latency"] == pytest.approx(test_inst.empty_latency, rel=1e-12)
 
 
-@needs_data
 def test_trace_holdout_columns_are_the_test_latency_of_the_train_placement(tmp_path: Path) -> None:
     params = {"layers": 2, "tokens": 100, "servers": 2, "capacity": 0.25}
     train, test = deepseek_train_test(params, 0)

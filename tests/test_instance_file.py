@@ -39,6 +39,22 @@ NOT_SCHEMA_EXPRESSIBLE = {
     "fewer-experts-than-K.json",
     "duplicate-server-name.json",
     "set-id-float.json",  # JSON Schema counts 2.0 as an integer; the loader is stricter
+    # JSON-level defects and resource limits (a schema validator sees the parsed document)
+    "duplicate-key-K.json",
+    "duplicate-key-layer.json",
+    "duplicate-key-meta.json",
+    "deep-nesting-meta.json",
+    "int-400-digits.json",
+    "int-400-digits-meta.json",
+    "int-5000-digits.json",
+    "float-overflow-meta.json",
+    "set-id-huge.json",
+    "huge-experts.json",
+    "size-total-overflow.json",
+    "file name with space.json",  # the name comes from the file name
+    "gzip-truncated.json.gz",
+    "gzip-trailing-garbage.json.gz",
+    "gzip-of-garbage.json.gz",
 }
 
 

@@ -10,14 +10,14 @@ import pytest
 
 from moebench.errors import InputError
 from moebench.exact.bruteforce import search_space, solve_bruteforce
-from moebench.exact.formulations import (
+from moebench.exact.highs import lp_bound
+from moebench.exact.strengthen import (
     DEFAULT_STRENGTHEN,
     STRENGTHENINGS,
     build_model,
     parse_strengthen,
     strengthen_model,
 )
-from moebench.exact.highs import lp_bound
 from moebench.harness import run_method
 from moebench.instance import Instance, LayerSpec, build_instance
 
@@ -106,8 +106,10 @@ def _check(backend: str, formulation: str, variants: list[tuple[str, ...]]) -> N
         for names in variants:
             rec = run_method(inst, backend, options={"formulation": formulation, "strengthen": ",".join(names)})
             tol = REL * max(1.0, opt)
+            # CP-SAT's F-assign: rounding of about 1e-8 of the gain, "feasible" by the policy
+            unproven = (backend, formulation) == ("cpsat", "assign") and "not_proven" in rec.info
             ok = (
-                rec.status == "optimal"
+                (rec.status == "optimal" or (unproven and rec.status == "feasible"))
                 and abs(rec.gain - opt) <= tol
                 and rec.bound is not None
                 and opt - tol <= rec.bound <= opt + tol

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -259,12 +260,13 @@ def test_violating_generated_instance_is_written_from_the_suite(tmp_path):
     inst = generate("uniform", params, seed=0)
     row = pd.Series(instance_columns(inst))
     rel = InstanceFinder(tmp_path).file_for(row)
-    assert rel == f"violations/{inst.name}.json.gz"
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", inst.name)  # the report's file-safe spelling of the name
+    assert rel == f"violations/{safe}.json.gz"
     assert load_instance(tmp_path / rel).content_hash == inst.content_hash
     # without a suite the row's family, parameters and seed regenerate it
     other = tmp_path / "other"
     other.mkdir()
-    assert InstanceFinder(other).file_for(row) == f"violations/{inst.name}.json.gz"
+    assert InstanceFinder(other).file_for(row) == f"violations/{safe}.json.gz"
     assert load_instance(other / rel).content_hash == inst.content_hash
     # a row whose hash matches nothing gets no file
     assert InstanceFinder(other).file_for(row.copy().replace({inst.content_hash: "0" * 64})) == ""

@@ -1,8 +1,4 @@
-"""Trace-derived and surrogate families against the shared data and independent computations.
-
-The data-dependent tests need ``shared/data/moe-traces`` (or ``$MOEBENCH_DATA``); without it
-they are skipped with that reason. The sampling tests need no data.
-"""
+"""Trace-derived and surrogate families against the shipped data and independent computations."""
 
 from __future__ import annotations
 
@@ -28,15 +24,14 @@ from moebench.families.traces import (
     cps_inclusion,
     cps_sample,
     deepseek_train_test,
-    default_data_dir,
     fit_cps,
     fit_zipf_alpha,
     resolve_data_dir,
+    shipped_data_dir,
 )
 from moebench.instance_file import load_instance, save_instance
 
-DATA = default_data_dir()
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"trace data folder {DATA} not present")
+DATA = shipped_data_dir()
 PAIRS = "derived/deepseek-v2-lite-esft_expert_and_pair_counts.json"
 
 
@@ -64,7 +59,6 @@ def raw_esft(task: str) -> list[list[np.ndarray]]:
 
 
 # ---- DeepSeek-V2-Lite ESFT ----------------------------------------------------------------------
-@needs_data
 @pytest.mark.parametrize("task", ESFT_TASKS)
 def test_all_tokens_reproduce_expert_counts_exactly(task: str, esft_counts: dict) -> None:
     """Acceptance 1: tokens=0 and split=1 give exactly the derived JSON's expert_counts."""
@@ -77,7 +71,6 @@ def test_all_tokens_reproduce_expert_counts_exactly(task: str, esft_counts: dict
     assert (inst.K, inst.L, inst.G) == (6, 26, 26 * 64)
 
 
-@needs_data
 def test_all_tokens_reproduce_pair_counts(esft_counts: dict) -> None:
     """Real co-activation: within-layer pair counts of the sets equal the derived JSON's."""
     inst = generate("deepseek-v2-lite-esft", {"task": "law", "tokens": 0, "split": 1.0}, seed=0)
@@ -91,7 +84,6 @@ def test_all_tokens_reproduce_pair_counts(esft_counts: dict) -> None:
         assert np.array_equal(np.rint(pairs).astype(int), np.array(ref["pair_counts"][layer])), layer
 
 
-@needs_data
 def test_cli_generate_law_matches_counts(tmp_path: Path, esft_counts: dict) -> None:
     out = tmp_path / "law.json.gz"
     cmd = [sys.executable, "-m", "moebench.cli", "instances", "generate", "deepseek-v2-lite-esft"]
@@ -106,7 +98,6 @@ def test_cli_generate_law_matches_counts(tmp_path: Path, esft_counts: dict) -> N
     assert "data_dir" not in inst.meta["params"]
 
 
-@needs_data
 def test_train_test_share_everything_but_sets(esft_counts: dict) -> None:
     params = {"task": "law", "servers": 5, "delays": "2,3,4,6,8", "capacity": 0.25}
     train, test = deepseek_train_test(params, seed=7)
@@ -127,7 +118,6 @@ def test_train_test_share_everything_but_sets(esft_counts: dict) -> None:
     assert train.meta["provenance"]["license"].startswith("MIT")
 
 
-@needs_data
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_one_sampled_token_follows_one_real_path(seed: int) -> None:
     """tokens=1: the 26 layer sets are those of one real token (same index in every layer)."""
@@ -143,7 +133,6 @@ def test_one_sampled_token_follows_one_real_path(seed: int) -> None:
     assert any(seq_of[h] in train for h in hits)
 
 
-@needs_data
 def test_sampling_is_seeded_and_sized() -> None:
     a = generate("deepseek-v2-lite-esft", {"task": "intent", "tokens": 300, "layers": 4}, seed=5)
     b = generate("deepseek-v2-lite-esft", {"task": "intent", "tokens": 300, "layers": 4}, seed=5)
@@ -159,14 +148,12 @@ def test_sampling_is_seeded_and_sized() -> None:
     assert small.size[0] == pytest.approx(4.325376)
 
 
-@needs_data
 def test_instance_file_round_trip(tmp_path: Path) -> None:
     inst = generate("deepseek-v2-lite-esft", {"task": "translation", "tokens": 200, "layers": 3}, seed=1)
     save_instance(inst, tmp_path / "t.json")
     assert load_instance(tmp_path / "t.json").content_hash == inst.content_hash
 
 
-@needs_data
 def test_data_folder_resolution_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(InputError, match="not found"):
         generate("deepseek-v2-lite-esft", {"data_dir": str(tmp_path / "nope")})
@@ -226,7 +213,6 @@ def test_cps_sampler_frequencies_match_exact_distribution() -> None:
 
 
 # ---- counts families ----------------------------------------------------------------------------
-@needs_data
 def test_mixtral_exact_distribution_matches_counts() -> None:
     inst = generate("mixtral-counts", {"domain": "github"}, seed=0)
     data = json.loads((DATA / "derived/olmoe_repo_expert_counts.json").read_text())
@@ -239,7 +225,6 @@ def test_mixtral_exact_distribution_matches_counts() -> None:
     assert inst.meta["fit_max_marginal_error"] < 1e-9
 
 
-@needs_data
 def test_olmoe_sampled_marginals_within_sampling_noise() -> None:
     n = 20_000
     inst = generate("olmoe-counts", {"domain": "arxiv", "tokens": n}, seed=4)
@@ -277,7 +262,6 @@ def test_catalog_surrogate_exact_distribution_is_zipf_cps() -> None:
     assert np.allclose(probs, np.sort(brute_inclusion(1.0 / np.arange(1, 5), 2))[::-1], atol=1e-12)
 
 
-@needs_data
 def test_zipf_constant_is_the_fit_to_the_traces() -> None:
     alpha, err = fit_zipf_alpha()
     assert alpha == pytest.approx(ZIPF_ALPHA_DEEPSEEK, abs=1e-4)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from moebench.bench.executors import DaskExecutor, LocalExecutor, Progress
-from moebench.bench.references import Reference, read_references, update_references, write_references
+from moebench.bench.references import Reference, check_names, read_references, reconcile, write_references
 from moebench.bench.store import ResultStore, write_table
 from moebench.bench.suite import Suite, plugin_modules
 from moebench.bench.tasks import Task, instance_columns, task_id
@@ -189,6 +189,7 @@ def run_suite(
     out.mkdir(parents=True, exist_ok=True)
     jobs = jobs or os.cpu_count() or 1
     instances = suite.instances()
+    check_names([inst.name for inst in instances], file=str(suite.path))  # before any work: names go into line files
     refs_path = suite.references_path or out / "references.solu"
     refs = read_references(refs_path)
     store = ResultStore(out / "results.jsonl")
@@ -234,9 +235,13 @@ def run_suite(
     finally:
         store.close()
     rows = [results[t.task_id] for t in tasks if t.task_id in results]
+    merged = reconcile(refs, rows)
+    for i, problem in merged.rejected.items():  # a refuted claim is an error row the report lists
+        rows[i] = {**rows[i], "status": "error", "error": f"refuted: {problem.message}"}
+    for problem in merged.problems:
+        print(f"moebench: warning: reference rejected: {problem}", file=sys.stderr)
     files = write_table(rows, out)
-    refs = update_references(refs, rows)
-    write_references(refs_path, refs)
+    write_references(refs_path, merged.refs, merged.placements)
     files.append(Path(refs_path))
     if getattr(suite, "stress", None):  # [[stress]] searches, after the tasks (moebench.bench.stress_runs)
         from moebench.bench.stress_runs import run_stress

@@ -24,7 +24,8 @@ Scales and the error bound. With weights ``w_j`` on variables ``v_j in [0, U_j]`
 integers ``w~_j = round(omega w_j)``, every solution satisfies
 ``|sum_j w_j v_j - sum_j w~_j v_j / omega| <= sum_j |w_j - w~_j / omega| U_j =: eps_w``. For
 ``assign`` the latency rounding adds ``eps_T = sum_S pi~_S max_{g in S}|T~/lam - T| <= L max|T~/lam - T|``
-(one max per set, sum of probabilities 1 per layer), and ``eps = eps_w + eps_T``. The scales
+(one max per set, sum of probabilities 1 per layer), and ``eps = eps_w + eps_T`` plus the
+rounding noise of evaluating a latency in doubles (1e-14 of ``max(1, Lat(empty))``). The scales
 are powers of two chosen so that ``eps_w <= 1e-9 max(1, Lat(empty))`` when the largest objective
 activity stays below 2**53 (``cover``, ``k1``); for ``assign`` the activity ``Pi lam Lat(empty)``
 may reach 2**61 and the two scales balance ``eps_w`` and ``eps_T`` (about 1e-9 relative on tiny
@@ -36,11 +37,21 @@ bound is the CP-SAT bound plus ``eps``, hence valid.
 Capacities. Sizes are scaled by ``sigma`` (a power of 2 or of 10, the smallest that makes every
 ``sigma s_g`` an integer up to float noise, e.g. 1 for integer MB, 1e6 for the generated families)
 and each row is divided by the gcd of its coefficients: then ``sum s~ x <= floor(sigma Q / gcd)``
-is exactly the capacity constraint (equal sizes become coefficients 1). If no exact scale exists,
-or a reduced row still has a right-hand side above 2**24 (CP-SAT returned a wrong "optimal"
-answer with coefficients near 4e11), the row is scaled to ``sigma Q <= 2**24`` with sizes rounded
-*up* and capacities down: every CP-SAT-feasible placement is feasible, and only placements
-using more than ``Q - (#cached)/sigma`` are lost (``info["capacity_exact"] = False``).
+is exactly the capacity constraint (equal sizes become coefficients 1), however large the
+numbers (up to :data:`MAX_EXACT_CAPACITY`). Only when no exact scale exists is the row scaled to
+``sigma Q <= 2**24`` with sizes rounded *down* and capacities up: a *relaxation* of the instance,
+so CP-SAT's bound stays valid for it. A CP-SAT placement that overflows a true capacity is
+repaired (the cached expert whose removal costs least is dropped until it fits) and is then not
+claimed optimal (``info["capacity_exact"] = False``, ``info["repaired"]``; docs/tolerances.md).
+Earlier versions rounded the other way (a restriction: sizes up, capacities down) and also did so
+for exact rows above 2**24, after a wrong ``optimal`` with coefficients near 4e11 that came from a
+scale accepted "up to float noise" of 1e-6 at sigma = 1e8; that restriction made CP-SAT report
+optima and bounds below the true ones (issue 12).
+
+Bounds. CP-SAT's ``best_objective_bound`` is used only when CP-SAT has one: a response without a
+solution (status ``UNKNOWN``, e.g. stopped during presolve) carries the field's default 0, which
+once became a bound of 1.25e-7 on a gain of 92 (issue 12). Streamed incumbents carry the bound
+of the search at that moment.
 
 Parameters for 2 cores (profile ``cpsat-2core``, measured on a shared 2-core machine): with
 ``num_workers = 2`` the default portfolio barely uses the LP relaxation and even
@@ -62,18 +73,18 @@ from typing import Any
 import numpy as np
 
 from moebench.errors import InputError, UnavailableError
-from moebench.evaluate import empty_placement
-from moebench.exact.formulations import Extra, strengthen_model
+from moebench.evaluate import empty_placement, gain, server_load
+from moebench.exact.driver import Resolved, SolverResult, Stream
+from moebench.exact.formulations import Extra, plain_extra, trivial_gain_bound
 from moebench.instance import Instance
-from moebench.methods import Solution, SolveRequest, Status
+from moebench.methods import SolveRequest
 
-#: Target rounding error relative to max(1, Lat(empty)).
-TARGET_REL_ERROR = 1e-9
+#: Target rounding error of the objective, relative to the trivial gain bound (the policy's
+#: ``optimal`` needs twice the error below 1e-9 of the gain).
+TARGET_REL_ERROR = 1e-13
 #: Largest objective activity allowed (exact in doubles).
 MAX_ACTIVITY = 2.0**53
-#: Largest scaled capacity of a row after exact scaling and gcd reduction, and the target of the
-#: conservative rounding. CP-SAT returned a wrong "optimal" answer with capacity coefficients
-#: around 4e11 (sigma = 1e8), so rows are kept small.
+#: Target of the relaxed rounding of a capacity row that has no exact integer scale.
 MAX_SCALED_CAPACITY = 2.0**24
 #: Largest scaled capacity before gcd reduction when looking for an exact scale.
 MAX_EXACT_CAPACITY = 2.0**50
@@ -88,20 +99,23 @@ def size_scale(size: np.ndarray, capacity: np.ndarray) -> tuple[np.ndarray, np.n
     cands = sorted({2.0**k for k in range(31)} | {10.0**k for k in range(10)})
     for sigma in cands:
         scaled = size * sigma
-        # integral up to float noise (absolute, in scaled units) and within int64 comfortably
-        if qmax * sigma <= MAX_EXACT_CAPACITY and np.all(np.abs(scaled - np.round(scaled)) <= 1e-6):
+        # integral up to float noise (a decimal such as 17.3 is 173/10 up to its last bits, 1e-16
+        # relative; 1e-12 leaves room and stays far below the evaluator's capacity slack of 1e-9)
+        # and within int64 comfortably
+        noise = 1e-12 * np.maximum(np.abs(scaled), 1.0)
+        if qmax * sigma <= MAX_EXACT_CAPACITY and np.all(np.abs(scaled - np.round(scaled)) <= noise):
             q = np.floor(capacity * sigma * (1 + 1e-10) + 1e-9)
             return np.round(scaled).astype(np.int64), q.astype(np.int64), sigma, True
+    # no exact scale: a relaxation (sizes down, capacities up), see the module docstring
     sigma = 2.0 ** math.floor(math.log2(MAX_SCALED_CAPACITY / qmax))
-    return np.ceil(size * sigma).astype(np.int64), np.floor(capacity * sigma).astype(np.int64), sigma, False
+    return np.floor(size * sigma).astype(np.int64), np.ceil(capacity * sigma).astype(np.int64), sigma, False
 
 
 def capacity_rows(inst: Instance, pairs: Any) -> tuple[list[tuple[np.ndarray, np.ndarray, int]], dict[str, Any]]:
     """Integer capacity rows ``(pair indices, coefficients, rhs)`` for servers that can overflow.
 
-    Exactly scaled rows are divided by the gcd of their coefficients (equal sizes become 1, so
-    coefficients stay small: CP-SAT returned a wrong "optimal" answer with coefficients near 4e11);
-    an exact row still above ``MAX_SCALED_CAPACITY`` after that is rounded conservatively instead.
+    Exactly scaled rows are divided by the gcd of their coefficients (equal sizes become 1);
+    without an exact scale every row is a relaxation (see the module docstring).
     """
     s_int, q_int, sigma, exact = size_scale(inst.size, inst.capacity)
     rows, all_exact = [], exact
@@ -113,11 +127,6 @@ def capacity_rows(inst: Instance, pairs: Any) -> tuple[list[tuple[np.ndarray, np
         if exact:
             g = int(np.gcd.reduce(coef)) if np.all(coef > 0) else 1
             coef, rhs = coef // g, rhs // g
-            if rhs > MAX_SCALED_CAPACITY:
-                sg = 2.0 ** math.floor(math.log2(MAX_SCALED_CAPACITY / max(inst.capacity[n], 1e-12)))
-                coef = np.ceil(inst.size[pairs.expert[idx]] * sg).astype(np.int64)
-                rhs = math.floor(inst.capacity[n] * sg)
-                all_exact = False
         rows.append((idx, coef, rhs))
     return rows, {"size_scale": sigma, "capacity_exact": all_exact}
 
@@ -202,11 +211,21 @@ def add_extra_rows(cp: Any, ex: Extra, x: list[Any], a: list[Any] | None = None)
     return {"extra_rows": n, "extra_rows_rounded": rounded}
 
 
+def _float_noise(inst: Instance) -> float:
+    """Rounding of evaluating a latency of ``inst`` in doubles (a few units in the last place)."""
+    return 1e-14 * max(1.0, inst.empty_latency)
+
+
+def _target(inst: Instance) -> float:
+    """Target objective rounding error of ``inst`` (:data:`TARGET_REL_ERROR` of the trivial gain bound)."""
+    return TARGET_REL_ERROR * max(trivial_gain_bound(inst), 1e-12 * max(1.0, inst.empty_latency))
+
+
 def build_cover_cp(inst: Instance, ex: Extra | None = None) -> _Model:
     """CP-SAT model of F-cover (see the module docstring); ``ex``: strengthenings."""
     from ortools.sat.python import cp_model
 
-    ex = strengthen_model(inst, "cover", ()) if ex is None else ex
+    ex = plain_extra(inst, "cover") if ex is None else ex
     pairs, cs = ex.pairs, ex.cs
     cp = cp_model.CpModel()
     x = [cp.new_bool_var(f"x{i}") for i in range(len(pairs.server))]
@@ -230,18 +249,17 @@ def build_cover_cp(inst: Instance, ex: Extra | None = None) -> _Model:
     for j in ex.a_zero:
         cp.add(a[int(j)] == 0)
     info.update(add_extra_rows(cp, ex, x, a))
-    target = TARGET_REL_ERROR * max(1.0, inst.empty_latency)
-    wt, omega, eps = scale_weights(cs.a_weight, np.ones(len(a)), target)
+    wt, omega, eps = scale_weights(cs.a_weight, np.ones(len(a)), _target(inst))
     cp.maximize(sum(int(wi) * ai for wi, ai in zip(wt, a) if wi))
     info.update(objective_scale=omega, a_vars=len(a), c_vars=len(c))
-    return _Model(cp, x, pairs, "max", omega, 0.0, eps, info)
+    return _Model(cp, x, pairs, "max", omega, 0.0, eps + _float_noise(inst), info)
 
 
 def build_k1_cp(inst: Instance, ex: Extra | None = None) -> _Model:
     """CP-SAT model of F-k1 (see the module docstring); ``ex``: strengthenings."""
     from ortools.sat.python import cp_model
 
-    ex = strengthen_model(inst, "k1", ()) if ex is None else ex
+    ex = plain_extra(inst, "k1") if ex is None else ex
     pairs = ex.pairs
     cp = cp_model.CpModel()
     x = [cp.new_bool_var(f"x{i}") for i in range(len(pairs.server))]
@@ -259,18 +277,17 @@ def build_k1_cp(inst: Instance, ex: Extra | None = None) -> _Model:
         cp.add_bool_or([y[p], ~x[p], *earlier])
     info.update(add_extra_rows(cp, ex, x))
     w = inst.marginals[pairs.expert] * (inst.fallback[pairs.expert] - lat)
-    target = TARGET_REL_ERROR * max(1.0, inst.empty_latency)
-    wt, omega, eps = scale_weights(w, np.ones(len(y)), target)
+    wt, omega, eps = scale_weights(w, np.ones(len(y)), _target(inst))
     cp.maximize(sum(int(wi) * yi for wi, yi in zip(wt, y) if wi))
     info.update(objective_scale=omega)
-    return _Model(cp, x, pairs, "max", omega, 0.0, eps, info)
+    return _Model(cp, x, pairs, "max", omega, 0.0, eps + _float_noise(inst), info)
 
 
 def build_assign_cp(inst: Instance, ex: Extra | None = None) -> _Model:
     """CP-SAT model of F-assign with min/max equalities (see the module docstring); ``ex``: strengthenings."""
     from ortools.sat.python import cp_model
 
-    ex = strengthen_model(inst, "assign", ()) if ex is None else ex
+    ex = plain_extra(inst, "assign") if ex is None else ex
     pairs = ex.pairs
     cp = cp_model.CpModel()
     x = [cp.new_bool_var(f"x{i}") for i in range(len(pairs.server))]
@@ -318,7 +335,7 @@ def build_assign_cp(inst: Instance, ex: Extra | None = None) -> _Model:
     cp.minimize(sum(z_terms))
     # objective / (pi_scale lam) is sum pi~ z~ / lam over non-constant sets; constants separately
     info.update(latency_scale=lam, probability_scale=pi_scale)
-    return _Model(cp, x, pairs, "min", pi_scale * lam, const, eps_w + eps_t, info)
+    return _Model(cp, x, pairs, "min", pi_scale * lam, const, eps_w + eps_t + _float_noise(inst), info)
 
 
 BUILDERS = {"cover": build_cover_cp, "k1": build_k1_cp, "assign": build_assign_cp}
@@ -362,102 +379,133 @@ def version() -> str:
     return str(ortools.__version__)
 
 
-def solve_cpsat(inst: Instance, req: SolveRequest, opt: Any) -> Solution:
-    """Solve with CP-SAT; ``opt`` is a :class:`moebench.exact.backends.Resolved`."""
-    try:
-        from ortools.sat.python import cp_model
-    except ImportError as exc:  # pragma: no cover - ortools is a dependency
-        raise UnavailableError(f"OR-Tools is not installed: {exc}") from None
-    from moebench.exact.backends import promote_if_proven, stream_start, strengthen_for, tighter_bound
+def repair(inst: Instance, x: np.ndarray) -> tuple[np.ndarray, int]:
+    """``x`` made feasible by dropping, on each overflowing server, the cached expert whose removal
+    costs least gain until it fits; returns the placement and the number dropped."""
+    x = np.asarray(x, bool).copy()
+    dropped = 0
+    while True:
+        over = np.flatnonzero(server_load(inst, x) > inst.capacity * (1 + 1e-9))
+        if len(over) == 0:
+            return x, dropped
+        n = int(over[0])
+        best, best_gain = -1, -np.inf
+        for g in np.flatnonzero(x[n]):
+            x[n, g] = False
+            v = gain(inst, x)
+            x[n, g] = True
+            if v > best_gain:
+                best, best_gain = int(g), v
+        x[n, best] = False
+        dropped += 1
 
-    t0 = time.perf_counter()
-    ex = strengthen_for(inst, req, opt)
-    model = BUILDERS[opt.formulation](inst, ex)
-    pairs = model.pairs
-    if ex.start is not None:  # hint: the feasible placement found by the strengthening ``profile``
-        for var, val in zip(model.x, ex.start[pairs.server, pairs.expert]):
-            model.cp.add_hint(var, bool(val))
-    build_time = time.perf_counter() - t0
-    solver = cp_model.CpSolver()
-    params: dict[str, Any] = {
-        "num_workers": opt.threads,
-        "random_seed": int(req.seed) % 2147483647,
-        "relative_gap_limit": opt.mip_rel_gap,
-        **opt.solver_options,
-    }
-    if opt.mip_abs_gap is not None:
-        params["absolute_gap_limit"] = opt.mip_abs_gap * model.omega
-    limit = req.remaining()
-    if limit is not None:
-        params["max_time_in_seconds"] = max(0.05, limit)  # remaining() already counts the build
-    for key, val in params.items():
+
+class CpsatBackend:
+    """``cpsat`` for :func:`moebench.exact.driver.run_exact`: the integer-scaled CP-SAT models."""
+
+    profile_kind = "cpsat"
+
+    def build(self, inst: Instance, opt: Resolved, ex: Extra) -> _Model:
+        """The CP-SAT model of ``opt.formulation`` with the strengthenings ``ex`` (and its start as a hint).
+
+        Raises
+        ------
+        UnavailableError
+            When OR-Tools is not installed.
+        """
         try:
-            if isinstance(val, list):  # repeated field (e.g. subsolvers) of fresh, empty parameters
-                getattr(solver.parameters, key).extend(val)
-            else:
-                setattr(solver.parameters, key, val)
-        except (AttributeError, TypeError, ValueError) as exc:
-            raise InputError(f"CP-SAT rejected parameter {key}={val!r}: {exc}", where="solver option") from None
+            import ortools.sat.python.cp_model  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - ortools is a dependency
+            raise UnavailableError(f"OR-Tools is not installed: {exc}") from None
+        model = BUILDERS[opt.formulation](inst, ex)
+        if ex.start is not None:  # hint: the feasible placement found by the strengthening ``profile``
+            for var, val in zip(model.x, ex.start[model.pairs.server, model.pairs.expert]):
+                model.cp.add_hint(var, bool(val))
+        return model
 
-    def decode(values: list[bool]) -> np.ndarray:
-        x = empty_placement(inst)
-        on = np.asarray(values, bool)
-        x[pairs.server[on], pairs.expert[on]] = True
-        return x
+    def solve(
+        self, model: _Model, inst: Instance, opt: Resolved, req: SolveRequest, limit: float | None, stream: Stream
+    ) -> SolverResult:
+        """Solve with CP-SAT; its bound counts only where the capacities are exact (module docstring)."""
+        from ortools.sat.python import cp_model
 
-    trivial = stream_start(inst, req, ex.gain_bound, ex.start)
+        solver = cp_model.CpSolver()
+        params: dict[str, Any] = {
+            "num_workers": opt.threads,
+            "random_seed": int(req.seed) % 2147483647,
+            "relative_gap_limit": opt.mip_rel_gap,
+            **opt.solver_options,
+        }
+        if opt.mip_abs_gap is not None:
+            params["absolute_gap_limit"] = opt.mip_abs_gap * model.omega
+        if limit is not None:
+            params["max_time_in_seconds"] = max(0.05, limit)  # remaining() already counts the build
+        for key, val in params.items():
+            try:
+                if isinstance(val, list):  # repeated field (e.g. subsolvers) of fresh, empty parameters
+                    getattr(solver.parameters, key).extend(val)
+                else:
+                    setattr(solver.parameters, key, val)
+            except (AttributeError, TypeError, ValueError) as exc:
+                raise InputError(f"CP-SAT rejected parameter {key}={val!r}: {exc}", where="solver option") from None
+        exact = bool(model.info.get("capacity_exact", True))  # else the rows are a relaxation
+        pairs = model.pairs
 
-    class Stream(cp_model.CpSolverSolutionCallback):
-        def on_solution_callback(self) -> None:
-            if req.on_incumbent is not None:
-                vals = [self.boolean_value(v) for v in model.x]
-                b = gain_bound(model, inst, self.best_objective_bound)
-                req.on_incumbent(decode(vals), min(trivial, b) if math.isfinite(b) else trivial)
+        def decode(values: list[bool]) -> np.ndarray:
+            x = empty_placement(inst)
+            on = np.asarray(values, bool)
+            x[pairs.server[on], pairs.expert[on]] = True
+            return x
 
-    t1 = time.perf_counter()
-    status = solver.solve(model.cp, Stream() if req.on_incumbent is not None else None)
-    solve_time = time.perf_counter() - t1
-    name = solver.status_name(status)
-    info = {
-        **model.info,
-        "rounding_error_bound": model.eps,
-        "cpsat_status": name,
-        "objective_value": solver.objective_value if status in (cp_model.OPTIMAL, cp_model.FEASIBLE) else None,
-        "best_objective_bound": solver.best_objective_bound,
-        "wall_time": solver.wall_time,
-    }
-    common = dict(
-        build_time=build_time,
-        solve_time=solve_time,
-        solver="cp-sat",
-        solver_version=version(),
-        options={
-            **opt.record(req, params.get("max_time_in_seconds")),
-            "cpsat_parameters": params,
-            "strengthen_applied": {
-                **ex.record(),
-                **({"slots": "implied: capacity rows are divided by the gcd of their sizes"} if ex.slot_size else {}),
-            },
-        },
-        info=info,
-    )
-    bound = gain_bound(model, inst, solver.best_objective_bound) if math.isfinite(solver.best_objective_bound) else None
-    bound = tighter_bound(bound, ex.gain_bound)
-    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        def safe(raw: float) -> float | None:
+            return gain_bound(model, inst, raw) if math.isfinite(raw) else None
+
+        class Relay(cp_model.CpSolverSolutionCallback):
+            def on_solution_callback(self) -> None:
+                x = decode([self.boolean_value(v) for v in model.x])
+                stream(x if exact else repair(inst, x)[0], safe(self.best_objective_bound))
+
+        t1 = time.perf_counter()
+        status = solver.solve(model.cp, Relay() if stream.active else None)
+        solve_time = time.perf_counter() - t1
+        name = solver.status_name(status)
+        has = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+        info = {
+            **model.info,
+            "rounding_error_bound": model.eps,
+            "cpsat_status": name,
+            "objective_value": solver.objective_value if has else None,
+            "best_objective_bound": solver.best_objective_bound if has else None,
+            "wall_time": solver.wall_time,
+        }
+        common: dict[str, Any] = dict(
+            native_status=name,
+            optimal=status == cp_model.OPTIMAL,
+            time_limit=status in (cp_model.FEASIBLE, cp_model.UNKNOWN),
+            infeasible=status == cp_model.INFEASIBLE,
+            solve_time=solve_time,
+            solver="cp-sat",
+            version=version(),
+            options={"cpsat_parameters": params},
+            info=info,
+        )
+        if not has:
+            return SolverResult(error=f"CP-SAT: {name}", **common)
         values = [solver.boolean_value(v) for v in model.x]
-        x = decode(values)
         objective = solver.objective_value
         if status == cp_model.FEASIBLE:
             # Every model ties its auxiliaries to x, yet in isolated (child-process) runs stopped
             # by the time limit F-assign's incumbent objective exceeded its placement's scaled
             # latency by ~0.1%. As for HiGHS, re-solve with x fixed and report that objective.
             objective = _polish(model, values, objective, info)
-        lat = scaled_latency(model, inst, objective)
-        st = Status.OPTIMAL if status == cp_model.OPTIMAL else Status.TIME_LIMIT
-        st = promote_if_proven(st, inst.empty_latency - lat - model.eps, bound, opt, info)
-        return Solution(x, st, bound=bound, solver_latency=lat, **common)
-    if status == cp_model.INFEASIBLE:
-        return Solution(empty_placement(inst), Status.INFEASIBLE, error="CP-SAT: model infeasible", **common)
-    if status == cp_model.UNKNOWN:
-        return Solution(empty_placement(inst), Status.TIME_LIMIT, bound=bound, **common)
-    return Solution(empty_placement(inst), Status.ERROR, error=f"CP-SAT: {name}", **common)
+        x, dropped = (decode(values), 0) if exact else repair(inst, decode(values))
+        if dropped:  # the relaxed capacities let CP-SAT overfill a server: no longer its own solution
+            info["repaired"] = f"{dropped} cached expert(s) dropped to fit the true capacities"
+            common["optimal"] = False
+            return SolverResult(placement=x, solver_latency=None, bound=safe(solver.best_objective_bound), **common)
+        return SolverResult(
+            placement=x,
+            solver_latency=scaled_latency(model, inst, objective),
+            bound=safe(solver.best_objective_bound),
+            **common,
+        )

@@ -34,20 +34,17 @@ Valid reductions applied to all three (none changes the optimal value):
   largest best-possible latency of its experts (below it ``a = 0``, from ``max T0`` on ``a = 1``);
   ``a <= c[g]`` only where ``T0_g > v_k`` (otherwise ``c`` is the constant 1).
 
-Strengthenings (option ``strengthen`` of the back ends, :func:`strengthen_model`; validity and
-measurements in docs/milp.md): ``nodup`` (at most one copy per expert), ``slots`` (capacity rows
-in expert counts when sizes are equal), ``prune`` (set levels that cannot fit fixed to 0, experts
-that can never matter removed; F-assign gets the matching lower bounds on set latencies),
-``sym`` (interchangeable servers ordered by load, interchangeable experts by latency) and
-``profile`` (F-cover on chain-reducible instances: per-layer profile envelope cuts and per-level
-(max,+) DP rows from the proven profiles of :mod:`moebench.exact.chain.profiles`). They are returned as an
-:class:`Extra` (rows over the placement binaries and F-cover's ``a`` columns) that every back end
-adds to its own model.
+Strengthenings (option ``strengthen`` of the back ends) live in :mod:`moebench.exact.strengthen`;
+they come back as an :class:`Extra` (rows over the placement binaries and F-cover's ``a``
+columns, reductions, a start placement, a proven bound) that every builder adds to its model.
 
-Objective convention: :attr:`SparseModel.sense` is ``"min"`` for latency models (objective +
-offset = Lat) and ``"max"`` for the gain model (objective + offset = R), so
-:meth:`SparseModel.latency` and :meth:`SparseModel.gain_bound` convert any objective value or
-dual bound into a latency and an upper bound on the optimal gain.
+Objective convention: :attr:`SparseModel.sense` is ``"min"`` for latency models and ``"max"`` for
+the gain model. Either way the objective is *shifted and scaled*: its value is
+``scale * (Lat - Lat(empty))`` (min: minus the scaled gain) or ``scale * R`` (max). Solver
+tolerances act on the objective; the shift makes relative gaps measure the gain, not the latency,
+and the scale (:meth:`SparseModel.scale_objective`, docs/tolerances.md) puts absolute tolerances
+far below the quantities compared. :meth:`SparseModel.latency` and :meth:`SparseModel.gain_bound`
+convert any objective value or dual bound back.
 
 LP relaxations: ``benchmarks/exact_scaling.py --part lp`` compares the bounds of F-assign and
 F-cover (SPEC expects F-cover to be usually tighter).
@@ -55,8 +52,6 @@ F-cover (SPEC expects F-cover to be usually tighter).
 
 from __future__ import annotations
 
-import itertools
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,6 +135,9 @@ class SparseModel:
         A feasible placement (N, G) to start the solver from (from the strengthening ``profile``).
     extra_bound : float or None
         A proven upper bound on the optimal gain found while building (strengthening ``profile``).
+    scale : float
+        Objective scale (a power of two, so scaling is exact): objective values are ``scale``
+        times ``Lat - Lat(empty)`` (min) or the gain (max), see the module docstring.
     """
 
     formulation: str
@@ -163,6 +161,7 @@ class SparseModel:
     stats: dict[str, Any] = field(default_factory=dict)
     start: np.ndarray | None = None
     extra_bound: float | None = None
+    scale: float = 1.0
 
     @property
     def n_cols(self) -> int:
@@ -193,13 +192,24 @@ class SparseModel:
         """0/1 values of the binaries for a placement (pairs not kept are ignored)."""
         return np.asarray(x, bool)[self.pairs.server, self.pairs.expert].astype(float)
 
+    def gain(self, objective: float) -> float:
+        """The gain R corresponding to a value of ``obj @ v + offset``."""
+        v = float(objective) / self.scale
+        return -v if self.sense == "min" else v
+
     def latency(self, objective: float) -> float:
         """Lat corresponding to a value of ``obj @ v + offset``."""
-        return float(objective) if self.sense == "min" else self.empty_latency - float(objective)
+        return self.empty_latency - self.gain(objective)
 
     def gain_bound(self, bound: float) -> float:
-        """Upper bound on the optimal gain from a dual bound on ``obj @ v + offset``."""
-        return self.empty_latency - float(bound) if self.sense == "min" else float(bound)
+        """Upper bound on the optimal gain from a dual bound on ``obj @ v + offset`` (no tolerance added)."""
+        return self.gain(bound)
+
+    def scale_objective(self, scale: float) -> None:
+        """Multiply the objective by ``scale`` (in place; a power of two keeps every coefficient exact)."""
+        self.obj = self.obj * scale
+        self.offset = self.offset * scale
+        self.scale = self.scale * scale
 
     def objective(self, v: np.ndarray) -> float:
         """``obj @ v + offset``."""
@@ -357,8 +367,8 @@ def _assignment_rows(b: _Builder, pairs: Pairs, x: np.ndarray, obj: Any = 0.0) -
 
 
 def build_assign(inst: Instance, ex: Extra | None = None) -> SparseModel:
-    """F-assign (see the module docstring); objective + offset = Lat. ``ex``: strengthenings."""
-    ex = strengthen_model(inst, "assign", ()) if ex is None else ex
+    """F-assign (see the module docstring); objective + offset = Lat - Lat(empty). ``ex``: strengthenings."""
+    ex = plain_extra(inst, "assign") if ex is None else ex
     pairs = ex.pairs
     b = _Builder()
     x = b.cols("x", len(pairs.server), 0.0, 1.0, integer=True)
@@ -387,7 +397,7 @@ def build_assign(inst: Instance, ex: Extra | None = None) -> SparseModel:
     b.entries(rz, z[s_idx], 1.0)
     b.entries(rz, t[rank[g]], -1.0)
     _extra_rows(b, ex, x)
-    model = b.finish(inst, "assign", "min", offset, x, pairs)
+    model = b.finish(inst, "assign", "min", offset - inst.empty_latency, x, pairs)
     model.stats["sets"] = len(zset)
     model.stats["strengthen"] = ex.record()
     model.start = ex.start
@@ -396,7 +406,7 @@ def build_assign(inst: Instance, ex: Extra | None = None) -> SparseModel:
 
 
 def build_k1(inst: Instance, ex: Extra | None = None) -> SparseModel:
-    """F-k1 (facility location, K = 1); objective + offset = Lat. ``ex``: strengthenings.
+    """F-k1 (facility location, K = 1); objective + offset = Lat - Lat(empty). ``ex``: strengthenings.
 
     Raises
     ------
@@ -405,7 +415,7 @@ def build_k1(inst: Instance, ex: Extra | None = None) -> SparseModel:
     """
     if inst.K != 1:
         raise NotApplicableError(f"formulation k1 needs K = 1, the instance has K = {inst.K}")
-    ex = strengthen_model(inst, "k1", ()) if ex is None else ex
+    ex = plain_extra(inst, "k1") if ex is None else ex
     pairs = ex.pairs
     b = _Builder()
     x = b.cols("x", len(pairs.server), 0.0, 1.0, integer=True)
@@ -414,7 +424,7 @@ def build_k1(inst: Instance, ex: Extra | None = None) -> SparseModel:
     saving = p[pairs.expert] * (inst.fallback[pairs.expert] - inst.latency[pairs.server, pairs.expert])
     _assignment_rows(b, pairs, x, -saving)
     _extra_rows(b, ex, x)
-    model = b.finish(inst, "k1", "min", float(p @ inst.fallback), x, pairs)
+    model = b.finish(inst, "k1", "min", float(p @ inst.fallback) - inst.empty_latency, x, pairs)
     model.stats["strengthen"] = ex.record()
     model.start = ex.start
     model.extra_bound = ex.gain_bound
@@ -513,7 +523,7 @@ def cover_structure(inst: Instance, pairs: Pairs | None = None) -> CoverStructur
 
 def build_cover(inst: Instance, ex: Extra | None = None) -> SparseModel:
     """F-cover (layer cake, see the module docstring); objective + offset = gain R. ``ex``: strengthenings."""
-    ex = strengthen_model(inst, "cover", ()) if ex is None else ex
+    ex = plain_extra(inst, "cover") if ex is None else ex
     pairs, cs = ex.pairs, ex.cs
     b = _Builder()
     x = b.cols("x", len(pairs.server), 0.0, 1.0, integer=True)
@@ -537,40 +547,32 @@ def build_cover(inst: Instance, ex: Extra | None = None) -> SparseModel:
     return model
 
 
-_BUILDERS = {"assign": build_assign, "cover": build_cover, "k1": build_k1}
+def plain_extra(inst: Instance, formulation: str) -> Extra:
+    """The :class:`Extra` of no strengthening: every kept pair, F-cover's structure, no rows."""
+    pairs = kept_pairs(inst)
+    return Extra(names=(), pairs=pairs, cs=cover_structure(inst, pairs) if formulation == "cover" else None)
 
 
-def build_model(
-    inst: Instance,
-    formulation: str,
-    strengthen: tuple[str, ...] = (),
-    deadline: float | None = None,
-    ex: Extra | None = None,
-) -> SparseModel:
-    """Build ``formulation`` (``assign``, ``cover`` or ``k1``) for ``inst``.
+def trivial_gain_bound(inst: Instance) -> float:
+    """A valid upper bound on the optimal gain: every expert at its best possible latency at once."""
+    best = kept_pairs(inst).best
+    return float(inst.probs @ (inst.base_set_latency - best[inst.sets].max(axis=1)))
 
-    ``strengthen`` names strengthenings (:data:`STRENGTHENINGS`; none by default here, the back
-    ends default to :data:`DEFAULT_STRENGTHEN`); ``deadline`` (``time.monotonic()``) bounds the
-    profile refinement of ``profile``. ``ex``, when given, is a ready :func:`strengthen_model`
-    result and replaces both. What each strengthening did is in ``model.stats["strengthen"]``.
 
-    Raises
-    ------
-    InputError
-        For an unknown formulation name.
-    NotApplicableError
-        For ``k1`` when K != 1.
-    """
-    try:
-        builder = _BUILDERS[formulation]
-    except KeyError:
-        raise InputError(
-            f"unknown formulation {formulation!r}; known: {', '.join(FORMULATIONS)}", where="formulation"
-        ) from None
-    check_formulation(inst, formulation)
-    if ex is None:
-        ex = strengthen_model(inst, formulation, tuple(strengthen), deadline)
-    return builder(inst, ex)
+BUILDERS = {"assign": build_assign, "cover": build_cover, "k1": build_k1}
+
+#: Float solvers (HiGHS, Pyomo's solvers) get the objective scaled so that the trivial gain bound
+#: is about this large: their absolute tolerances (around 1e-6 in objective units) then stay near
+#: 1e-12 of the gain (docs/tolerances.md; measured in benchmarks/published_optima.py).
+OBJECTIVE_TARGET = 2.0**20
+
+
+def objective_scale(inst: Instance) -> float:
+    """The power of two mapping the trivial gain bound of ``inst`` to about :data:`OBJECTIVE_TARGET`."""
+    u = trivial_gain_bound(inst)
+    if not u > 0:
+        return 1.0
+    return float(2.0 ** round(np.log2(OBJECTIVE_TARGET / u)))
 
 
 def check_formulation(inst: Instance, formulation: str) -> None:
@@ -579,51 +581,6 @@ def check_formulation(inst: Instance, formulation: str) -> None:
         raise InputError(f"unknown formulation {formulation!r}; known: {', '.join(FORMULATIONS)}", where="formulation")
     if formulation == "k1" and inst.K != 1:
         raise NotApplicableError(f"formulation k1 needs K = 1, the instance has K = {inst.K}")
-
-
-# ---- strengthenings (issue 7, docs/milp.md) ----------------------------------------------------
-#: Strengthenings in the order they are applied; each one is switched by the ``strengthen`` option.
-STRENGTHENINGS = ("nodup", "slots", "prune", "sym", "profile")
-#: The default of the ``strengthen`` option (measured in docs/milp.md).
-DEFAULT_STRENGTHEN = ("nodup", "slots", "prune", "sym", "profile")
-#: Share of the time limit (and cap in seconds) spent refining the per-layer profiles of ``profile``.
-PROFILE_TIME_SHARE = 0.25
-PROFILE_MAX_SECONDS = 30.0
-#: Branch-and-bound nodes of the first search of a profile entry in ``profile`` (certify_level grows it 4x per revisit).
-PROFILE_NODES = 2_000
-
-
-def parse_strengthen(raw: Any) -> tuple[str, ...]:
-    """The strengthenings named by an option value, in canonical order.
-
-    ``None`` gives :data:`DEFAULT_STRENGTHEN`; ``"all"``, ``"none"`` (or ``""``) and comma lists of
-    :data:`STRENGTHENINGS` are accepted, as are lists/tuples of names.
-
-    Raises
-    ------
-    InputError
-        For an unknown name.
-    """
-    if raw is None:
-        return DEFAULT_STRENGTHEN
-    if isinstance(raw, (list, tuple)):
-        names = [str(v).strip() for v in raw]
-    else:
-        names = [v.strip() for v in str(raw).split(",")]
-    names = [v for v in names if v]
-    if names in ([], ["none"]):
-        return ()
-    if names == ["all"]:
-        return STRENGTHENINGS
-    if names == ["default"]:
-        return DEFAULT_STRENGTHEN
-    bad = sorted(set(names) - set(STRENGTHENINGS))
-    if bad:
-        raise InputError(
-            f"unknown strengthening(s) {', '.join(bad)}; known: {', '.join(STRENGTHENINGS)}, all, none, default",
-            where="strengthen",
-        )
-    return tuple(s for s in STRENGTHENINGS if s in names)
 
 
 @dataclass
@@ -736,356 +693,3 @@ def slot_capacity(inst: Instance, s: float) -> np.ndarray:
     """Whole expert slots floor(Q_n / s); the factor 1 + 1e-12 absorbs float noise such as
     (3 * 17.3) / 17.3 = 2.9999999999999996 and stays well inside the evaluator's slack of 1e-9."""
     return np.floor(inst.capacity / s * (1 + 1e-12)).astype(np.int64)
-
-
-def _filter_pairs(inst: Instance, pairs: Pairs, keep: np.ndarray) -> Pairs:
-    useful = np.zeros_like(pairs.useful)
-    useful[pairs.server[keep], pairs.expert[keep]] = True
-    cand = np.flatnonzero(useful.any(axis=0))
-    best = np.minimum(inst.fallback, np.where(useful, inst.latency, np.inf).min(axis=0))
-    return Pairs(pairs.server[keep], pairs.expert[keep], useful, cand, best)
-
-
-def _set_fits(inst: Instance, pairs: Pairs, a_set: np.ndarray, a_value: np.ndarray, slot: float | None) -> np.ndarray:
-    """For every (set S, level v): can all of S be available within latency v at once?
-
-    Members with T0 > v must be cached on servers where they take <= v; they are distinct experts,
-    so their total size must fit the total capacity of the servers that can serve any of them
-    within v (in whole slots when sizes are equal). Vectorized over (level, member, server).
-    """
-    if len(a_set) == 0:
-        return np.zeros(0, bool)
-    g = inst.sets[a_set]  # (A, K)
-    v = a_value[:, None]
-    need = inst.fallback[g] > v  # (A, K)
-    fast = pairs.useful.T[g] & (inst.latency.T[g] <= v[:, :, None])  # (A, K, N)
-    servers = (fast & need[:, :, None]).any(axis=1)  # (A, N)
-    if slot is not None:
-        return need.sum(axis=1) <= servers @ slot_capacity(inst, slot)
-    size_need = (inst.size[g] * need).sum(axis=1)
-    return size_need <= (servers @ inst.capacity) * (1 + 1e-9)
-
-
-def _prune(inst: Instance, ex: Extra, formulation: str) -> None:
-    """``prune``: levels a set cannot fit in, and experts whose caching can never matter."""
-    if formulation == "k1":
-        ex.info["prune"] = "k1: nothing beyond kept_pairs (inactive experts, T >= T0, too large)"
-        return
-    slot = equal_size(inst)
-    cs = cover_structure(inst, ex.pairs)
-    fits = _set_fits(inst, ex.pairs, cs.a_set, cs.a_value, slot)
-    # an expert matters only through some a that needs it and can be 1
-    used = np.zeros(inst.G, bool)
-    live = fits[cs.ac_a]
-    used[cs.c_expert[cs.ac_c[live]]] = True
-    keep = used[ex.pairs.expert]
-    dropped = int((~keep).sum())
-    if dropped:
-        ex.pairs = _filter_pairs(inst, ex.pairs, keep)
-        cs = cover_structure(inst, ex.pairs)
-        fits = _set_fits(inst, ex.pairs, cs.a_set, cs.a_value, slot)
-    ex.info["prune"] = {"pairs_removed": dropped, "levels_fixed_0": int((~fits).sum()), "levels": len(fits)}
-    if formulation == "cover":
-        ex.cs = cs
-        ex.a_zero = np.flatnonzero(~fits)
-    else:
-        # F-assign: a set's latency is at least its lowest level that fits (else its cloud latency)
-        z_lb = inst.base_set_latency.astype(float).copy()
-        ok = np.flatnonzero(fits)
-        np.minimum.at(z_lb, cs.a_set[ok], cs.a_value[ok])
-        ex.z_lb = z_lb
-
-
-def _nodup(inst: Instance, ex: Extra) -> None:
-    """``nodup``: sum_n x[n,g] <= 1 for experts with two or more kept pairs."""
-    p = ex.pairs
-    cnt = np.bincount(p.expert, minlength=inst.G)
-    sel = np.flatnonzero(cnt[p.expert] >= 2)
-    multi = np.flatnonzero(cnt >= 2)
-    if len(multi) == 0:
-        ex.info["nodup"] = {"rows": 0}
-        return
-    rows = ex.add_rows(-np.inf, 1.0, len(multi))
-    ex.x_entries(rows[np.searchsorted(multi, p.expert[sel])], sel, 1.0)
-    ex.info["nodup"] = {"rows": len(multi)}
-
-
-def _classes(keys: np.ndarray) -> list[np.ndarray]:
-    """Groups (size >= 2) of row indices with identical rows of ``keys``, each sorted."""
-    if len(keys) == 0:
-        return []
-    _, inv, cnt = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
-    inv = inv.ravel()
-    return [np.flatnonzero(inv == c) for c in np.flatnonzero(cnt >= 2)]
-
-
-def _sym(inst: Instance, ex: Extra) -> None:
-    """``sym``: order interchangeable servers by load and interchangeable experts by latency."""
-    p = ex.pairs
-    slot = equal_size(inst)
-    n_srv_rows = n_exp_rows = 0
-    pair_id = np.full((inst.N, inst.G), -1)
-    pair_id[p.server, p.expert] = np.arange(len(p.server))
-    # servers: same capacity, same kept experts, same latency on each of them
-    lat = np.where(p.useful, inst.latency, np.inf)
-    keys = np.hstack([inst.capacity[:, None], p.useful.astype(float), lat])
-    for cls in _classes(keys):
-        if not p.useful[cls[0]].any():
-            continue
-        for n1, n2 in itertools.pairwise(cls):
-            # load(n1) >= load(n2): swapping two such servers' contents changes nothing
-            r = ex.add_rows(0.0, np.inf, 1)
-            g = np.flatnonzero(p.useful[n1])
-            w = np.ones(len(g)) if slot is not None else inst.size[g]
-            ex.x_entries(np.repeat(r, len(g)), pair_id[n1, g], w)
-            ex.x_entries(np.repeat(r, len(g)), pair_id[n2, g], -w)
-            n_srv_rows += 1
-    # experts: same size, fallback, kept servers and latencies, and the same activation sets
-    cand = p.cand
-    if len(cand) >= 2:
-        memb = np.zeros((inst.G, inst.M), bool)
-        pos = np.flatnonzero(inst.probs > 0)
-        memb[inst.sets[pos].ravel(), np.repeat(pos, inst.K)] = True
-        keys = np.hstack(
-            [
-                inst.size[cand, None],
-                inst.fallback[cand, None],
-                p.useful[:, cand].T.astype(float),
-                lat[:, cand].T,
-                memb[cand].astype(float),
-            ]
-        )
-        for cls in _classes(keys):
-            members = cand[cls]
-            lat_c = lat[:, members[0]]
-            values = np.unique(lat_c[np.isfinite(lat_c)])
-            for g1, g2 in itertools.pairwise(members):
-                # "available within v" of g1 >= that of g2 for every level v of the class
-                for v in values:
-                    srv = np.flatnonzero(lat_c <= v)
-                    r = ex.add_rows(0.0, np.inf, 1)
-                    ex.x_entries(np.repeat(r, len(srv)), pair_id[srv, g1], 1.0)
-                    ex.x_entries(np.repeat(r, len(srv)), pair_id[srv, g2], -1.0)
-                    n_exp_rows += 1
-    ex.info["sym"] = {"server_rows": n_srv_rows, "expert_rows": n_exp_rows}
-
-
-def _envelope(hi: np.ndarray) -> list[tuple[float, float]]:
-    """Upper concave envelope of the points (b, hi[b]), b = 0..B, as (slope, intercept) pieces.
-
-    ``hi`` is non-decreasing, so every slope is >= 0 and the minimum of the pieces is a
-    non-decreasing concave function >= hi on [0, B] (also beyond B, where it is >= hi[B]).
-    """
-    hull: list[int] = []
-    for b in range(len(hi)):
-        while len(hull) >= 2:
-            b1, b2 = hull[-2], hull[-1]
-            # drop b2 when it lies on or below the chord b1 -> b
-            if (hi[b2] - hi[b1]) * (b - b1) <= (hi[b] - hi[b1]) * (b2 - b1) + 1e-15:
-                hull.pop()
-            else:
-                break
-        hull.append(b)
-    pieces = []
-    for b1, b2 in itertools.pairwise(hull):
-        slope = max((hi[b2] - hi[b1]) / (b2 - b1), 0.0)
-        if slope < 1e-9:  # float noise: solvers drop such coefficients, so make the piece flat
-            pieces.append((0.0, float(hi[b1] + slope * (len(hi) - 1 - b1))))
-        else:
-            pieces.append((slope, float(hi[b1] - slope * b1)))
-    pieces.append((0.0, float(hi[-1])))
-    return pieces
-
-
-def _profile_start(inst: Instance, cm: Any, profiles: list) -> np.ndarray:
-    """A feasible placement to start the MILP from (top-down nested chains).
-
-    From the slowest level down, each level picks C[l, j] inside C[l, j+1] by the (max,+) DP
-    over per-layer lower profiles of the sets still inside (greedy completion, or the proven
-    profile's witness when it lies inside), with the weights of that level (of the nearest
-    lower level with weight when it has none). Nested with prefix budgets, hence realizable
-    (:func:`moebench.exact.chain.model.chains_to_placement`).
-    """
-    from moebench.exact.chain.model import chains_to_placement
-    from moebench.exact.chain.profiles import combine, greedy_chain
-
-    n_lv = len(cm.prefix)
-    allowed = [np.ones(a.shape[1], bool) for a in cm.members]
-    chains: list[list[np.ndarray]] = [[] for _ in range(n_lv)]
-    for j in range(n_lv - 1, -1, -1):
-        pos = [jj for jj in range(j + 1) if cm.weights[:, jj].max() > 0]
-        if not pos:
-            chains[j] = [np.zeros_like(al) for al in allowed]
-            continue
-        w = cm.weights[:, pos[-1]]
-        budget = int(cm.prefix[j])
-        los, wits = [], []
-        for layer, (a, p) in enumerate(zip(cm.members, cm.probs)):
-            inside = ~(a & ~allowed[layer][None, :]).any(axis=1)
-            bmax = int(min(budget, allowed[layer].sum()))
-            lo, wit = greedy_chain(a[inside], p[inside], bmax)
-            pr = profiles[layer]
-            for b in range(min(bmax, pr.bmax) + 1):
-                pw = pr.witness[b]
-                if pr.lo[b] > lo[b] and not np.any(pw & ~allowed[layer]):
-                    lo[b], wit[b] = pr.lo[b], pw
-            los.append(w[layer] * np.maximum.accumulate(lo))
-            wits.append(wit)
-        _, alloc = combine(los, budget)
-        chains[j] = [wits[layer][int(alloc[layer])] & allowed[layer] for layer in range(cm.L)]
-        allowed = [c.copy() for c in chains[j]]
-    return chains_to_placement(inst, cm, chains)
-
-
-def _profile(inst: Instance, ex: Extra, deadline: float | None) -> None:
-    """``profile`` (F-cover, chain-reducible instances): per-layer profile cuts and level DP rows.
-
-    For layer l and a level v (a latency of its servers below the fallback), let g = sum_S pi_S
-    a[S, v] (mass of the layer's sets covered within v), count = number of layer-l binaries on
-    servers with latency <= v, and B = slots of those servers. Every integer solution has
-    g <= V_l(|C|) <= hi_l(|C|) <= hi_l(count) (C = experts available within v; |C| <= count,
-    hi a proven non-decreasing upper profile), so g <= env(count) for the concave envelope of
-    hi on [0, B]; and per level sum_l w_l g_l <= max {sum_l w_l hi_l(b_l) : sum b_l <= B}.
-    """
-    from moebench.exact.chain.model import chain_model
-    from moebench.exact.chain.profiles import LayerProfile, certify_level, combine
-
-    try:
-        cm = chain_model(inst)
-    except NotApplicableError as exc:
-        ex.info["profile"] = f"not applied: {exc}"
-        return
-    cs, p = ex.cs, ex.pairs
-    t0 = time.monotonic()
-    layer_of_set = inst.set_layer
-    a_layer = layer_of_set[cs.a_set]
-    pair_layer = inst.layer_of[p.expert]
-    pair_lat = inst.latency[p.server, p.expert]
-    # per layer: its levels (value, chain position j = last server of the tie group, budget P_j)
-    levels: list[list[tuple[float, int, int]]] = []
-    for layer in range(inst.L):
-        vals = np.unique(pair_lat[pair_layer == layer])
-        lv = []
-        t_l = inst.latency[cm.order, inst.expert_offset[layer]]
-        for v in vals:
-            j = int(np.flatnonzero(t_l <= v).max())
-            lv.append((float(v), j, int(cm.prefix[j])))
-        levels.append(lv)
-    profiles = []
-    for layer in range(inst.L):
-        bmax = max((b for _, _, b in levels[layer]), default=0)
-        profiles.append(LayerProfile(cm.members[layer], cm.probs[layer], bmax, use_lp=True, deadline=deadline))
-    # refine the profile entries each level's DP uses (certify_level), heaviest level first, each
-    # level with a share of the time left proportional to its weight
-    order = sorted(cm.levels.tolist(), key=lambda j: -float(cm.weights[:, j].sum()))
-    wsum = [float(cm.weights[:, j].sum()) for j in order]
-    for i, j in enumerate(order):
-        frac = wsum[i] / max(sum(wsum[i:]), 1e-300)
-        share = None if deadline is None else time.monotonic() + max(deadline - time.monotonic(), 0.0) * frac
-        certify_level(profiles, cm.weights[:, j], int(cm.prefix[j]), deadline=share, node_limit=PROFILE_NODES)
-    ex.start = _profile_start(inst, cm, profiles)
-    # the cuts
-    n_env = n_dp = 0
-    his = []
-    for layer, prof in enumerate(profiles):
-        bmax = max((b for _, _, b in levels[layer]), default=0)
-        hi = np.full(bmax + 1, float(cm.probs[layer].sum()))
-        hi[: prof.bmax + 1] = prof.hi[: bmax + 1]
-        his.append(hi)
-    dp_terms: dict[int, list[tuple[int, float]]] = {}
-    for layer in range(inst.L):
-        for v, j, budget in levels[layer]:
-            sel_a = np.flatnonzero((a_layer == layer) & (cs.a_value == v))
-            sel_x = np.flatnonzero((pair_layer == layer) & (pair_lat <= v))
-            if len(sel_a) == 0:
-                continue
-            pi = inst.probs[cs.a_set[sel_a]]
-            for slope, icpt in _envelope(his[layer][: budget + 1]):
-                r = ex.add_rows(-np.inf, icpt + 1e-12, 1)
-                ex.a_entries(np.repeat(r, len(sel_a)), sel_a, pi)
-                if slope > 0:
-                    ex.x_entries(np.repeat(r, len(sel_x)), sel_x, -slope)
-                n_env += 1
-            w = float(cm.weights[layer, j])
-            if w > 0:
-                dp_terms.setdefault(j, []).append((layer, w))
-    for j, terms in sorted(dp_terms.items()):
-        budget = int(cm.prefix[j])
-        best, _ = combine([w * his[layer][: budget + 1] for layer, w in terms], budget)
-        idx, coef = [], []
-        for layer, w in terms:
-            v = float(inst.latency[cm.order[j], inst.expert_offset[layer]])
-            sel_a = np.flatnonzero((a_layer == layer) & (cs.a_value == v))
-            idx.append(sel_a)
-            coef.append(w * inst.probs[cs.a_set[sel_a]])
-        if sum(len(i) for i in idx) == 0:
-            continue
-        r = ex.add_rows(-np.inf, float(best[budget]) * (1 + 1e-9) + 1e-12, 1)
-        ex.a_entries(np.repeat(r, sum(len(i) for i in idx)), np.concatenate(idx), np.concatenate(coef))
-        n_dp += 1
-    # bound-levels (docs/certify.md section 3): R* <= sum_j max {sum_l w[l,j] hi_l(b_l) : sum b_l <= P_j},
-    # every layer's profile padded with its total mass beyond the budgets it was built for
-    top = int(cm.prefix.max(initial=0))
-    padded = []
-    for layer, hi in enumerate(his):
-        full = np.full(top + 1, float(cm.probs[layer].sum()))
-        full[: min(len(hi), top + 1)] = hi[: top + 1]
-        padded.append(full)
-    ex.gain_bound = 0.0
-    for j in cm.levels.tolist():
-        budget = int(cm.prefix[j])
-        best, _ = combine([w * h[: budget + 1] for w, h in zip(cm.weights[:, j], padded)], budget)
-        ex.gain_bound += float(best[budget])
-    ex.gain_bound = ex.gain_bound * (1 + 1e-9) + 1e-12
-    exact = sum(int(np.sum(pr.hi - pr.lo <= 1e-11)) for pr in profiles)
-    ex.info["profile"] = {
-        "level_bound": ex.gain_bound,
-        "envelope_rows": n_env,
-        "level_rows": n_dp,
-        "budgets_exact": exact,
-        "budgets": int(sum(pr.bmax + 1 for pr in profiles)),
-        "nodes": int(sum(pr.nodes for pr in profiles)),
-        "seconds": round(time.monotonic() - t0, 3),
-    }
-
-
-def strengthen_model(inst: Instance, formulation: str, names: tuple[str, ...], deadline: float | None = None) -> Extra:
-    """Apply the strengthenings ``names`` for ``formulation`` (see docs/milp.md for validity).
-
-    Parameters
-    ----------
-    inst
-        The instance.
-    formulation
-        ``assign``, ``cover`` or ``k1``.
-    names
-        Strengthenings (from :func:`parse_strengthen`).
-    deadline
-        ``time.monotonic()`` after which ``profile`` stops refining its profiles (cuts stay valid);
-        default: :data:`PROFILE_MAX_SECONDS` from now.
-
-    Returns
-    -------
-    Extra
-    """
-    if deadline is None:
-        deadline = time.monotonic() + PROFILE_MAX_SECONDS
-    ex = Extra(names=tuple(names), pairs=kept_pairs(inst))
-    if "prune" in names:
-        _prune(inst, ex, formulation)
-    if formulation == "cover" and ex.cs is None:
-        ex.cs = cover_structure(inst, ex.pairs)
-    if "slots" in names:
-        s = equal_size(inst)
-        ex.slot_size = s
-        ex.info["slots"] = "capacity rows in expert counts" if s is not None else "not applied: unequal sizes"
-    if "nodup" in names:
-        _nodup(inst, ex)
-    if "sym" in names:
-        _sym(inst, ex)
-    if "profile" in names:
-        if formulation != "cover":
-            ex.info["profile"] = f"not applied: needs formulation cover, not {formulation}"
-        else:
-            _profile(inst, ex, deadline)
-    return ex

@@ -14,6 +14,12 @@ binary fixed to the incumbent (an LP that presolve usually removes entirely) and
 is the ``solver_latency`` the harness compares with the evaluator. The raw MIP objective is kept
 in ``info["mip_objective"]``.
 
+Safe bounds (docs/tolerances.md). HiGHS prunes a node whose bound is within
+``mip_feasibility_tolerance`` (or the absolute / relative gap) of the incumbent, and its LP bounds
+hold up to its dual feasibility tolerance; all are absolute in objective units. The objective is
+therefore scaled (:func:`moebench.exact.formulations.objective_scale`) and every dual bound is
+widened by :func:`bound_slack` before it becomes a bound on the gain.
+
 HiGHS keeps its thread pool per process: asking for a different thread count in the same
 process silently fails, so the global scheduler is reset whenever the thread count changes.
 """
@@ -27,7 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from moebench.exact.formulations import SparseModel
+from moebench.exact.driver import Resolved, SolverResult, Stream
+from moebench.exact.formulations import BUILDERS, Extra, SparseModel, objective_scale
+from moebench.instance import Instance
+from moebench.methods import SolveRequest
+
+#: HiGHS options whose values (absolute, objective units) widen every dual bound.
+TOLERANCE_OPTIONS = ("mip_abs_gap", "mip_rel_gap", "mip_feasibility_tolerance", "dual_feasibility_tolerance")
 
 _last_threads: int | None = None
 
@@ -154,6 +166,7 @@ def run_highs(
     relax: bool = False,
     polish: bool = True,
     start: np.ndarray | None = None,
+    tolerances: dict[str, float] | None = None,
 ) -> HighsOutcome:
     """Solve ``model`` with HiGHS.
 
@@ -174,6 +187,9 @@ def run_highs(
     start
         0/1 values of the placement binaries (``model.x_cols``) of a feasible placement, passed to
         HiGHS as a (partial) starting solution.
+    tolerances
+        Filled, before the solve starts, with the effective values of :data:`TOLERANCE_OPTIONS`
+        (also returned in ``info["tolerances"]``).
 
     Returns
     -------
@@ -185,6 +201,7 @@ def run_highs(
     if trivial is not None:
         val = model.objective(trivial)
         flags = {"optimal": True, "time_limit": False, "infeasible": False, "model_status": "trivial (no rows)"}
+        flags["tolerances"] = dict.fromkeys(TOLERANCE_OPTIONS, 0.0)
         return HighsOutcome("trivial", trivial, val, val, val, 0.0, 0.0, flags)
     opts: dict[str, Any] = {"random_seed": int(seed) % 2147483647}
     if not relax:
@@ -195,6 +212,9 @@ def run_highs(
         opts["time_limit"] = max(0.01, float(time_limit))
     opts.update(solver_options or {})
     h = _new_highs(threads, opts)
+    effective = {k: float(h.getOptionValue(k)[1]) for k in TOLERANCE_OPTIONS}
+    if tolerances is not None:
+        tolerances.update(effective)
     pass_model(h, model, relax)
     if on_incumbent is not None and not relax:
 
@@ -229,6 +249,7 @@ def run_highs(
         },
     )
     out.info["status_code"] = int(status)
+    out.info["tolerances"] = effective
     if solution is not None and polish and not relax and len(model.x_cols):
         tp = time.perf_counter()
         fixed = np.round(solution[model.x_cols])
@@ -259,3 +280,81 @@ def lp_bound(model: SparseModel, threads: int = 1, time_limit: float | None = No
     """Value of the LP relaxation of ``model`` (``obj @ v + offset``), None if not solved."""
     out = run_highs(model, threads=threads, time_limit=time_limit, relax=True, polish=False)
     return out.objective if out.model_status == "Optimal" else None
+
+
+def bound_slack(tolerances: dict[str, float], bound: float) -> float:
+    """What HiGHS's tolerances may hide below (max) / above (min) a dual ``bound``, in objective units:
+    the absolute and relative gaps and the feasibility tolerance it prunes with, plus its dual
+    feasibility tolerance (module docstring)."""
+    t = tolerances
+    return (
+        t["mip_abs_gap"]
+        + t["mip_rel_gap"] * abs(bound)
+        + t["mip_feasibility_tolerance"]
+        + t["dual_feasibility_tolerance"]
+    )
+
+
+def safe_gain_bound(model: SparseModel, tolerances: dict[str, float], bound: float | None) -> float | None:
+    """A bound on the optimal gain from HiGHS's dual ``bound``, widened by :func:`bound_slack`."""
+    if bound is None or not np.isfinite(bound):
+        return None
+    return model.gain_bound(bound) + bound_slack(tolerances, bound) / model.scale
+
+
+class HighsBackend:
+    """``milp-highs`` for :func:`moebench.exact.driver.run_exact`: the sparse model, scaled, on highspy."""
+
+    profile_kind = "highs"
+
+    def build(self, inst: Instance, opt: Resolved, ex: Extra) -> SparseModel:
+        """The sparse model of ``opt.formulation`` with the strengthenings ``ex``, objective scaled."""
+        model = BUILDERS[opt.formulation](inst, ex)
+        model.scale_objective(objective_scale(inst))
+        return model
+
+    def solve(
+        self, model: SparseModel, inst: Instance, opt: Resolved, req: SolveRequest, limit: float | None, stream: Stream
+    ) -> SolverResult:
+        """Solve with HiGHS, streaming incumbents with widened dual bounds."""
+        tol: dict[str, float] = {}
+        on_inc = None
+        if stream.active:
+
+            def on_inc(v: np.ndarray, dual: float) -> None:
+                stream(model.decode(v), safe_gain_bound(model, tol, dual) if tol else None)
+
+        out = run_highs(
+            model,
+            threads=opt.threads,
+            time_limit=limit,
+            mip_rel_gap=opt.mip_rel_gap,
+            mip_abs_gap=None if opt.mip_abs_gap is None else opt.mip_abs_gap * model.scale,
+            seed=req.seed,
+            solver_options=opt.solver_options,
+            on_incumbent=on_inc,
+            start=None if model.start is None else model.encode(model.start),
+            tolerances=tol,
+        )
+        tol = out.info.get("tolerances", tol)
+        info = {
+            "model": model.stats,
+            **out.info,
+            "objective_scale": model.scale,
+            "mip_objective": out.objective,
+            "mip_gap": out.gap,
+        }
+        return SolverResult(
+            native_status=out.model_status,
+            optimal=bool(out.info["optimal"]),
+            time_limit=bool(out.info["time_limit"]),
+            infeasible=bool(out.info["infeasible"]),
+            placement=None if out.solution is None else model.decode(out.solution),
+            solver_latency=None if out.polished is None else model.latency(out.polished),
+            bound=safe_gain_bound(model, tol, out.dual_bound),
+            solve_time=out.solve_time,
+            solver="highs",
+            version=version(),
+            info=info,
+            error=None if out.solution is not None else f"HiGHS: {out.model_status}",
+        )

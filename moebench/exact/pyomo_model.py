@@ -10,7 +10,14 @@ Solving goes through Pyomo's current solver interface
 (``pyomo.contrib.solver.common.factory.SolverFactory``, HiGHS by default). Another solver is
 named with the ``solver`` option; names the new interface does not know are looked up in the
 legacy ``pyomo.environ.SolverFactory``. A solver that is not installed gives status
-``unavailable``. Pyomo is imported only inside :func:`solve_pyomo`.
+``unavailable``. Pyomo is imported only inside :class:`PyomoBackend`, the module's part of the
+shared driver (:mod:`moebench.exact.driver`).
+
+Objectives are shifted and scaled as in :mod:`moebench.exact.formulations`: ``latency`` is
+``scale * (Lat - Lat(empty))`` and ``gain`` is ``scale * R``, with ``scale`` a power of two
+(:func:`~moebench.exact.formulations.objective_scale`), so that the solver's absolute tolerances
+stay far below the gain; every bound is widened by the solver's tolerances
+(:func:`solver_tolerances`, docs/tolerances.md).
 
 When the solver stops before proving optimality with zero gap, the incumbent may carry slack
 (see :mod:`moebench.exact.highs`), so the model is solved once more with the placement binaries
@@ -26,9 +33,11 @@ import numpy as np
 
 from moebench.errors import UnavailableError
 from moebench.evaluate import empty_placement
-from moebench.exact.formulations import Extra, slot_capacity, strengthen_model
+from moebench.exact.driver import Resolved, SolverResult, Stream
+from moebench.exact.formulations import Extra, objective_scale, plain_extra, slot_capacity
+from moebench.exact.highs import bound_slack
 from moebench.instance import Instance
-from moebench.methods import Solution, SolveRequest, Status
+from moebench.methods import SolveRequest
 
 
 def _capacity(pyo: Any, m: Any, inst: Instance, pairs: Any, slot: float | None = None) -> None:
@@ -74,11 +83,14 @@ def _pairs_by_expert(pairs: Any) -> dict[int, list[int]]:
     return out
 
 
-def build_assign_pyomo(inst: Instance, ex: Extra | None = None) -> Any:
-    """F-assign: min sum_S pi_S z_S with y <= x, sum_n y <= 1, t = T0 - sum (T0 - T) y, z >= t."""
+def build_assign_pyomo(inst: Instance, ex: Extra | None = None, scale: float = 1.0) -> Any:
+    """F-assign: min sum_S pi_S z_S with y <= x, sum_n y <= 1, t = T0 - sum (T0 - T) y, z >= t.
+
+    The objective ``latency`` is ``scale * (Lat - Lat(empty))`` (module docstring).
+    """
     import pyomo.environ as pyo
 
-    ex = strengthen_model(inst, "assign", ()) if ex is None else ex
+    ex = plain_extra(inst, "assign") if ex is None else ex
     pairs = ex.pairs
     servers_of = _pairs_by_expert(pairs)
     T, T0 = inst.latency, inst.fallback
@@ -106,17 +118,21 @@ def build_assign_pyomo(inst: Instance, ex: Extra | None = None) -> Any:
     m.set_latency = pyo.Constraint(
         m.SET_MEMBERS, rule=lambda m, s, g: m.z[s] >= (m.t[g] if is_cand[g] else float(T0[g]))
     )
-    m.latency = pyo.Objective(expr=const + sum(float(inst.probs[s]) * m.z[s] for s in zsets), sense=pyo.minimize)
+    lat = const - inst.empty_latency + sum(float(inst.probs[s]) * m.z[s] for s in zsets)
+    m.latency = pyo.Objective(expr=scale * lat, sense=pyo.minimize)
     _extra(pyo, m, ex)
-    m.SENSE = "min"
+    m.SENSE, m.SCALE = "min", scale
     return m
 
 
-def build_k1_pyomo(inst: Instance, ex: Extra | None = None) -> Any:
-    """F-k1 (K = 1): min sum_g p_g T0_g - sum p_g (T0_g - T[n,g]) y[n,g], y <= x, sum_n y <= 1."""
+def build_k1_pyomo(inst: Instance, ex: Extra | None = None, scale: float = 1.0) -> Any:
+    """F-k1 (K = 1): min sum_g p_g T0_g - sum p_g (T0_g - T[n,g]) y[n,g], y <= x, sum_n y <= 1.
+
+    The objective ``latency`` is ``scale * (Lat - Lat(empty))`` (module docstring).
+    """
     import pyomo.environ as pyo
 
-    ex = strengthen_model(inst, "k1", ()) if ex is None else ex
+    ex = plain_extra(inst, "k1") if ex is None else ex
     pairs = ex.pairs
     servers_of = _pairs_by_expert(pairs)
     p, T, T0 = inst.marginals, inst.latency, inst.fallback
@@ -128,20 +144,21 @@ def build_k1_pyomo(inst: Instance, ex: Extra | None = None) -> Any:
     _capacity(pyo, m, inst, pairs, ex.slot_size)
     m.serve_if_cached = pyo.Constraint(m.PAIRS, rule=lambda m, n, g: m.y[n, g] <= m.x[n, g])
     m.one_server = pyo.Constraint(m.CAND, rule=lambda m, g: sum(m.y[n, g] for n in servers_of[g]) <= 1)
-    m.latency = pyo.Objective(
-        expr=float(p @ T0) - sum(float(p[g] * (T0[g] - T[n, g])) * m.y[n, g] for n, g in m.PAIRS),
-        sense=pyo.minimize,
-    )
+    saving = sum(float(p[g] * (T0[g] - T[n, g])) * m.y[n, g] for n, g in m.PAIRS)
+    m.latency = pyo.Objective(expr=scale * (float(p @ T0) - inst.empty_latency - saving), sense=pyo.minimize)
     _extra(pyo, m, ex)
-    m.SENSE = "min"
+    m.SENSE, m.SCALE = "min", scale
     return m
 
 
-def build_cover_pyomo(inst: Instance, ex: Extra | None = None) -> Any:
-    """F-cover: max sum pi_S (v_{k+1} - v_k) a[k,S], a[k,S] <= c[k,g] <= sum_{n: T <= v_k} x[n,g]."""
+def build_cover_pyomo(inst: Instance, ex: Extra | None = None, scale: float = 1.0) -> Any:
+    """F-cover: max sum pi_S (v_{k+1} - v_k) a[k,S], a[k,S] <= c[k,g] <= sum_{n: T <= v_k} x[n,g].
+
+    The objective ``gain`` is ``scale * R`` (module docstring).
+    """
     import pyomo.environ as pyo
 
-    ex = strengthen_model(inst, "cover", ()) if ex is None else ex
+    ex = plain_extra(inst, "cover") if ex is None else ex
     pairs, cs = ex.pairs, ex.cs
     fast: dict[int, list[tuple[int, int]]] = {}
     for ci, pi in zip(cs.cx_c.tolist(), cs.cx_pair.tolist()):
@@ -161,8 +178,8 @@ def build_cover_pyomo(inst: Instance, ex: Extra | None = None) -> Any:
     for j in ex.a_zero.tolist():
         m.a[j].fix(0.0)
     _extra(pyo, m, ex, m.a)
-    m.gain = pyo.Objective(expr=sum(float(w) * m.a[j] for j, w in enumerate(cs.a_weight)), sense=pyo.maximize)
-    m.SENSE = "max"
+    m.gain = pyo.Objective(expr=scale * sum(float(w) * m.a[j] for j, w in enumerate(cs.a_weight)), sense=pyo.maximize)
+    m.SENSE, m.SCALE = "max", scale
     return m
 
 
@@ -267,94 +284,120 @@ def _run(solver: Any, new: bool, m: Any, name: str, opt: Any, req: SolveRequest,
     }
 
 
-def solve_pyomo(inst: Instance, req: SolveRequest, opt: Any) -> Solution:
-    """Build the Pyomo model of ``opt.formulation`` and solve it with ``opt.solver``.
+#: Tolerances assumed for Pyomo solvers other than HiGHS (absolute, objective units): moebench
+#: cannot read them, so it assumes common defaults (docs/tolerances.md).
+GENERIC_TOLERANCES = {"mip_feasibility_tolerance": 1e-6, "dual_feasibility_tolerance": 1e-6}
 
-    Parameters
-    ----------
-    inst
-        The instance.
-    req
-        The solve request (time limit, seed).
-    opt
-        Resolved options (:class:`moebench.exact.backends.Resolved`).
-    """
-    try:
+
+def solver_tolerances(opt: Resolved, scale: float) -> dict[str, float]:
+    """The tolerances that widen the solver's bound (see :func:`moebench.exact.highs.bound_slack`):
+    HiGHS's defaults (or the profile's values) for ``highs``, :data:`GENERIC_TOLERANCES` otherwise."""
+    o = opt.solver_options
+    if opt.solver == "highs":
+        feas = float(o.get("mip_feasibility_tolerance", 1e-6))
+        dual = float(o.get("dual_feasibility_tolerance", 1e-7))
+        abs_gap = 1e-6 if opt.mip_abs_gap is None else opt.mip_abs_gap * scale
+    else:
+        feas, dual = GENERIC_TOLERANCES["mip_feasibility_tolerance"], GENERIC_TOLERANCES["dual_feasibility_tolerance"]
+        abs_gap = 1e-6 if opt.mip_abs_gap is None else max(opt.mip_abs_gap * scale, 1e-6)
+    return {
+        "mip_abs_gap": abs_gap,
+        "mip_rel_gap": opt.mip_rel_gap,
+        "mip_feasibility_tolerance": feas,
+        "dual_feasibility_tolerance": dual,
+    }
+
+
+class PyomoBackend:
+    """``milp-pyomo`` for :func:`moebench.exact.driver.run_exact`: the Pyomo models, objective scaled."""
+
+    profile_kind = "highs"
+
+    def build(self, inst: Instance, opt: Resolved, ex: Extra) -> Any:
+        """The Pyomo model of ``opt.formulation`` with the strengthenings ``ex``.
+
+        Raises
+        ------
+        UnavailableError
+            When Pyomo or the solver is not installed.
+        """
+        try:
+            import pyomo.environ  # noqa: F401  (fills the solver factories)
+        except ImportError as exc:
+            raise UnavailableError(f"Pyomo is not installed: {exc}") from None
+        _solver(opt.solver)  # unavailable before any work
+        return BUILDERS[opt.formulation](inst, ex, objective_scale(inst))
+
+    def solve(
+        self, m: Any, inst: Instance, opt: Resolved, req: SolveRequest, limit: float | None, stream: Stream
+    ) -> SolverResult:
+        """Solve with ``opt.solver``; re-solve with the binaries fixed when the incumbent may carry slack."""
         import pyomo
         import pyomo.environ as pyo
-    except ImportError as exc:
-        raise UnavailableError(f"Pyomo is not installed: {exc}") from None
-    from moebench.exact.backends import promote_if_proven, strengthen_for, tighter_bound
 
-    solver, new = _solver(opt.solver)
-    t0 = time.perf_counter()
-    ex = strengthen_for(inst, req, opt)
-    m = BUILDERS[opt.formulation](inst, ex)
-    build_time = time.perf_counter() - t0
-    pairs = ex.pairs
-    limit = req.remaining()
-    t1 = time.perf_counter()
-    if m.nconstraints() == 0:
-        # nothing can be cached usefully: every variable-free objective is a constant and
-        # solvers reject empty models, so this is solved here
-        for v in m.x.values():
-            v.set_value(0)
-        val = _objective_value(m)
-        r = {"has": True, "optimal": True, "time_limit": False, "infeasible": False}
-        r.update(objective=val, bound=val, termination="trivial (no constraints)")
-    else:
-        r = _run(solver, new, m, opt.solver, opt, req, limit)
-    version = solver.version() if new else getattr(solver, "version", lambda: None)()
-    info: dict[str, Any] = {"termination": r["termination"], "mip_objective": r["objective"]}
-    common = dict(
-        build_time=build_time,
-        solver=f"pyomo/{opt.solver}",
-        solver_version=f"pyomo {pyomo.version.version}; {opt.solver} {version}",
-        options={**opt.record(req, limit), "solver": opt.solver, "strengthen_applied": ex.record()},
-        info=info,
-    )
-
-    def to_gain(bound: float | None) -> float | None:
-        if bound is None:
-            return ex.gain_bound
-        return tighter_bound(inst.empty_latency - bound if m.SENSE == "min" else bound, ex.gain_bound)
-
-    def to_latency(objective: float) -> float:
-        return objective if m.SENSE == "min" else inst.empty_latency - objective
-
-    if not r["has"]:
-        st = Status.INFEASIBLE if r["infeasible"] else Status.TIME_LIMIT if r["time_limit"] else Status.ERROR
-        return Solution(
-            empty_placement(inst),
-            st,
-            bound=to_gain(r["bound"]) if st == Status.TIME_LIMIT else None,
+        solver, new = _solver(opt.solver)
+        t1 = time.perf_counter()
+        if m.nconstraints() == 0:
+            # nothing can be cached usefully: the objective is a constant and solvers reject
+            # empty models, so this is solved here
+            for v in m.x.values():
+                v.set_value(0)
+            val = _objective_value(m)
+            r = {"has": True, "optimal": True, "time_limit": False, "infeasible": False}
+            r.update(objective=val, bound=val, termination="trivial (no constraints)")
+        else:
+            r = _run(solver, new, m, opt.solver, opt, req, limit)
+        version = solver.version() if new else getattr(solver, "version", lambda: None)()
+        tol = solver_tolerances(opt, m.SCALE)
+        info: dict[str, Any] = {
+            "termination": r["termination"],
+            "mip_objective": r["objective"],
+            "objective_scale": m.SCALE,
+            "tolerances": tol,
+        }
+        common: dict[str, Any] = dict(
+            native_status=r["termination"],
+            optimal=bool(r["optimal"]),
+            time_limit=bool(r["time_limit"]),
+            infeasible=bool(r["infeasible"]),
+            solver=f"pyomo/{opt.solver}",
+            version=f"pyomo {pyomo.version.version}; {opt.solver} {version}",
+            options={"solver": opt.solver},
+            info=info,
+        )
+        bound = None
+        if r["bound"] is not None:
+            raw = float(r["bound"])
+            bound = _gain(m, raw) + (0.0 if r["termination"].startswith("trivial") else bound_slack(tol, raw) / m.SCALE)
+        if not r["has"]:
+            err = None if r["time_limit"] else f"{opt.solver}: {r['termination']}"
+            return SolverResult(bound=bound, solve_time=time.perf_counter() - t1, error=err, **common)
+        xval = {k: float(pyo.value(v, exception=False) or 0.0) for k, v in m.x.items()}
+        x = empty_placement(inst)
+        for (n, g), v in xval.items():
+            x[n, g] = v > 0.5
+        objective = float(r["objective"]) if r["objective"] is not None else _objective_value(m)
+        tight = r["termination"].startswith("trivial") or (
+            r["optimal"] and opt.mip_rel_gap == 0 and (opt.mip_abs_gap or 0) <= 1e-9
+        )
+        if not tight and len(xval):
+            # remove slack: fix the binaries and solve again (see the module docstring)
+            for k, v in m.x.items():
+                v.fix(round(xval[k]))
+            r2 = _run(solver, new, m, opt.solver, opt, req, None)
+            if r2["has"] and r2["objective"] is not None:
+                objective = float(r2["objective"])
+                info["polished"] = True
+        return SolverResult(
+            placement=x,
+            solver_latency=inst.empty_latency - _gain(m, objective),
+            bound=bound,
             solve_time=time.perf_counter() - t1,
-            error=None if st == Status.TIME_LIMIT else f"{opt.solver}: {r['termination']}",
             **common,
         )
-    xval = {k: float(pyo.value(v, exception=False) or 0.0) for k, v in m.x.items()}
-    x = empty_placement(inst)
-    for (n, g), v in xval.items():
-        x[n, g] = v > 0.5
-    objective = float(r["objective"]) if r["objective"] is not None else _objective_value(m)
-    tight = r["termination"].startswith("trivial") or (
-        r["optimal"] and opt.mip_rel_gap == 0 and (opt.mip_abs_gap or 0) <= 1e-9
-    )
-    if not tight and len(pairs.server):
-        # remove slack: fix the binaries and solve again (see the module docstring)
-        for k, v in m.x.items():
-            v.fix(round(xval[k]))
-        r2 = _run(solver, new, m, opt.solver, opt, req, None)
-        if r2["has"] and r2["objective"] is not None:
-            objective = float(r2["objective"])
-            info["polished"] = True
-    status = Status.OPTIMAL if r["optimal"] else Status.TIME_LIMIT if r["time_limit"] else Status.FEASIBLE
-    status = promote_if_proven(status, inst.empty_latency - to_latency(objective), to_gain(r["bound"]), opt, info)
-    return Solution(
-        x,
-        status,
-        bound=to_gain(r["bound"]),
-        solver_latency=to_latency(objective),
-        solve_time=time.perf_counter() - t1,
-        **common,
-    )
+
+
+def _gain(m: Any, objective: float) -> float:
+    """The gain R from a value of the (scaled, shifted) objective of ``m``."""
+    v = float(objective) / m.SCALE
+    return -v if m.SENSE == "min" else v

@@ -39,6 +39,10 @@ STRUCTURE_PARAMS: tuple[Param, ...] = (
     Param("tokens", 2000, "int", "tokens sampled per layer (their Top-K sets become the activation sets)"),
 )
 
+#: Parameters the generated names spell (``zipf-L4-E16-K2-N3-s0``); ``servers`` is N unless
+#: ``delays`` (spelled when given) sets it.
+NAMED = ("layers", "experts", "K", "servers")
+
 
 def _check_structure(p: dict[str, Any]) -> tuple[int, int, int, int]:
     nl, e, k, t = int(p["layers"]), int(p["experts"]), int(p["K"]), int(p["tokens"])
@@ -114,6 +118,7 @@ def assemble(
 @register_family(
     "uniform",
     params=(*STRUCTURE_PARAMS, *PHYSICAL_PARAMS),
+    name_params=NAMED,
     summary="every token's Top-K set uniform over all K-subsets (tokens=0: all subsets listed, equal probability)",
 )
 def uniform(p: dict[str, Any], seed: int) -> Instance:
@@ -145,6 +150,7 @@ def uniform(p: dict[str, Any], seed: int) -> Instance:
         *PHYSICAL_PARAMS,
     ),
     summary="skewed popularity: expert weights 1/rank^alpha (random ranks per layer), K drawn without replacement",
+    name_params=NAMED,
 )
 def zipf(p: dict[str, Any], seed: int) -> Instance:
     """Zipf popularity, independent draws within a token (weak co-activation structure)."""
@@ -174,6 +180,7 @@ def zipf(p: dict[str, Any], seed: int) -> Instance:
         *PHYSICAL_PARAMS,
     ),
     summary="blocks of experts that fire together (co-activation matters); the rest uniform noise",
+    name_params=NAMED,
 )
 def clustered(p: dict[str, Any], seed: int) -> Instance:
     """Clustered co-activation: the regime where per-expert popularity is misleading."""

@@ -23,21 +23,20 @@ Families
 
 Data
 ----
-Data files are read at generation time from the data folder: the ``data_dir`` parameter, else
-the environment variable ``MOEBENCH_DATA``, else ``<repo root>/../shared/data/moe-traces``. The
-folder's layout is that of ``shared/data/moe-traces`` (see docs/data.md); nothing is copied
-into the project. A missing or incomplete folder raises :class:`~moebench.errors.InputError`
-naming the missing files. The folder path is not stored in the instance metadata, so the same
-parameters and seed give the same instance file on every machine.
+Data files are read at generation time from the data folder (:mod:`moebench.data`): the
+``data_dir`` parameter, else the environment variable ``MOEBENCH_DATA``, else the folder
+shipped inside the package. A missing or incomplete folder raises
+:class:`~moebench.errors.InputError` naming the missing files. The folder path is not stored
+in the instance metadata, so the same parameters and seed give the same instance file on
+every machine. Real traces are read into :class:`moebench.data.source.TokenPaths` (token
+paths and the train/test split by sequence), shared with the ``trace`` family of
+:mod:`moebench.families.user_traces`.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import os
-from dataclasses import dataclass
 from functools import lru_cache
 from itertools import combinations
 from math import comb
@@ -46,7 +45,20 @@ from typing import Any
 
 import numpy as np
 
-import moebench
+# default_data_dir, shipped_data_dir, ESFT_DIR: re-exported for callers that import them from here
+from moebench.data import ENV_VAR, default_data_dir, require_files, resolve_data_dir, shipped_data_dir  # noqa: F401
+from moebench.data.esft import (  # noqa: F401
+    ESFT_COUNTS_JSON,
+    ESFT_DIR,
+    ESFT_EXPERTS,
+    ESFT_K,
+    ESFT_LAYERS,
+    ESFT_SOURCE,
+    ESFT_TASKS,
+    EsftSource,
+)
+from moebench.data.olmoe import OLMOE_COUNTS_JSON as COUNTS_JSON
+from moebench.data.source import TokenPaths, select_tokens
 from moebench.errors import InputError
 from moebench.families import Param, register_family
 from moebench.families.catalog import ModelSpec, catalog, get_model
@@ -54,23 +66,6 @@ from moebench.families.generated import MAX_ALL_SETS, to_counts
 from moebench.families.physical import PHYSICAL_PARAMS, capacities, hardware, latencies, regime
 from moebench.instance import Instance, LayerSpec, build_instance
 
-#: Environment variable naming the data folder (the folder holding ``PROVENANCE.md``).
-ENV_VAR = "MOEBENCH_DATA"
-
-ESFT_DIR = "deepseek-v2-lite-esft/expert_scores"
-ESFT_TASKS = ("intent", "law", "summary", "translation")
-ESFT_LAYERS = 26
-ESFT_EXPERTS = 64
-ESFT_K = 6
-COUNTS_JSON = "derived/olmoe_repo_expert_counts.json"
-
-ESFT_SOURCE: dict[str, str] = {
-    "repo": "https://github.com/deepseek-ai/ESFT",
-    "commit": "579a7711e4b332b4c57b47e378a0cf240d85caa6",
-    "license": "MIT (LICENSE-CODE)",
-    "source_paths": "results/expert_scores/<task>/expert_weights_<1..26>.txt",
-    "model": "deepseek-ai/ESFT-vanilla-lite (DeepSeek-V2-Lite architecture)",
-}
 OLMOE_SOURCE: dict[str, str] = {
     "repo": "https://github.com/allenai/OLMoE",
     "commit": "357454f4f647385839c0ff6b99a688dc7cd9c13f",
@@ -103,165 +98,13 @@ TRACE_PHYSICAL_PARAMS: tuple[Param, ...] = (
     ),
 )
 DATA_DIR_PARAM = Param(
-    "data_dir", None, "str", f"data folder (default: ${ENV_VAR}, else <repo>/../shared/data/moe-traces)"
+    "data_dir", None, "str", f"data folder (default: ${ENV_VAR}, else the one shipped with moebench)"
 )
 
 
-# ---- data folder ---------------------------------------------------------------------------
-def default_data_dir() -> Path:
-    """``$MOEBENCH_DATA`` if set, else ``<repo root>/../shared/data/moe-traces``."""
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env)
-    return Path(moebench.__file__).resolve().parents[1].parent / "shared" / "data" / "moe-traces"
-
-
-def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The data folder to read: ``data_dir`` if given, else :func:`default_data_dir`.
-
-    Raises
-    ------
-    InputError
-        When the folder does not exist.
-    """
-    root = Path(data_dir) if data_dir else default_data_dir()
-    if not root.is_dir():
-        raise InputError(
-            f"data folder {root} not found; set {ENV_VAR} or pass data_dir=... (docs/data.md says where to get it)",
-            where="data_dir",
-        )
-    return root
-
-
-def _require(root: Path, rel: list[str], what: str) -> None:
-    missing = [r for r in rel if not (root / r).is_file()]
-    if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise InputError(f"incomplete data folder {root}: {what} needs {shown} (see docs/data.md)", where="data_dir")
-
-
-# ---- DeepSeek-V2-Lite ESFT traces -----------------------------------------------------------
-@dataclass(frozen=True)
-class EsftTrace:
-    """The per-token Top-6 sets of one ESFT task.
-
-    Attributes
-    ----------
-    task : str
-        Task name.
-    sets : ndarray, shape (26, T, 6)
-        Routed expert ids (0..63) of every token at every MoE layer, in file order.
-    seq : ndarray, shape (T,)
-        Sequence (line) number of every token.
-    n_seq : int
-        Number of sequences.
-    sha256 : str
-        SHA-256 over the uncompressed bytes of the 26 layer files, in layer order.
-    """
-
-    task: str
-    sets: np.ndarray
-    seq: np.ndarray
-    n_seq: int
-    sha256: str
-
-
-def _esft_file(root: Path, task: str, layer: int) -> Path | None:
-    base = root / ESFT_DIR / task / f"expert_weights_{layer}.txt"
-    for cand in (base.with_name(base.name + ".gz"), base):
-        if cand.is_file():
-            return cand
-    return None
-
-
-def _parse_esft_layer(path: Path) -> tuple[list[np.ndarray], bytes]:
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    seqs = []
-    for i, line in enumerate(raw.decode("ascii").splitlines()):
-        if not line:
-            continue
-        left = line.partition("\t\t")[0]
-        try:
-            ids = np.array(left.split("\t"), dtype=np.int64)
-        except ValueError:
-            raise InputError("expert ids are not integers", file=str(path), where=f"line {i + 1}") from None
-        if ids.size % ESFT_K or ids.min() < 0 or ids.max() >= ESFT_EXPERTS:
-            raise InputError(
-                f"expected groups of {ESFT_K} ids in [0, {ESFT_EXPERTS})", file=str(path), where=f"line {i + 1}"
-            )
-        tok = ids.reshape(-1, ESFT_K)
-        if np.any(np.diff(np.sort(tok, axis=1), axis=1) == 0):
-            raise InputError("a token repeats an expert id", file=str(path), where=f"line {i + 1}")
-        seqs.append(tok)
-    return seqs, raw
-
-
-@lru_cache(maxsize=8)
-def load_esft(root: str, task: str) -> EsftTrace:
-    """Read the 26 layer files of ``task`` from data folder ``root`` (cached).
-
-    Raises
-    ------
-    InputError
-        When files are missing or malformed, or their sequences do not line up across layers.
-    """
-    if task not in ESFT_TASKS:
-        raise InputError(f"unknown ESFT task {task!r} (known: {', '.join(ESFT_TASKS)})", where="task")
-    base = Path(root)
-    files = [_esft_file(base, task, layer) for layer in range(1, ESFT_LAYERS + 1)]
-    _require(
-        base,
-        [f"{ESFT_DIR}/{task}/expert_weights_{i + 1}.txt.gz" for i, f in enumerate(files) if f is None],
-        f"deepseek-v2-lite-esft task {task}",
-    )
-    digest = hashlib.sha256()
-    layers, lengths = [], None
-    for f in files:
-        assert f is not None
-        seqs, raw = _parse_esft_layer(f)
-        digest.update(raw)
-        lens = [len(s) for s in seqs]
-        if lengths is None:
-            lengths = lens
-        elif lens != lengths:
-            raise InputError("sequences do not line up with layer 1 (line i must be the same sequence)", file=str(f))
-        layers.append(np.concatenate(seqs))
-    assert lengths is not None
-    sets = np.stack(layers).astype(np.int8)
-    seq = np.repeat(np.arange(len(lengths)), lengths)
-    sets.setflags(write=False)  # shared through the cache
-    seq.setflags(write=False)
-    return EsftTrace(task, sets, seq, len(lengths), digest.hexdigest())
-
-
-def _split_tokens(trace: EsftTrace, split: float, which: str, tokens: int, seed: int) -> tuple[np.ndarray, dict]:
-    """Token indices of the instance, and a summary for the metadata."""
-    perm = np.random.default_rng([seed, 0]).permutation(trace.n_seq)
-    n_train = min(trace.n_seq, max(1, round(split * trace.n_seq)))
-    parts = {"train": np.sort(perm[:n_train]), "test": np.sort(perm[n_train:])}
-    chosen = parts[which]
-    if chosen.size == 0:
-        raise InputError(
-            f"split={split} leaves no test sequence of the {trace.n_seq} of task {trace.task}", where="split"
-        )
-    pool = np.flatnonzero(np.isin(trace.seq, chosen))
-    if tokens == 0 or tokens >= pool.size:
-        idx = pool
-    else:
-        # independent streams for train and test: both instances share the split, not the draw
-        rng = np.random.default_rng([seed, 1 if which == "train" else 2])
-        idx = np.sort(rng.choice(pool, size=tokens, replace=False))
-    info = {
-        "n_sequences": trace.n_seq,
-        "train_sequences": parts["train"].tolist(),
-        "test_sequences": parts["test"].tolist(),
-        "tokens_available": int(pool.size),
-        "tokens_used": int(idx.size),
-        "token_index_min": int(idx.min()),
-        "token_index_max": int(idx.max()),
-        "token_index_sha256": hashlib.sha256(idx.astype(np.int64).tobytes()).hexdigest(),
-    }
-    return idx, info
+def trace_layer_sets(paths: TokenPaths, idx: np.ndarray, layers: int) -> list[tuple[np.ndarray, np.ndarray, bool]]:
+    """Per layer ``(sets, counts, True)`` of the tokens ``idx`` in the first ``layers`` layers."""
+    return [(*to_counts(paths.ids[layer, idx].astype(np.int64)), True) for layer in range(layers)]
 
 
 # ---- conditional Poisson sampling (maximum-entropy K-sets with given marginals) -------------
@@ -399,10 +242,66 @@ def _cps_layer(
     return sets, counts, True, marg
 
 
+def cps_pair_inclusion(w: np.ndarray, k: int) -> np.ndarray:
+    """Pairwise inclusion probabilities P(i and j in S) of conditional Poisson sampling; shape (E, E).
+
+    Given i in S, the other K-1 members are conditional Poisson over the remaining experts, so
+    P(i, j in S) = pi_i * pi_j^(K-1)(w without i); the diagonal is pi.
+    """
+    w = np.asarray(w, float)
+    pi = cps_inclusion(w, k)
+    out = np.zeros((len(w), len(w)))
+    if k > 1:
+        for i in np.flatnonzero(pi > 0):
+            rest = w.copy()
+            rest[i] = 0.0
+            out[i] = pi[i] * cps_inclusion(rest, k - 1)
+    np.fill_diagonal(out, pi)
+    return out
+
+
+INDEPENDENCE_COUNTS = (
+    "conditional Poisson sampling: P(S) proportional to prod_{e in S} w_e over K-sets, weights fitted so that "
+    "the inclusion probabilities equal the measured per-layer marginals (maximum-entropy K-set distribution "
+    "with those marginals); tokens=0 lists every K-set with its exact probability"
+)
+
+
+def surrogate_layer_sets(
+    rng: np.random.Generator, counts: np.ndarray, n_tok: int, k: int, tokens: int
+) -> tuple[list[tuple[np.ndarray, np.ndarray, bool]], float, float, list[np.ndarray]]:
+    """Surrogate Top-K sets of every layer of per-layer selection counts (shape (L, E)).
+
+    Returns
+    -------
+    layer_sets : list
+        Per layer ``(sets, weights, weights_are_counts)`` (:func:`cps_exact` for ``tokens=0``,
+        else ``tokens`` sampled sets).
+    fit_err, sample_err : float
+        Largest marginal error of the fit and of the sets (over all layers).
+    weights : list of ndarray
+        The fitted conditional Poisson weights of each layer.
+    """
+    layer_sets, fit_err, sample_err, weights = [], 0.0, 0.0, []
+    for row in counts:
+        target = row / n_tok
+        w, err = fit_cps(target, k)
+        s, c, is_counts, marg = _cps_layer(rng, w, k, tokens)
+        layer_sets.append((s, c, is_counts))
+        weights.append(w)
+        fit_err = max(fit_err, err)
+        sample_err = max(sample_err, float(np.max(np.abs(marg - target))))
+    return layer_sets, fit_err, sample_err, weights
+
+
 # ---- instance assembly ----------------------------------------------------------------------
+#: Parameters naming files on this machine: never stored in instance metadata.
+MACHINE_PARAMS = ("data_dir", "file")
+
+
 def _recorded(p: dict[str, Any]) -> dict[str, Any]:
-    """Parameters as stored in the metadata (no machine-specific data folder)."""
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.items() if k != "data_dir"}
+    """Parameters as stored in the metadata (no machine-specific data folder or file)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.items() if k not in MACHINE_PARAMS}
 
 
 def assemble_model(
@@ -493,6 +392,7 @@ ESFT_PARAMS: tuple[Param, ...] = (
     params=ESFT_PARAMS,
     kind="trace",
     summary="real per-token Top-6 sets of DeepSeek-V2-Lite (26 layers, 64 experts) from the ESFT traces; train/test split by sequence",
+    name_params=("task", "layers", "tokens", "which", "servers", "data_dir"),
 )
 def deepseek_v2_lite_esft(p: dict[str, Any], seed: int) -> Instance:
     """Real routing traces; see the module docstring."""
@@ -505,12 +405,9 @@ def deepseek_v2_lite_esft(p: dict[str, Any], seed: int) -> Instance:
     if not 0 < split <= 1:
         raise InputError("split must be in (0, 1]", where="split")
     root = resolve_data_dir(p["data_dir"])
-    trace = load_esft(str(root), p["task"])
-    idx, info = _split_tokens(trace, split, p["which"], tokens, seed)
-    layer_sets = []
-    for layer in range(nl):
-        s, c = to_counts(trace.sets[layer, idx].astype(np.int64))
-        layer_sets.append((s, c, True))
+    paths = EsftSource(root).load(p["task"])
+    idx, info = select_tokens(paths, split, p["which"], tokens, seed)
+    layer_sets = trace_layer_sets(paths, idx, nl)
     model = get_model("deepseek-v2-lite")
     tag = "all" if tokens == 0 else str(tokens)
     name = f"deepseek-v2-lite-esft-{p['task']}-L{nl}-T{tag}-split{split:g}-N{int(p['servers'])}-{p['which']}-s{seed}"
@@ -522,7 +419,7 @@ def deepseek_v2_lite_esft(p: dict[str, Any], seed: int) -> Instance:
             "split": split,
             "which": p["which"],
             "hf_decoder_layers": list(range(1, nl + 1)),
-            "data_sha256": trace.sha256,
+            "data_sha256": paths.sha256,
             **info,
         },
     }
@@ -548,7 +445,7 @@ def deepseek_train_test(params: dict[str, Any] | None = None, seed: int = 0) -> 
 @lru_cache(maxsize=4)
 def _load_counts_json(root: str) -> dict[str, Any]:
     path = Path(root) / COUNTS_JSON
-    _require(Path(root), [COUNTS_JSON], "olmoe-counts / mixtral-counts")
+    require_files(Path(root), [COUNTS_JSON], "olmoe-counts / mixtral-counts")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -601,24 +498,14 @@ def _counts_family(
     model = get_model(model_name)
     if k != model.K or counts.shape[1] != model.routed_experts:
         raise InputError(f"counts have K={k}, E={counts.shape[1]}; catalog {model.name} says otherwise", where="model")
-    rng = np.random.default_rng(seed)
-    layer_sets, fit_err, sample_err = [], 0.0, 0.0
-    for layer in range(nl):
-        target = counts[layer] / n_tok
-        w, err = fit_cps(target, k)
-        s, c, is_counts, marg = _cps_layer(rng, w, k, tokens)
-        layer_sets.append((s, c, is_counts))
-        fit_err = max(fit_err, err)
-        sample_err = max(sample_err, float(np.max(np.abs(marg - target))))
+    layer_sets, fit_err, sample_err, _ = surrogate_layer_sets(
+        np.random.default_rng(seed), counts[:nl], n_tok, k, tokens
+    )
     tag = "exact" if tokens == 0 else f"T{tokens}"
     name = f"{family}-{extra.get('variant', '')}{domain}-L{nl}-{tag}-N{int(p['servers'])}-s{seed}".replace("--", "-")
     meta = {
         "activation_model": ACTIVATION_COUNTS,
-        "independence_model": (
-            "conditional Poisson sampling: P(S) proportional to prod_{e in S} w_e over K-sets, weights fitted so that "
-            "the inclusion probabilities equal the measured per-layer marginals (maximum-entropy K-set distribution "
-            "with those marginals); tokens=0 lists every K-set with its exact probability"
-        ),
+        "independence_model": INDEPENDENCE_COUNTS,
         "fit_max_marginal_error": fit_err,
         "sample_max_marginal_error": sample_err,
         "provenance": {
@@ -650,6 +537,7 @@ def _counts_family(
     ),
     kind="surrogate",
     summary="OLMoE-1B-7B (64 experts, top-8): real per-layer marginals, Top-K sets sampled independently (surrogate)",
+    name_params=("model", "domain", "layers", "tokens", "servers", "data_dir"),
 )
 def olmoe_counts(p: dict[str, Any], seed: int) -> Instance:
     """OLMoE counts with conditional Poisson sets; see the module docstring."""
@@ -670,6 +558,7 @@ def olmoe_counts(p: dict[str, Any], seed: int) -> Instance:
     ),
     kind="surrogate",
     summary="Mixtral-8x7B (8 experts, top-2): real per-layer marginals, Top-K sets from an independence model (surrogate)",
+    name_params=("domain", "layers", "tokens", "servers", "data_dir"),
 )
 def mixtral_counts(p: dict[str, Any], seed: int) -> Instance:
     """Mixtral counts with conditional Poisson sets; see the module docstring."""
@@ -688,9 +577,8 @@ def deepseek_marginal_profile(root: Path) -> np.ndarray:
     Read from ``derived/deepseek-v2-lite-esft_expert_and_pair_counts.json``: expert_counts
     divided by the number of tokens; each row sums to K = 6.
     """
-    rel = "derived/deepseek-v2-lite-esft_expert_and_pair_counts.json"
-    _require(root, [rel], "the Zipf fit")
-    data = json.loads((root / rel).read_text(encoding="utf-8"))
+    require_files(root, [ESFT_COUNTS_JSON], "the Zipf fit")
+    data = json.loads((root / ESFT_COUNTS_JSON).read_text(encoding="utf-8"))
     rows = []
     for task in ESFT_TASKS:
         t = data["tasks"][task]
@@ -759,6 +647,7 @@ def fit_zipf_alpha(data_dir: str | os.PathLike[str] | None = None, task: str | N
     ),
     kind="surrogate",
     summary="any catalog model's architecture; Zipf popularity fitted to DeepSeek traces, independent Top-K sampling (surrogate)",
+    name_params=("model", "layers", "tokens", "servers"),
 )
 def catalog_surrogate(p: dict[str, Any], seed: int) -> Instance:
     """Catalog architecture with surrogate activations; see the module docstring."""

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from moebench.bench.references import Reference, update_references
+from moebench.bench.references import Reference, reconcile
 
 #: Statuses whose rows carry a placement (and get ratios).
 WITH_PLACEMENT = ("optimal", "feasible", "time-limit")
@@ -67,11 +67,18 @@ def attach_references(df: pd.DataFrame, refs: dict[tuple[str, str], Reference] |
     """Add ``ref_gain``, ``ref_latency``, ``ref_proven``, ``ref_bound`` and ``ref_method``.
 
     ``refs`` (from a reference file) are merged with the exact runs of the table itself, so a
-    table is self-sufficient when it contains its reference runs.
+    table is self-sufficient when it contains its reference runs; a row whose bound or optimum
+    another placement refutes becomes an ``error`` row (``refuted: ...``).
     """
-    merged = update_references(dict(refs or {}), df.to_dict("records"))
+    rec = reconcile(dict(refs or {}), df.to_dict("records"))
+    merged = rec.refs
     keys = list(zip(df["instance"].astype(str), df["instance_hash"].astype(str)))
     out = df.copy()
+    if rec.rejected:  # a claim refuted by another placement is a failure the report lists (issue 12)
+        at = out.index[sorted(rec.rejected)]
+        out["error"] = out["error"].astype(object) if "error" in out else None
+        out.loc[at, "status"] = "error"
+        out.loc[at, "error"] = [f"refuted: {rec.rejected[i].message}" for i in sorted(rec.rejected)]
     out["ref_gain"] = [merged[k].gain if k in merged else None for k in keys]
     out["ref_latency"] = [merged[k].latency if k in merged else None for k in keys]
     out["ref_proven"] = [bool(merged[k].proven) if k in merged else False for k in keys]

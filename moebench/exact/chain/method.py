@@ -26,7 +26,9 @@ import time
 import numpy as np
 
 from moebench.evaluate import gain
+from moebench.exact.chain.coverage import TOL
 from moebench.exact.chain.model import (
+    ChainModel,
     chain_model,
     chain_value,
     chains_to_placement,
@@ -37,12 +39,23 @@ from moebench.exact.chain.model import (
 from moebench.exact.chain.search import exact_chains
 from moebench.instance import Instance
 from moebench.methods import Method, MethodInfo, MethodSpec, Solution, SolveRequest, Status, int_arg, register_method
+from moebench.tolerances import OPTIMAL_RTOL, bound_below, proven
 
 #: Seconds kept back from the time limit to build and return the placement.
 _MARGIN = 0.5
-#: Relative widening of every returned bound (covers the DP tie tolerance and rounding; far
-#: below the 1e-9 relative tolerance of ``optimal``).
+#: Relative widening of every returned bound against double rounding (far below the 1e-9
+#: relative tolerance of ``optimal``, :data:`moebench.tolerances.OPTIMAL_RTOL`).
 SAFETY = 1e-10
+
+
+def safe_bound(model: ChainModel, upper: float) -> float:
+    """``upper`` widened so that it bounds the instance's optimum despite floating point.
+
+    Adds :data:`SAFETY` relative (rounding of sums of at most L x N nonnegative terms) and the
+    DPs' absolute tie tolerance (``TOL`` per layer and level: a DP keeps a larger value only when
+    it beats the current one by more than ``TOL``); docs/certify.md section 7.7.
+    """
+    return float(upper) + SAFETY * abs(float(upper)) + (model.L * len(model.levels) + 1) * TOL
 
 
 def _solve(inst: Instance, req: SolveRequest, *, exact: bool, node_limit: int) -> Solution:
@@ -56,16 +69,14 @@ def _solve(inst: Instance, req: SolveRequest, *, exact: bool, node_limit: int) -
     def stream(chains: dict, upper: float) -> None:
         # the harness keeps the last streamed incumbent if it has to kill the run
         if req.on_incumbent is not None:
-            req.on_incumbent(
-                chains_to_placement(inst, model, full_chains(model, chains)), upper + SAFETY * max(1.0, abs(upper))
-            )
+            req.on_incumbent(chains_to_placement(inst, model, full_chains(model, chains)), safe_bound(model, upper))
 
     if req.on_incumbent is not None:
         # before any work: the empty placement with the bound "every set covered at the fastest
         # level" (sum_l (T0_l - u[l, 0]) * mass_l), so that a kill never leaves the run without both
-        req.on_incumbent(np.zeros((inst.N, inst.G), dtype=bool), trivial_bound(model))
+        req.on_incumbent(np.zeros((inst.N, inst.G), dtype=bool), safe_bound(model, trivial_bound(model)))
 
-    chains, value, upper, proven, nodes = exact_chains(
+    chains, value, upper, _, nodes = exact_chains(
         model,
         deadline=deadline,
         node_limit=node_limit,
@@ -78,19 +89,17 @@ def _solve(inst: Instance, req: SolveRequest, *, exact: bool, node_limit: int) -
     # independently of the evaluator's max formula (a cross-check of the reduction)
     own = chain_value(model, placement_chains(inst, model, x))
     achieved = gain(inst, x)
-    tol = 1e-9 * max(1.0, abs(upper))
-    if upper < achieved - tol:
+    # widen the bound against floating point and the search's pruning slack (docs/certify.md 7.7);
+    # with several sizes the chains are a relaxation (Claim 5), so their bound holds as well
+    upper = safe_bound(model, upper)
+    if bound_below(upper, achieved, inst.empty_latency):
         raise AssertionError(f"exact-sets: bound {upper!r} below the gain {achieved!r} of its own placement")
-    # widen the bound against floating point: the DPs keep ties within 1e-12 per layer and sum at
-    # most L x N terms in double precision (docs/certify.md, "Safety against rounding")
-    upper = max(upper + SAFETY * max(1.0, abs(upper)), achieved)
-    if not model.exact_packing:
-        # several expert sizes: the chains are a relaxation (their optimum bounds R*), and the
-        # packed placement is optimal only when its gain reaches that bound
-        proven = False
-    proven = proven or achieved >= upper - tol
+    upper = max(upper, achieved)
+    # one rule with every other exact method (moebench.tolerances): optimal when the evaluator's
+    # gain of the returned placement is within OPTIMAL_RTOL of the safe bound
+    done = proven(achieved, upper, inst.empty_latency)
     timed_out = deadline is not None and time.monotonic() >= deadline
-    status = Status.OPTIMAL if proven else (Status.TIME_LIMIT if timed_out else Status.FEASIBLE)
+    status = Status.OPTIMAL if done else (Status.TIME_LIMIT if timed_out else Status.FEASIBLE)
     if req.on_incumbent is not None:
         req.on_incumbent(x, upper)
     return Solution(
@@ -102,6 +111,7 @@ def _solve(inst: Instance, req: SolveRequest, *, exact: bool, node_limit: int) -
         solve_time=time.perf_counter() - t0 - build,
         solver="exact-sets" if exact else "bound-levels",
         options={"node_limit": node_limit, "time_limit": req.time_limit},
+        tolerance=OPTIMAL_RTOL,
         info={
             "nodes": nodes,
             "levels": [int(j) for j in model.levels],

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from moebench.exact.chain.allocation import monotone_sizes
+from moebench.exact.chain.coverage import TOL
 from moebench.exact.chain.model import ChainModel, chain_model, levels_value, restricted
 from moebench.exact.chain.profiles import LayerProfile, certify_level, combine_units
 from moebench.exact.chain.unions import Timeout, level_solutions
@@ -27,6 +28,20 @@ STRENGTHEN_REST = True
 #: Also try the bottom-up completion inside every subproblem of the enumeration (not only at the
 #: root); measured in docs/certify.md section 7.3.
 BOTTOM_UP_EVERYWHERE = True
+#: Relative slack of the enumeration's pruning (see :func:`prune_tol`).
+PRUNE_RTOL = 1e-11
+
+
+def prune_tol(model: ChainModel, levels: list[int] | np.ndarray, value: float) -> float:
+    """Slack of the search's comparisons near ``value`` over ``levels``.
+
+    A candidate whose bound is within this of the incumbent is not searched further; the bound
+    :func:`exact_chains` returns is the largest bound of the candidates it dropped, not the
+    incumbent's value, so the slack never enters a proof (docs/certify.md section 7.7). Relative
+    part :data:`PRUNE_RTOL`; absolute part 20 ``TOL`` per unit of weight, which covers the
+    profiles' upper values (an entry counts as exact within 10 ``TOL``) summed by the DPs.
+    """
+    return PRUNE_RTOL * abs(float(value)) + 20 * TOL * float(model.weights[:, list(levels)].sum())
 
 
 def exact_chains(
@@ -46,8 +61,10 @@ def exact_chains(
     """Exact optimum over nested chains inside ``allowed`` (per layer) for the given levels.
 
     With a ``target`` only solutions of value > target matter (the caller has a solution that
-    good): ``proven`` then means that the optimum is at most max(value, target), and the search
-    stops as soon as its bound drops to the target. ``cache`` maps (layer, allowed experts) to
+    good): the search stops as soon as its bound drops to the target (within :func:`prune_tol`).
+    The returned ``upper`` is always a bound on the optimum (the largest bound of every part of
+    the search space it closed), and ``proven`` says that the search finished: ``upper`` is then
+    within :func:`prune_tol` per level of max(value, target). ``cache`` maps (layer, allowed experts) to
     that layer's :class:`LayerProfile` and is shared by the recursive subproblems.
 
     Bound and heuristic first; when they do not meet, every top
@@ -235,7 +252,7 @@ def exact_chains(
                 [w * pr.hi for w, pr in zip(model.weights[:, j], profiles)], int(model.prefix[j]), units
             )
             ubs[j] = (float(f[-1]), False)
-        if sum(u for u, _ in ubs.values()) <= target + 1e-9 * max(1.0, abs(target)):
+        if sum(u for u, _ in ubs.values()) <= target + prune_tol(model, levels, target):
             return {}, -np.inf, float(sum(u for u, _ in ubs.values())), True, 0
     for j in sorted(levels, key=lambda j: -float(model.weights[:, j].sum())):
         others = sum(u for jj, (u, _) in ubs.items() if jj != j)
@@ -246,11 +263,11 @@ def exact_chains(
             deadline=deadline,
             node_limit=node_limit,
             grow=grow,
-            stop_below=target - others - 1e-9 * max(1.0, abs(target)),
+            stop_below=target - others - prune_tol(model, levels, target),
             units=units,
         )
         ubs[j] = (res.upper, res.proven)
-        if sum(u for u, _ in ubs.values()) <= target + 1e-9 * max(1.0, abs(target)):
+        if sum(u for u, _ in ubs.values()) <= target + prune_tol(model, levels, target):
             nodes = sum(pr.nodes for pr in profiles) - nodes0
             return {}, -np.inf, float(sum(u for u, _ in ubs.values())), True, nodes
     upper = sum(u for u, _ in ubs.values())
@@ -259,7 +276,7 @@ def exact_chains(
         chains, value = best[0], best[1]  # the quick chains were better
     nodes = sum(pr.nodes for pr in profiles) - nodes0
     emit(chains, value, upper)
-    tol = 1e-9 * max(1.0, upper)
+    tol = prune_tol(model, levels, upper)
     if value >= upper - tol:
         return chains, value, max(upper, value), True, nodes
     goal = max(value, target)  # what a better solution must beat
@@ -273,9 +290,9 @@ def exact_chains(
     if STRENGTHEN_REST and len(rest) >= 2:
         # the levels below t on their own, nested, inside `allowed`: their optimum bounds the rest
         # of every candidate (C_t lies inside `allowed`) and is tighter than the per-level sum;
-        # only values above goal - UB_t matter
+        # only values above goal - UB_t matter. Its returned upper is a bound in every case.
         need = goal - ubs[t][0]
-        _, rv, _, rproven, rnodes = exact_chains(
+        _, _, r_upper, _, rnodes = exact_chains(
             model,
             deadline=deadline,
             node_limit=node_limit,
@@ -287,10 +304,12 @@ def exact_chains(
             cache=cache,
         )
         nodes += rnodes
-        if rproven:
-            rest_ub = min(rest_ub, max(rv, need))
-            if ubs[t][0] + rest_ub <= goal + tol:
-                return chains, value, max(value, target), True, nodes
+        rest_ub = min(rest_ub, r_upper)
+        if ubs[t][0] + rest_ub <= goal + tol:
+            return chains, value, max(value, ubs[t][0] + rest_ub), True, nodes
+    # the bound proven so far over the candidates: those the enumeration skips have
+    # v_t + rest_ub <= goal; the others are bounded by v_t + their subproblem's upper bound
+    proof = [max(value, target)]
     box = [goal - rest_ub]  # the enumeration threshold, raised whenever the incumbent improves
     try:
         sols = level_solutions(
@@ -306,9 +325,10 @@ def exact_chains(
         for tops, vt in sols:
             goal = max(value, target)
             if vt + rest_ub <= goal + tol:
+                proof[0] = max(proof[0], vt + rest_ub)
                 continue
             # only a completion worth more than goal - vt matters below this top level
-            sub, sub_value, _, sub_proven, sub_nodes = exact_chains(
+            sub, sub_value, sub_upper, sub_proven, sub_nodes = exact_chains(
                 model,
                 deadline=deadline,
                 node_limit=node_limit,
@@ -322,6 +342,7 @@ def exact_chains(
             nodes += sub_nodes
             if not sub_proven:
                 return chains, value, upper, False, nodes
+            proof[0] = max(proof[0], vt + sub_upper)
             if vt + sub_value > value + tol:
                 chains = {**sub, t: tops}
                 value = levels_value(model, chains)
@@ -329,7 +350,7 @@ def exact_chains(
                 emit(chains, value, upper)
     except Timeout:
         return chains, value, upper, False, nodes
-    return chains, value, max(value, target), True, nodes
+    return chains, value, min(upper, max(proof[0], value)), True, nodes
 
 
 def level_bound(inst: Instance, *, node_limit: int = 5_000, deadline: float | None = None) -> float:
