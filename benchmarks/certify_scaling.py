@@ -6,6 +6,8 @@ Usage::
     python benchmarks/certify_scaling.py --part times          # 1x20, 1x50, 2x100, 8x200
     python benchmarks/certify_scaling.py --part largest --budget 600
     python benchmarks/certify_scaling.py --part gap --layers 26 --tokens 2000
+    python benchmarks/certify_scaling.py --part targets             # issue 13: all four tasks
+    python benchmarks/certify_scaling.py --part targets --tasks law --cases 8x200,8x500
 
 Setting (issue 7): ESFT task ``law``, Top-6 of 64 experts, the first ``nl`` MoE layers, ``t``
 tokens sampled per layer (the same token positions in every layer), 5 servers with latencies
@@ -25,41 +27,37 @@ gap
     ``bound-levels`` (certified upper bound) and the best heuristic available (the nested
     top-down chains of exact-sets with a small node budget, and every registered heuristic
     among ``--heuristics``) on ``--layers`` x ``--tokens``: certified gain gap (UB - gain) / UB.
+targets
+    The issue-13 targets on the sweeps' latency model (the ``deepseek-v2-lite-esft`` family with
+    its physical defaults: 5 servers at 2-8 ms + link and compute, cloud 30 ms; train tokens,
+    seed 0), for each task of ``--tasks``: 8 x 200 and 8 x 500 at capacities 0.1, 0.25, 0.5
+    proven within 60 s; 26 x 500 (capacity 0.25) proven within 600 s; 26 x 2,000 at 0.1 and
+    0.25 within 0.1% in 600 s. ``exact-sets`` in this process; prints wall and CPU time, the
+    status, gain, bound, gap, whether the target is met, and the load average.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
+import os
 import time
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
 from moebench.instance import Instance, LayerSpec, build_instance
 
-DATA = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "moe-traces" / "deepseek-v2-lite-esft" / "expert_scores"
-)
 LATENCY = (2.0, 3.0, 4.0, 6.0, 8.0)
 CLOUD = 30.0
 EXPERT_MB = 17.3
 
 
-@lru_cache(maxsize=4)
 def _trace(task: str) -> np.ndarray:
-    """Top-6 ids of every token at every layer, shape (26, T, 6)."""
-    layers = []
-    for layer in range(1, 27):
-        raw = gzip.decompress((DATA / task / f"expert_weights_{layer}.txt.gz").read_bytes()).decode("ascii")
-        seqs = [
-            np.array(line.partition("\t\t")[0].split("\t"), dtype=np.int64).reshape(-1, 6)
-            for line in raw.splitlines()
-            if line
-        ]
-        layers.append(np.concatenate(seqs))
-    return np.stack(layers)
+    """Top-6 ids of every token at every layer, shape (26, T, 6), from the default data folder
+    (``$MOEBENCH_DATA`` or the one shipped with moebench)."""
+    from moebench.data import resolve_data_dir
+    from moebench.data.esft import EsftSource
+
+    return EsftSource(resolve_data_dir()).load(task).ids
 
 
 def esft_instance(layers: int, tokens: int, seed: int = 0, task: str = "law", share: float = 0.25) -> Instance:
@@ -90,7 +88,6 @@ def esft_instance(layers: int, tokens: int, seed: int = 0, task: str = "law", sh
 
 
 def _run(inst: Instance, method: str, limit: float) -> dict:
-    import moebench.exact.certify  # noqa: F401  (registers exact-sets / bound-levels until auto-imported)
     from moebench.harness import run_method
 
     t0 = time.perf_counter()
@@ -106,6 +103,45 @@ def _run(inst: Instance, method: str, limit: float) -> dict:
         "error": rec.error,
         "info": rec.info,
     }
+
+
+#: (layers, tokens, capacity, time limit s, target) of issue 13; target "proven" or a gap.
+TARGETS: tuple[tuple[int, int, float, float, str], ...] = (
+    *((8, 200, c, 60.0, "proven") for c in (0.1, 0.25, 0.5)),
+    *((8, 500, c, 60.0, "proven") for c in (0.1, 0.25, 0.5)),
+    (26, 500, 0.25, 600.0, "proven"),
+    *((26, 2000, c, 600.0, "0.1%") for c in (0.1, 0.25)),
+)
+
+
+def part_targets(tasks: list[str], cases: set[str] | None, scale: float) -> None:
+    from moebench.families import generate
+    from moebench.harness import run_method
+
+    print("## issue-13 targets (exact-sets, sweeps latency model)")
+    print(
+        "| task | layers x tokens | capacity | limit s | status | wall s | cpu s | gain | bound | gap | target | met |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    met_all = True
+    for task in tasks:
+        for nl, t, cap, limit, target in TARGETS:
+            if cases is not None and f"{nl}x{t}" not in cases:
+                continue
+            inst = generate("deepseek-v2-lite-esft", {"task": task, "layers": nl, "tokens": t, "capacity": cap}, seed=0)
+            t0, c0 = time.perf_counter(), time.process_time()
+            rec = run_method(inst, "exact-sets", time_limit=limit * scale, isolate=False)
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            gap = (rec.bound - rec.gain) / max(abs(rec.bound), 1e-12) if rec.bound is not None else float("inf")
+            ok = rec.status == "optimal" if target == "proven" else gap <= float(target.rstrip("%")) / 100
+            met_all &= ok
+            print(
+                f"| {task} | {nl} x {t} | {cap} | {limit * scale:.0f} | {rec.status} | {wall:.1f} | {cpu:.1f} | "
+                f"{rec.gain:.4f} | {rec.bound:.4f} | {gap:.3%} | {target} | {'yes' if ok else 'NO'} |",
+                flush=True,
+            )
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"\nall targets met: {'yes' if met_all else 'no'}; load average at end (1, 5, 15 min): {load}")
 
 
 def part_times(limit: float, seed: int) -> None:
@@ -160,13 +196,13 @@ def part_gap(layers: int, tokens: int, limit: float, seed: int, heuristics: list
 
 def _environment() -> None:
     """Print which branch-and-bound kernel runs, its load time, and the machine load."""
-    import os
-
-    from moebench.exact import sets_kernel
+    from moebench.exact.chain import kernel as sets_kernel
 
     t0 = time.perf_counter()
     if sets_kernel.HAVE_NUMBA:
-        from moebench.exact.sets import closed_unions, combine, greedy_chain, max_coverage
+        from moebench.exact.chain.coverage import max_coverage
+        from moebench.exact.chain.profiles import combine, greedy_chain
+        from moebench.exact.chain.unions import closed_unions
 
         a, p = np.ones((1, 2), dtype=bool), np.ones(1)  # first calls compile or load the cached kernels
         max_coverage(a, p, 2)
@@ -182,7 +218,10 @@ def _environment() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("times", "largest", "gap", "all"), default="all")
+    ap.add_argument("--part", choices=("times", "largest", "gap", "targets", "all"), default="all")
+    ap.add_argument("--tasks", default="intent,law,summary,translation", help="ESFT tasks of the targets part")
+    ap.add_argument("--cases", default="", help="layers x tokens of the targets part to run (default: all)")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply the targets' time limits (e.g. 0.5)")
     ap.add_argument("--limit", type=float, default=60.0, help="seconds per run in the times and gap parts")
     ap.add_argument("--budget", type=float, default=600.0, help="seconds per run in the largest part")
     ap.add_argument(
@@ -205,6 +244,9 @@ def main() -> None:
     if args.part in ("largest", "all"):
         sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
         part_largest(args.budget, args.seed, sizes)  # type: ignore[arg-type]
+    if args.part == "targets":
+        cases = {c for c in args.cases.split(",") if c} or None
+        part_targets([t for t in args.tasks.split(",") if t], cases, args.scale)
     if args.part in ("gap", "all"):
         part_gap(args.layers, args.tokens, args.limit, args.seed, [h for h in args.heuristics.split(",") if h])
 

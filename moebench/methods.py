@@ -231,7 +231,7 @@ _BUILTIN_MODULES = (
     "moebench.algorithms.local_search",
     "moebench.exact.bruteforce",
     "moebench.exact.backends",
-    "moebench.exact.certify",
+    "moebench.exact.chain.method",
 )
 Modifier = Callable[[Method, MethodSpec], Method]
 #: Registered base names (filled from the built-in modules and the ``moebench.methods`` plugins).

@@ -70,7 +70,7 @@ SKIPPED: tuple[str, ...] = (Status.NOT_APPLICABLE.value, Status.UNAVAILABLE.valu
 
 # ---- conditions: the vocabulary of assumptions and guarantee conditions -----------------
 #: The instance facts conditions are stated in; every results row has them as columns.
-FACT_COLUMNS = ("K", "N", "L", "equal_sizes")
+FACT_COLUMNS = ("K", "N", "L", "equal_sizes", "one_size_per_layer")
 
 Facts = Mapping[str, Any]
 
@@ -81,12 +81,32 @@ CONDITIONS: dict[str, Callable[[Any], Any]] = {
     "single server": lambda f: f["N"] == 1,
     "equal expert sizes": lambda f: f["equal_sizes"] == True,  # noqa: E712  (elementwise on a column)
     "single layer": lambda f: f["L"] == 1,
+    "one expert size per layer": lambda f: f["one_size_per_layer"] == True,  # noqa: E712
 }
 
 
 def instance_facts(inst: Instance) -> dict[str, Any]:
     """The facts of ``inst`` that conditions test (the row columns of :data:`FACT_COLUMNS`)."""
-    return {"K": inst.K, "N": inst.N, "L": inst.L, "equal_sizes": bool(np.all(inst.size == inst.size[0]))}
+    return {
+        "K": inst.K,
+        "N": inst.N,
+        "L": inst.L,
+        "equal_sizes": bool(np.all(inst.size == inst.size[0])),
+        "one_size_per_layer": one_size_per_layer(inst),
+    }
+
+
+def one_size_per_layer(inst: Instance) -> bool:
+    """Each layer's experts share one size and every size is a whole multiple of the smallest."""
+    if not np.all(inst.size > 0):
+        return False
+    unit = float(inst.size.min())
+    for layer in range(inst.L):
+        s = inst.size[inst.expert_offset[layer] : inst.expert_offset[layer + 1]]
+        ratio = float(s[0]) / unit if s.size else 1.0
+        if s.size and (not np.all(s == s[0]) or abs(ratio - round(ratio)) > 1e-9 * ratio):
+            return False
+    return True
 
 
 def check_conditions(conditions: Iterable[str], subject: Instance | Facts) -> list[str]:

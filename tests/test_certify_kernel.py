@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from moebench.exact import sets_kernel as kern
-from moebench.exact.sets import closed_unions, closed_unions_py, max_coverage, max_coverage_py
+from moebench.exact.chain import kernel as kern
+from moebench.exact.chain.coverage import max_coverage, max_coverage_py
+from moebench.exact.chain.unions import closed_unions, closed_unions_py
 
 pytestmark = pytest.mark.skipif(not kern.HAVE_NUMBA, reason="numba is not installed (kernels unused)")
 
@@ -111,7 +112,7 @@ def test_unions_are_closed_and_complete_by_enumeration() -> None:
 
 
 def test_greedy_kernel_equals_python() -> None:
-    from moebench.exact.sets import greedy_chain
+    from moebench.exact.chain.profiles import greedy_chain
 
     rng = np.random.default_rng(13)
     for _ in range(20):
@@ -127,7 +128,7 @@ def test_greedy_kernel_equals_python() -> None:
 
 
 def test_combine_kernel_equals_python() -> None:
-    from moebench.exact.sets import _combine_py, combine
+    from moebench.exact.chain.profiles import _combine_py, combine
 
     rng = np.random.default_rng(17)
     for _ in range(30):

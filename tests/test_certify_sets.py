@@ -8,22 +8,17 @@ import itertools
 import numpy as np
 import pytest
 
-import moebench.exact.certify  # noqa: F401  (registers exact-sets / bound-levels)
+import moebench.exact.chain.method  # noqa: F401  (registers exact-sets / bound-levels)
 from moebench.errors import NotApplicableError
 from moebench.evaluate import gain
 from moebench.exact.bruteforce import search_space, solve_bruteforce
-from moebench.exact.certify import placement_chains
-from moebench.exact.sets import (
-    LayerProfile,
-    chain_model,
-    chain_value,
-    combine,
-    max_coverage,
-    quantum,
-    suffix_tables,
-)
+from moebench.exact.chain.coverage import max_coverage, quantum
+from moebench.exact.chain.model import chain_model, chain_value, placement_chains
+from moebench.exact.chain.profiles import LayerProfile, combine
+from moebench.exact.chain.unions import suffix_tables
 from moebench.harness import run_method
 from moebench.instance import LayerSpec, build_instance
+from moebench.tolerances import OPTIMAL_RTOL, bound_below, proven
 
 
 def _layer(rng: np.random.Generator, e: int, k: int, m: int, quantized: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -146,7 +141,9 @@ def test_exact_sets_equals_bruteforce() -> None:
         rec = run_method(inst, "exact-sets", time_limit=60, isolate=False)
         assert rec.status == "optimal", (inst.name, rec.error)
         assert rec.gain == pytest.approx(opt, abs=1e-9), inst.name
-        assert rec.bound >= opt - 1e-9
+        # the one tolerance policy: a safe bound, optimal within OPTIMAL_RTOL of it
+        assert not bound_below(rec.bound, opt, inst.empty_latency), (inst.name, rec.bound, opt)
+        assert proven(rec.gain, rec.bound, inst.empty_latency) and rec.tolerance == OPTIMAL_RTOL
         checked += 1
 
 
@@ -211,7 +208,7 @@ def planted_instance(rng: np.random.Generator):
 
 
 def test_exact_sets_when_levels_do_not_nest() -> None:
-    from moebench.exact.sets import exact_chains
+    from moebench.exact.chain.search import exact_chains
 
     rng = np.random.default_rng(0)
     needed = 0
@@ -228,7 +225,7 @@ def test_exact_sets_when_levels_do_not_nest() -> None:
 
 def test_python_fallback_equals_bruteforce(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without numba every search runs in the Python reference: still exact."""
-    from moebench.exact import sets_kernel
+    from moebench.exact.chain import kernel as sets_kernel
 
     monkeypatch.setattr(sets_kernel, "HAVE_NUMBA", False)
     rng = np.random.default_rng(77)
@@ -246,16 +243,17 @@ def test_python_fallback_equals_bruteforce(monkeypatch: pytest.MonkeyPatch) -> N
 def test_nested_enumeration_compiled_equals_python(monkeypatch: pytest.MonkeyPatch) -> None:
     """Instances where the bound and the heuristic do not meet (the level enumeration with
     subproblem targets and the profile cache runs): same optimum with and without the kernels."""
-    from moebench.exact import sets, sets_kernel
+    from moebench.exact.chain import kernel as sets_kernel
+    from moebench.exact.chain import search as sets
 
     calls = []
-    real = sets._level_solutions
+    real = sets.level_solutions
 
     def counted(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sets, "_level_solutions", counted)
+    monkeypatch.setattr(sets, "level_solutions", counted)
     rng = np.random.default_rng(31)
     for _ in range(40):
         model = chain_model(planted_instance(rng))

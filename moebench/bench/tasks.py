@@ -109,7 +109,7 @@ def task_id(inst: Instance, method: str, options: Mapping[str, Any], seed: int, 
 def instance_columns(inst: Instance) -> dict[str, Any]:
     """The instance properties every results row carries, so that reports need only the table.
 
-    ``K``, ``N``, ``L`` and ``equal_sizes`` are the facts the conditions of
+    ``K``, ``N``, ``L``, ``equal_sizes`` and ``one_size_per_layer`` are the facts the conditions of
     :data:`moebench.status.CONDITIONS` test; family parameters are flattened as ``param_<name>``.
     """
     meta = dict(inst.meta)
@@ -127,6 +127,7 @@ def instance_columns(inst: Instance) -> dict[str, Any]:
         "E_max": int(inst.n_experts.max()),
         "binaries": inst.N * inst.G,
         "equal_sizes": facts["equal_sizes"],
+        "one_size_per_layer": facts["one_size_per_layer"],
         "capacity_fraction": float(inst.capacity.sum() / inst.total_size) if inst.total_size > 0 else None,
         "regime": regime_label(inst),
     }

@@ -5,7 +5,7 @@ Validity and measurements in docs/milp.md: ``nodup`` (at most one copy per exper
 to 0, experts that can never matter removed; F-assign gets the matching lower bounds on set
 latencies), ``sym`` (interchangeable servers ordered by load, interchangeable experts by latency)
 and ``profile`` (F-cover on chain-reducible instances: per-layer profile envelope cuts and
-per-level (max,+) DP rows from the proven profiles of :mod:`moebench.exact.sets`, a start
+per-level (max,+) DP rows from the proven profiles of :mod:`moebench.exact.chain.profiles`, a start
 placement and the ``bound-levels`` bound). :func:`strengthen_model` returns them as an
 :class:`~moebench.exact.formulations.Extra` that every back end adds to its own model;
 :func:`build_model` composes the two for the sparse (highspy) models.
@@ -250,9 +250,10 @@ def _profile_start(inst: Instance, cm: Any, profiles: list) -> np.ndarray:
     over per-layer lower profiles of the sets still inside (greedy completion, or the proven
     profile's witness when it lies inside), with the weights of that level (of the nearest
     lower level with weight when it has none). Nested with prefix budgets, hence realizable
-    (:func:`moebench.exact.sets.chains_to_placement`).
+    (:func:`moebench.exact.chain.model.chains_to_placement`).
     """
-    from moebench.exact.sets import chains_to_placement, combine, greedy_chain
+    from moebench.exact.chain.model import chains_to_placement
+    from moebench.exact.chain.profiles import combine, greedy_chain
 
     n_lv = len(cm.prefix)
     allowed = [np.ones(a.shape[1], bool) for a in cm.members]
@@ -292,7 +293,8 @@ def _profile(inst: Instance, ex: Extra, deadline: float | None) -> None:
     hi a proven non-decreasing upper profile), so g <= env(count) for the concave envelope of
     hi on [0, B]; and per level sum_l w_l g_l <= max {sum_l w_l hi_l(b_l) : sum b_l <= B}.
     """
-    from moebench.exact.sets import LayerProfile, certify_level, chain_model, combine
+    from moebench.exact.chain.model import chain_model
+    from moebench.exact.chain.profiles import LayerProfile, certify_level, combine
 
     try:
         cm = chain_model(inst)

@@ -87,8 +87,15 @@ ACTIVATION_COUNTS = "surrogate: independent sampling matched to real marginals (
 
 #: Physical parameters of model-derived families: the architecture (hidden size, expert
 #: intermediate size) comes from the model, so those three are not parameters here.
-TRACE_PHYSICAL_PARAMS: tuple[Param, ...] = tuple(
-    p for p in PHYSICAL_PARAMS if p.name not in ("hidden", "inter", "inter_jitter")
+TRACE_PHYSICAL_PARAMS: tuple[Param, ...] = (
+    *(p for p in PHYSICAL_PARAMS if p.name not in ("hidden", "inter", "inter_jitter")),
+    Param(
+        "layer_bytes_weight",
+        None,
+        "floats",
+        "bytes per weight of each layer, one value per layer (e.g. 0.5,2,... mixes int4 and bf16 layers; "
+        "default: bytes_weight everywhere)",
+    ),
 )
 DATA_DIR_PARAM = Param(
     "data_dir", None, "str", f"data folder (default: ${ENV_VAR}, else the one shipped with moebench)"
@@ -327,6 +334,11 @@ def assemble_model(
     nl, e, k = len(layer_sets), model.routed_experts, model.K
     hw = hardware({**p, "hidden": model.hidden})
     size = np.full((nl, e), model.expert_mb(float(p["bytes_weight"])))
+    if p.get("layer_bytes_weight") is not None:  # a precision per layer: sizes differ between layers
+        per = np.asarray(p["layer_bytes_weight"], dtype=float)
+        if per.size != nl or not np.all(np.isfinite(per) & (per > 0)):
+            raise InputError(f"needs {nl} values > 0 (one per layer)", where="layer_bytes_weight")
+        size = np.array([model.expert_mb(float(b)) for b in per])[:, None] * np.ones((1, e))
     t, t0 = latencies(hw, np.full((nl, e), model.expert_flops))
     cap = capacities(p, float(size.sum()), len(hw.delay))
     specs = [LayerSpec(size[l], t[:, l, :], t0[l], s, w, counts=c) for l, (s, w, c) in enumerate(layer_sets)]

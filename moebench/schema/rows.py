@@ -82,6 +82,7 @@ COLUMNS: tuple[Column, ...] = (
         ("E_max", "int", "experts of the largest layer"),
         ("binaries", "int", "placement variables N*G"),
         ("equal_sizes", "bool", "all experts have one size", False),
+        ("one_size_per_layer", "bool", "one expert size per layer, whole multiples of the smallest", False),
         ("capacity_fraction", "float", "total capacity / size of all experts"),
         ("regime", "str", "regime tags of SPEC section 6 (moebench.regime)"),
     ),

@@ -1,13 +1,9 @@
-"""Certified upper bounds on the optimal gain (issue 7); docs/certify.md argues each one.
+"""LP relaxations used as bounds (HiGHS): the single-layer profile LP and the chain LP.
 
-- :func:`lp_profile`: the single-layer LP relaxation LP(b) >= V(b) for every budget b (its value
-  is the upper concave envelope of the profile V).
-- :func:`level_bound`: the bound of ``bound-levels``, sum over latency levels j of the exact
-  (or upper-bounded) single-level optimum with prefix budget P_j, the nesting between levels
-  dropped; see :func:`moebench.exact.sets.exact_chains` for the computation.
-
-The per-node bounds of the branch and bound (expert spread, pair spread) live next to the search
-in :mod:`moebench.exact.sets`.
+- :func:`lp_profile`: LP(b) >= V(b) for every budget b (its value is the upper concave envelope
+  of the profile V), widened by :data:`LP_MARGIN` against the solver's tolerance;
+- :func:`chain_lp`: the LP of the whole chain model (= the best Lagrangian bound of the prefix
+  budget rows, docs/certify.md section 3b); used by tests and measurements, not by the methods.
 """
 
 from __future__ import annotations
@@ -16,13 +12,11 @@ import time
 
 import numpy as np
 
-from moebench.instance import Instance
-
 #: Safety margin added to LP values (HiGHS's optimality tolerance is 1e-7 on the objective).
 LP_MARGIN = 1e-7
 
 
-def _quiet_highs():  # pragma: no cover - trivial
+def quiet_highs():  # pragma: no cover - trivial
     """A silent ``highspy.Highs`` (the first one in a process prints a banner on fd 1)."""
     import os
 
@@ -78,7 +72,7 @@ def lp_profile(members: np.ndarray, probs: np.ndarray, bmax: int, deadline: floa
     lp.a_matrix_.index_ = rows.astype(np.int32)
     lp.a_matrix_.value_ = vals
     lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = e + m, nz + 1
-    h = _quiet_highs()
+    h = quiet_highs()
     h.passModel(lp)
     out = np.empty(bmax + 1)
     out[:] = float(p.sum())  # budgets not solved before the deadline keep the trivial bound
@@ -94,32 +88,6 @@ def lp_profile(members: np.ndarray, probs: np.ndarray, bmax: int, deadline: floa
     return np.minimum(out, float(p.sum()))
 
 
-def level_bound(inst: Instance, *, node_limit: int = 5_000, deadline: float | None = None) -> float:
-    """Certified upper bound on the optimal gain of a chain-reducible instance.
-
-    Parameters
-    ----------
-    inst
-        The instance (raises :class:`~moebench.errors.NotApplicableError` outside the reduction).
-    node_limit
-        Branch-and-bound nodes per profile entry (larger: tighter and slower).
-    deadline
-        ``time.monotonic()`` value after which refinement stops (the bound stays valid).
-
-    Returns
-    -------
-    float
-        sum_j UB_j >= R*.
-    """
-    from moebench.exact.sets import chain_model, exact_chains
-
-    model = chain_model(inst)
-    _, _, upper, _, _ = exact_chains(
-        model, deadline=deadline, node_limit=node_limit, grow=False, enumerate_levels=False
-    )
-    return float(upper)
-
-
 def chain_lp(model, *, integral: bool = False) -> float | None:
     """LP relaxation of the chain model (docs/certify.md section 3b), or None without HiGHS.
 
@@ -132,7 +100,7 @@ def chain_lp(model, *, integral: bool = False) -> float | None:
 
     Parameters
     ----------
-    model : moebench.exact.sets.ChainModel
+    model : moebench.exact.chain.model.ChainModel
 
     Returns
     -------
@@ -175,7 +143,7 @@ def chain_lp(model, *, integral: bool = False) -> float | None:
         r_val.append([1.0] * len(budget[j]))
         r_hi.append(float(model.prefix[j]))
     n = len(cost)
-    h = _quiet_highs()
+    h = quiet_highs()
     h.addVars(n, np.zeros(n), np.ones(n))
     h.changeColsCost(n, np.arange(n, dtype=np.int32), np.array(cost))
     starts = np.concatenate([[0], np.cumsum([len(i) for i in r_idx])[:-1]]).astype(np.int32)

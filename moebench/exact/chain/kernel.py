@@ -1,7 +1,7 @@
 """Compiled node loops of the ``exact-sets`` branch and bound (numba, bitsets).
 
-The two depth-first searches of :mod:`moebench.exact.sets` -- :func:`~moebench.exact.sets.max_coverage`
-(V(b), include / exclude over experts, spread bound) and :func:`~moebench.exact.sets.closed_unions`
+The two depth-first searches of the chain method -- :func:`~moebench.exact.chain.coverage.max_coverage`
+(V(b), include / exclude over experts, spread bound) and :func:`~moebench.exact.chain.unions.closed_unions`
 (every closed union above a size-dependent requirement) -- spend all their time in per-node numpy
 calls on small arrays. Here the same searches run compiled: an activation set is one ``uint64``
 mask (layers with at most 64 experts), a node keeps the ids of its alive sets and their missing

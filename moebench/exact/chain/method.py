@@ -3,15 +3,20 @@
 ``exact-sets``
     Exact optimum of chain-reducible instances (equal expert sizes, latency depending on the
     server only within each layer, constant fallback per layer, one fastest-first server order
-    for all layers; :func:`moebench.exact.sets.chain_model`) by per-layer branch and bound over
+    for all layers; :func:`moebench.exact.chain.model.chain_model`) by per-layer branch and bound over
     experts, the (max,+) DP over layers, per-level bounds and a top-down enumeration over
-    nested levels (:func:`moebench.exact.sets.exact_chains`). Status ``optimal`` only with a
+    nested levels (:func:`moebench.exact.chain.search.exact_chains`). Status ``optimal`` only with a
     proof; otherwise ``time-limit`` (or ``feasible``) with the proven bound.
 ``bound-levels``
     The certified upper bound sum_j UB_j (each level's single-level optimum with the nesting
     between levels dropped), computed with a fixed node budget per profile entry, returned with
     the nested top-down placement as its incumbent (status ``feasible``, or ``optimal`` when
     the two meet). docs/certify.md argues the validity of every bound.
+
+Expert sizes may differ between layers (one size per layer, each a whole multiple of the
+smallest: int4 / int8 / bf16 mixes). The chains with prefix budgets in units of the smallest size
+are then a relaxation of the placements (packing may fail), so both methods return its bound, a
+packed placement, and ``optimal`` only when that placement's gain reaches the bound.
 """
 
 from __future__ import annotations
@@ -21,30 +26,36 @@ import time
 import numpy as np
 
 from moebench.evaluate import gain
-from moebench.exact.sets import (
+from moebench.exact.chain.coverage import TOL
+from moebench.exact.chain.model import (
     ChainModel,
     chain_model,
     chain_value,
     chains_to_placement,
-    exact_chains,
     full_chains,
+    placement_chains,
+    trivial_bound,
 )
+from moebench.exact.chain.search import exact_chains
 from moebench.instance import Instance
 from moebench.methods import Method, MethodInfo, MethodSpec, Solution, SolveRequest, Status, int_arg, register_method
+from moebench.tolerances import OPTIMAL_RTOL, bound_below, proven
 
 #: Seconds kept back from the time limit to build and return the placement.
 _MARGIN = 0.5
+#: Relative widening of every returned bound against double rounding (far below the 1e-9
+#: relative tolerance of ``optimal``, :data:`moebench.tolerances.OPTIMAL_RTOL`).
+SAFETY = 1e-10
 
 
-def placement_chains(inst: Instance, model: ChainModel, x: np.ndarray) -> list[list[np.ndarray]]:
-    """Nested chains C[l, j] of a placement: experts of layer l cached on servers order[0..j]."""
-    x = np.asarray(x, dtype=bool)
-    out = []
-    avail = np.zeros(inst.G, dtype=bool)
-    for server in model.order:
-        avail = avail | x[server]
-        out.append([avail[inst.expert_offset[ly] : inst.expert_offset[ly + 1]].copy() for ly in range(inst.L)])
-    return out
+def safe_bound(model: ChainModel, upper: float) -> float:
+    """``upper`` widened so that it bounds the instance's optimum despite floating point.
+
+    Adds :data:`SAFETY` relative (rounding of sums of at most L x N nonnegative terms) and the
+    DPs' absolute tie tolerance (``TOL`` per layer and level: a DP keeps a larger value only when
+    it beats the current one by more than ``TOL``); docs/certify.md section 7.7.
+    """
+    return float(upper) + SAFETY * abs(float(upper)) + (model.L * len(model.levels) + 1) * TOL
 
 
 def _solve(inst: Instance, req: SolveRequest, *, exact: bool, node_limit: int) -> Solution:
@@ -58,9 +69,14 @@ def _solve(inst: Instance, req: SolveRequest, *, exact: bool, node_limit: int) -
     def stream(chains: dict, upper: float) -> None:
         # the harness keeps the last streamed incumbent if it has to kill the run
         if req.on_incumbent is not None:
-            req.on_incumbent(chains_to_placement(inst, model, full_chains(model, chains)), upper)
+            req.on_incumbent(chains_to_placement(inst, model, full_chains(model, chains)), safe_bound(model, upper))
 
-    chains, value, upper, proven, nodes = exact_chains(
+    if req.on_incumbent is not None:
+        # before any work: the empty placement with the bound "every set covered at the fastest
+        # level" (sum_l (T0_l - u[l, 0]) * mass_l), so that a kill never leaves the run without both
+        req.on_incumbent(np.zeros((inst.N, inst.G), dtype=bool), safe_bound(model, trivial_bound(model)))
+
+    chains, value, upper, _, nodes = exact_chains(
         model,
         deadline=deadline,
         node_limit=node_limit,
@@ -73,13 +89,17 @@ def _solve(inst: Instance, req: SolveRequest, *, exact: bool, node_limit: int) -
     # independently of the evaluator's max formula (a cross-check of the reduction)
     own = chain_value(model, placement_chains(inst, model, x))
     achieved = gain(inst, x)
-    tol = 1e-9 * max(1.0, abs(upper))
-    if upper < achieved - tol:
+    # widen the bound against floating point and the search's pruning slack (docs/certify.md 7.7);
+    # with several sizes the chains are a relaxation (Claim 5), so their bound holds as well
+    upper = safe_bound(model, upper)
+    if bound_below(upper, achieved, inst.empty_latency):
         raise AssertionError(f"exact-sets: bound {upper!r} below the gain {achieved!r} of its own placement")
     upper = max(upper, achieved)
-    proven = proven or achieved >= upper - tol
+    # one rule with every other exact method (moebench.tolerances): optimal when the evaluator's
+    # gain of the returned placement is within OPTIMAL_RTOL of the safe bound
+    done = proven(achieved, upper, inst.empty_latency)
     timed_out = deadline is not None and time.monotonic() >= deadline
-    status = Status.OPTIMAL if proven else (Status.TIME_LIMIT if timed_out else Status.FEASIBLE)
+    status = Status.OPTIMAL if done else (Status.TIME_LIMIT if timed_out else Status.FEASIBLE)
     if req.on_incumbent is not None:
         req.on_incumbent(x, upper)
     return Solution(
@@ -91,10 +111,12 @@ def _solve(inst: Instance, req: SolveRequest, *, exact: bool, node_limit: int) -
         solve_time=time.perf_counter() - t0 - build,
         solver="exact-sets" if exact else "bound-levels",
         options={"node_limit": node_limit, "time_limit": req.time_limit},
+        tolerance=OPTIMAL_RTOL,
         info={
             "nodes": nodes,
             "levels": [int(j) for j in model.levels],
             "prefix_slots": [int(v) for v in model.prefix],
+            "units": [int(v) for v in model.units],
             "chain_value": value,
         },
     )
@@ -122,7 +144,7 @@ def _build_exact(spec: MethodSpec) -> Method:
         "exact",
         "per-layer exact profiles by branch and bound, (max,+) DP over layers, per-level bounds and "
         "top-down enumeration over nested levels; needs server-only latencies per layer",
-        assumptions=("equal expert sizes",),
+        assumptions=("one expert size per layer",),
         deterministic=True,
     )
 
@@ -143,7 +165,7 @@ def _build_bound(spec: MethodSpec) -> Method:
         spec.full_name if spec.kwargs else "bound-levels",
         "exact",
         "upper bound sum_j UB_j from exact or bounded per-layer profiles; returns the nested top-down chains",
-        assumptions=("equal expert sizes",),
+        assumptions=("one expert size per layer",),
         deterministic=True,
     )
 
