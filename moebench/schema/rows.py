@@ -268,12 +268,15 @@ def token_set_frame(df: pd.DataFrame, keys: Iterable[str] = ()) -> pd.DataFrame:
 
     One row per (run, scored token set), with the run's ``keys`` columns (and ``run``, the row's
     index in ``df``) followed by :data:`TOKEN_SET_FIELDS` (``quantiles`` as a list of floats, or
-    None). Runs without token sets give no row.
+    None). Runs without token sets give no row. A key named like a field is a ``ValueError``.
     """
     import pandas as pd
 
-    keys = [k for k in keys if k in df.columns]
     names = [c.name for c in TOKEN_SET_FIELDS]
+    keys = [k for k in keys if k in df.columns]
+    clash = sorted(set(keys) & {"run", *names})
+    if clash:
+        raise ValueError(f"key column(s) {', '.join(clash)} clash with token-set fields")
     rows = []
     if "token_sets" in df.columns:
         for i, cell in df["token_sets"].items():
