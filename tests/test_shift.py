@@ -214,3 +214,29 @@ def test_task_ids_change_with_the_shift_spec(tmp_path: Path) -> None:
     two = attach_shift(plain, ESFT, {**PARAMS, "task": "law"}, 0, ("intent",), True)
     ids = {task_id(i, "popularity", {}, 0, 0, 10.0) for i in (plain, one, two)}
     assert len(ids) == 3
+
+
+def test_trace_family_entries_replay_their_own_file(tmp_path: Path) -> None:
+    """A `trace` entry names its tasks; its placements are replayed from the entry's file."""
+    from test_replay import raw_trace, write_trace
+
+    trace = write_trace(tmp_path / "t.jsonl.gz", 1)
+    params = {"file": str(trace), "task": "chat", "servers": 2, "capacity": 0.3}
+    inst = attach_shift(generate("trace", params, 0), "trace", params, 0, ("chat", "code"), True)
+    x = random_placement(inst, 2, share=0.5)
+    x[:, inst.size.cumsum() > inst.capacity.min()] = False
+    own, other = token_set_scores(inst, to_triples(inst, x))
+    raw = raw_trace(trace)
+    for s, task in ((own, "chat"), (other, "code")):
+        seqs = split_rule(len(raw[task]), 0.8, 0, "train")
+        tokens, _ = independent_replay(inst, x, [raw[task][i] for i in seqs])
+        assert s["task"] == task and s["replay_tokens"] == tokens.size
+        assert s["replay_mean"] == pytest.approx(tokens.mean(), rel=1e-12)
+        assert s["p95"] == pytest.approx(np.percentile(tokens, 95), rel=1e-12)
+    with pytest.raises(InputError, match="name them"):
+        path = tmp_path / "suite.toml"
+        path.write_text(
+            f'[[instances]]\nfamily = "trace"\nparams = {{ file = "{trace}" }}\nholdout_tasks = "all"\n\n'
+            '[[methods]]\nname = "popularity"\n'
+        )
+        load_suite(path)

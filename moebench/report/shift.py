@@ -38,6 +38,7 @@ from moebench.status import WITH_PLACEMENT
 
 #: Token-set kinds as shown, in display order.
 KINDS = {"instance": "train", "holdout": "test", "transfer": "other tasks"}
+_TITLES = {"instance": "train tokens", "holdout": "test tokens", "transfer": "tokens of the other tasks"}
 
 
 def _capacity(runs: pd.DataFrame) -> pd.Series:
@@ -173,7 +174,7 @@ def cdf_figure(ts: pd.DataFrame, cap: float, path: Path) -> Path | None:
                     linestyle=("-", "--", ":", "-.")[i // 10 % 4], linewidth=1.2)  # fmt: skip
         empty = float(g["replay_empty_mean"].mean())
         ax.axvline(empty, color="black", linewidth=0.8, linestyle=":", label="nothing cached")
-        ax.set_title(f"{KINDS[kind]} tokens (capacity {cap:g})")
+        ax.set_title(f"{_TITLES[kind]} (capacity {cap:g})")
         ax.set_xlabel("per-token latency (ms)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("share of tokens with latency <= x")
