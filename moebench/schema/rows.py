@@ -198,7 +198,7 @@ BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
 #: Columns holding JSON text in the table (nested values in the store).
 JSON_COLUMNS = tuple(c.name for c in COLUMNS if c.dtype == "json")
 #: Columns left out of the CSV table (large; the parquet table and the store keep them).
-CSV_DROP = ("placement", "history")
+CSV_DROP = ("placement", "history", "token_sets")
 
 
 def _missing(v: Any) -> bool:
