@@ -25,6 +25,10 @@ the wall-clock limit per run, the number of repetitions and adversarial stress s
     grid = { K = [1, 2], capacity = [0.2, 0.4] }   # cartesian product
     # holdout = { which = "test" }  (optional: overrides giving each instance's holdout twin, same
     # family, params and seed; every placement is also evaluated there; moebench.bench.holdout)
+    # holdout_tasks = "all"   (optional: also score every placement on the twins of these other
+    # tasks, a list or "all"; families with a task parameter, e.g. deepseek-v2-lite-esft)
+    # replay = true           (optional: replay the real token paths of every scored token set:
+    # tail latency per token; trace families; moebench.replay)
 
     [profiles.exact-1thread]
     threads = 1
@@ -134,6 +138,10 @@ class InstanceSource:
     name: str | None = None
     #: parameter overrides giving each instance's holdout twin (moebench.bench.holdout), or None
     holdout: Mapping[str, Any] | None = None
+    #: other tasks whose twins score every placement (moebench.bench.holdout.attach_shift)
+    holdout_tasks: tuple[str, ...] = ()
+    #: replay the real token paths of every scored token set
+    replay: bool = False
 
     def size(self, suite_path: Path) -> int:
         """How many instances the entry gives (files are globbed, nothing is generated)."""
@@ -326,7 +334,9 @@ def _parse_sources(p: Path, entries: list[config.InstancesEntry] | None) -> list
         if (e.files is None) == (e.family is None):
             raise _err(p, where, "give exactly one of 'files' or 'family'")
         if e.files is not None:
-            extra = [k for k in ("params", "grid", "seed", "seeds", "name", "holdout") if _given(e, k)]
+            extra = [k for k in ("params", "grid", "seed", "seeds", "name", "holdout", "holdout_tasks") if _given(e, k)]
+            if e.replay:
+                extra.append("replay")
             if extra:
                 raise _err(p, f"{where}.{extra[0]}", "only meaningful with 'family'")
             out.append(InstanceSource(where, files=_strings(e.files)))
@@ -347,8 +357,41 @@ def _parse_sources(p: Path, entries: list[config.InstancesEntry] | None) -> list
                 raise _err(p, f"{where}.holdout", "expected parameter overrides giving the holdout twin")
             holdout = dict(e.holdout)
         seeds = parse_seeds(p, where, e.seed, e.seeds)
-        out.append(InstanceSource(where, (), e.family, params, grid, seeds, e.name, holdout))
+        tasks = _holdout_tasks(p, where, e.holdout_tasks, family)
+        if e.replay:
+            from moebench.replay import TRACE_FAMILIES
+
+            if family.name not in TRACE_FAMILIES:
+                raise _err(
+                    p,
+                    f"{where}.replay",
+                    f"{family.name} instances have no token paths to replay (families {', '.join(TRACE_FAMILIES)})",
+                )
+        out.append(InstanceSource(where, (), e.family, params, grid, seeds, e.name, holdout, tasks, e.replay))
     return out
+
+
+def _holdout_tasks(p: Path, where: str, value: str | list[str] | None, family: Family) -> tuple[str, ...]:
+    """The ``holdout_tasks`` of an entry: a list of the family's tasks, or ``"all"`` of them."""
+    if value is None:
+        return ()
+    key = f"{where}.holdout_tasks"
+    param = next((q for q in family.params if q.name == "task"), None)
+    if param is None:
+        raise _err(p, key, f"{family.name} has no task parameter to vary")
+    if value == "all":
+        if not param.choices:
+            raise _err(p, key, f"{family.name} does not list its tasks: name them")
+        return tuple(param.choices)
+    tasks = _strings(value)
+    if not tasks:
+        raise _err(p, key, 'expected a non-empty list of tasks or "all"')
+    if len(set(tasks)) != len(tasks):
+        raise _err(p, key, "a task is listed twice")
+    for task in tasks:
+        if param.choices and task not in param.choices:
+            raise _err(p, key, f"unknown task {task!r} (tasks of {family.name}: {', '.join(param.choices)})")
+    return tasks
 
 
 def _given(entry: config.InstancesEntry, key: str) -> bool:
@@ -452,6 +495,8 @@ def materialize(src: InstanceSource, suite_path: Path) -> list[Instance]:
                 inst = replace_arrays(inst, name=name)
             if src.holdout is not None:
                 inst = _with_holdout(inst, src, point, seed, suite_path)
+            if src.holdout_tasks or src.replay:
+                inst = _with_shift(inst, src, point, seed, suite_path)
             out.append(inst)
     return out
 
@@ -464,6 +509,16 @@ def _with_holdout(inst: Instance, src: InstanceSource, point: dict[str, Any], se
         return attach_holdout(inst, src.family or "", point, seed, src.holdout or {})
     except InputError as exc:
         raise _err(suite_path, f"{src.where}.holdout", exc.reason) from None
+
+
+def _with_shift(inst: Instance, src: InstanceSource, point: dict[str, Any], seed: int, suite_path: Path) -> Instance:
+    """Attach the transfer twins and the replay flag to ``inst`` (moebench.bench.holdout.attach_shift)."""
+    from moebench.bench.holdout import attach_shift
+
+    try:
+        return attach_shift(inst, src.family or "", point, seed, src.holdout_tasks, src.replay)
+    except InputError as exc:
+        raise _err(suite_path, f"{src.where}.{exc.where}", exc.reason) from None
 
 
 def _short(v: Any) -> str:

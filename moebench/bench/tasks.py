@@ -103,6 +103,9 @@ def task_id(inst: Instance, method: str, options: Mapping[str, Any], seed: int, 
     holdout = inst.meta.get("holdout")
     if holdout is not None:  # only then, so that ids of suites without holdouts stay as they were
         key["holdout"] = holdout
+    shift = inst.meta.get("shift")
+    if shift is not None:  # transfer twins and replay (moebench.bench.holdout.attach_shift)
+        key["shift"] = shift
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

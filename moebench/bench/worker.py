@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from moebench import harness
-from moebench.bench.holdout import holdout_columns
+from moebench.bench.holdout import run_columns
 from moebench.bench.stress_tasks import run_stress_task, stress_row
 from moebench.bench.suite import load_plugins
 from moebench.bench.tasks import Task, TaskResult
@@ -118,8 +118,8 @@ def execute_task(task: Task, isolate: bool = True) -> TaskResult:
     wall = time.perf_counter() - t0
     rec = harness.finalize(inst, method.name, sol, seed=task.seed, wall_time=wall, time_limit=task.time_limit)
     rec.method = task.method
-    # the placement evaluated on the instance's holdout twin (NaN columns without one)
-    return TaskResult({**rec.to_dict(), **extra, **holdout_columns(inst, rec.status, rec.placement)})
+    # the placement evaluated on the instance's holdout and transfer twins (NaN columns without them)
+    return TaskResult({**rec.to_dict(), **extra, **run_columns(inst, rec.status, rec.placement)})
 
 
 def failed_row(task: Task, error: str) -> dict[str, Any]:
@@ -138,4 +138,4 @@ def failed_row(task: Task, error: str) -> dict[str, Any]:
         time_limit=task.time_limit,
         error=error,
     )
-    return {**rec.to_dict(), "method_kind": None, **holdout_columns(inst, rec.status, rec.placement)}
+    return {**rec.to_dict(), "method_kind": None, **run_columns(inst, rec.status, rec.placement)}

@@ -28,7 +28,12 @@ import pandas as pd
 from moebench.registry import Registry
 
 #: Modules whose import registers the built-in section providers.
-BUILTIN_MODULES: tuple[str, ...] = ("moebench.report.runtime", "moebench.report.sweeps", "moebench.report.guarantees")
+BUILTIN_MODULES: tuple[str, ...] = (
+    "moebench.report.runtime",
+    "moebench.report.sweeps",
+    "moebench.report.guarantees",
+    "moebench.report.shift",
+)
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,10 @@ class InstancesEntry(Model):
     seeds: Annotated[list[Seed], msgspec.Meta(min_length=1)] | None = None
     name: Text | None = None
     holdout: dict[str, Any] | None = None
+    #: other tasks each instance's placements are also scored on ("all": every other task of the family)
+    holdout_tasks: list[Text] | Text | None = None
+    #: replay the real token paths of every scored token set (tail latency; trace families only)
+    replay: bool = False
 
 
 class MethodsEntry(Model):

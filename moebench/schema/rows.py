@@ -131,6 +131,11 @@ COLUMNS: tuple[Column, ...] = (
         ("holdout_latency", "float", "Lat of the placement on the holdout twin"),
         ("holdout_gain", "float", "gain on the holdout twin"),
         ("holdout_empty_latency", "float", "Lat(empty) of the holdout twin"),
+        (
+            "token_sets",
+            "json",
+            "the placement scored on the instance, its holdout and its transfer twins (TOKEN_SET_FIELDS each)",
+        ),
     ),
     *_cols(
         "stress",
@@ -165,12 +170,36 @@ COLUMNS: tuple[Column, ...] = (
         ("finished_at", "str", "UTC time the row was stored"),
     ),
 )
+#: Points of the stored per-token quantile function (0, 1, ..., 100 %): the CDF figure's data.
+CDF_POINTS = 101
+#: Fields of one object of the ``token_sets`` column (:mod:`moebench.bench.holdout`), as typed
+#: by :func:`token_set_frame`; the ``replay_*``, ``p*`` and ``quantiles`` fields only with replay.
+TOKEN_SET_FIELDS: tuple[Column, ...] = _cols(
+    "holdout",
+    ("kind", "str", "'instance' (the instance itself), 'holdout' (its twin) or 'transfer' (a twin on another task)"),
+    ("task", "str", "the task of the scored tokens"),
+    ("which", "str", "the split part of the scored tokens (train or test)"),
+    ("instance_hash", "str", "content hash of the scored instance (finds its reference)"),
+    ("latency", "float", "Lat of the placement on the scored instance, ms per token"),
+    ("gain", "float", "its gain, ms"),
+    ("empty_latency", "float", "Lat(empty) of the scored instance, ms"),
+    ("replay_tokens", "int", "tokens replayed (every sequence of the task's split part)"),
+    ("replay_sequences", "int", "sequences replayed"),
+    ("replay_mean", "float", "mean per-token latency of the replayed tokens, ms"),
+    ("replay_empty_mean", "float", "the same with nothing cached, ms"),
+    ("p50", "float", "median per-token latency, ms (numpy's linear interpolation)"),
+    ("p90", "float", "90th percentile, ms"),
+    ("p95", "float", "95th percentile, ms"),
+    ("p99", "float", "99th percentile, ms"),
+    ("replay_max", "float", "largest per-token latency, ms"),
+    ("quantiles", "json", "per-token latency at the quantile levels 0, 1/(CDF_POINTS-1), ..., 1 (ms)"),
+)
 #: Columns by name.
 BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
 #: Columns holding JSON text in the table (nested values in the store).
 JSON_COLUMNS = tuple(c.name for c in COLUMNS if c.dtype == "json")
 #: Columns left out of the CSV table (large; the parquet table and the store keep them).
-CSV_DROP = ("placement", "history")
+CSV_DROP = ("placement", "history", "token_sets")
 
 
 def _missing(v: Any) -> bool:
@@ -233,6 +262,37 @@ def param_values(df: pd.DataFrame, name: str) -> pd.Series:
     import pandas as pd
 
     return pd.to_numeric(df[name], errors="coerce")
+
+
+def token_set_frame(df: pd.DataFrame, keys: Iterable[str] = ()) -> pd.DataFrame:
+    """The ``token_sets`` column of a conformed table as a long, typed table.
+
+    One row per (run, scored token set), with the run's ``keys`` columns (and ``run``, the row's
+    index in ``df``) followed by :data:`TOKEN_SET_FIELDS` (``quantiles`` as a list of floats, or
+    None). Runs without token sets give no row. A key named like a field is a ``ValueError``.
+    """
+    import pandas as pd
+
+    names = [c.name for c in TOKEN_SET_FIELDS]
+    keys = [k for k in keys if k in df.columns]
+    clash = sorted(set(keys) & {"run", *names})
+    if clash:
+        raise ValueError(f"key column(s) {', '.join(clash)} clash with token-set fields")
+    rows = []
+    if "token_sets" in df.columns:
+        for i, cell in df["token_sets"].items():
+            sets = decode_json(cell)
+            if not isinstance(sets, list):
+                continue
+            base = {"run": i, **{k: df.at[i, k] for k in keys}}
+            for entry in sets:
+                if isinstance(entry, Mapping):
+                    rows.append({**base, **{n: entry.get(n) for n in names}})
+    out = pd.DataFrame(rows, columns=["run", *keys, *names])
+    for c in TOKEN_SET_FIELDS:
+        if c.dtype != "json":
+            out[c.name] = _typed(out[c.name], c.dtype, nullable=True)
+    return out
 
 
 def _typed(s: pd.Series, dtype: str, *, nullable: bool, default: Any = None) -> pd.Series:

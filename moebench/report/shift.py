@@ -1,0 +1,310 @@
+"""Workload-shift report sections (issue 16): a placement scored on its own tokens, on held-out
+tokens and on other tasks, and what the tokens it serves pay (tail latency).
+
+Read from the ``token_sets`` column of the runs (:mod:`moebench.bench.holdout`, fields
+:data:`moebench.schema.rows.TOKEN_SET_FIELDS`), so the sections are a function of the results
+table alone. Definitions:
+
+- *train*, *test*, *other tasks*: the expected latency (ms per token, the evaluator's) of the
+  placement on the instance (its own task's train tokens), on its holdout twin (the held-out
+  sequences of the same task) and on its transfer twins (the other tasks' tokens, same split
+  part, layers, servers, capacities and latency model).
+- *kept*: the share of a task's achievable gain a placement keeps, R(X on B) / R*(B), where
+  R*(B) is B's **proven** optimal gain (an instance of the same content hash in the table with a
+  proven reference); on the placement's own task it is its gain ratio against the proven
+  optimum. A pair without a proven optimum of B has no share (counted in *pairs proven*).
+  When B has nothing to gain (R*(B) within tolerance of 0) the share is 1.
+- *tail*: per-token latency percentiles (numpy's linear interpolation) of the replayed tokens:
+  every sequence of the scored token set's split part of its task
+  (:class:`moebench.replay.Replayer`); means over the instances (and over the other tasks).
+  The CDF figure averages the stored quantile functions (Vincent averaging: the curve at
+  quantile level q is the mean of the q-quantiles).
+
+Groups: one per value of the ``capacity`` family parameter (else of ``capacity_fraction``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from moebench.bench.claims import RTOL
+from moebench.report.sections import ReportContext, Section, register_section
+from moebench.schema.rows import CDF_POINTS, PARAM_PREFIX, param_values, token_set_frame
+from moebench.status import WITH_PLACEMENT
+
+#: Token-set kinds as shown, in display order.
+KINDS = {"instance": "train", "holdout": "test", "transfer": "other tasks"}
+_TITLES = {"instance": "train tokens", "holdout": "test tokens", "transfer": "tokens of the other tasks"}
+
+
+def _capacity(runs: pd.DataFrame) -> pd.Series:
+    col = PARAM_PREFIX + "capacity"
+    if col in runs.columns and param_values(runs, col).notna().all():
+        return param_values(runs, col)
+    return runs["capacity_fraction"].astype(float).round(6)
+
+
+def shift_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """The scored token sets of the runs with a feasible placement, with references attached.
+
+    Columns: the run's ``capacity``, ``method``, ``instance``, ``own_task`` and the
+    :data:`~moebench.schema.rows.TOKEN_SET_FIELDS`, plus ``ref_gain`` / ``ref_latency`` (the
+    scored instance's proven optimum, by content hash; NaN where none is proven) and ``kept``.
+    """
+    if runs.empty or "token_sets" not in runs.columns:
+        return pd.DataFrame()
+    ok = runs[runs["status"].isin(WITH_PLACEMENT) & runs["feasible"]].copy()
+    ok["capacity"] = _capacity(ok)
+    ts = token_set_frame(ok, ["capacity", "method", "instance"])
+    if ts.empty:
+        return ts
+    own = ts[ts["kind"] == "instance"].set_index("run")["task"]
+    ts["own_task"] = ts["run"].map(own)
+    # proven optima by content hash: any run of the table on an instance with that content
+    proven = runs[runs["ref_proven"].astype(bool) & runs["ref_gain"].notna()]
+    by_hash = proven.drop_duplicates("instance_hash").set_index("instance_hash")
+    ts["ref_gain"] = ts["instance_hash"].map(by_hash["ref_gain"]).astype(float)
+    ref_lat = by_hash["ref_latency"] if "ref_latency" in by_hash else by_hash["empty_latency"] - by_hash["ref_gain"]
+    ts["ref_latency"] = ts["instance_hash"].map(ref_lat).astype(float)
+    tol = RTOL * np.maximum(1.0, ts["empty_latency"].astype(float))
+    nothing = ts["ref_gain"] <= tol
+    ts["kept"] = np.where(nothing, 1.0, ts["gain"] / ts["ref_gain"].where(~nothing))
+    ts.loc[ts["ref_gain"].isna(), "kept"] = math.nan
+    return ts
+
+
+def _order(methods: pd.Series) -> list[str]:
+    return sorted(methods.unique(), key=str)
+
+
+def latency_table(ts: pd.DataFrame) -> pd.DataFrame:
+    """Per (capacity, method): mean latency on train, test and other-task tokens, and the share kept."""
+    rows = []
+    for (cap, method), g in ts.groupby(["capacity", "method"], sort=True):
+        tr, te, ot = (g[g["kind"] == k] for k in ("instance", "holdout", "transfer"))
+        proven = ot["kept"].notna()
+        rows.append(
+            {
+                "capacity": cap,
+                "method": method,
+                "instances": int(tr["run"].nunique()),
+                "train_latency": float(tr["latency"].mean()),
+                "test_latency": float(te["latency"].mean()) if not te.empty else math.nan,
+                "other_latency": float(ot["latency"].mean()) if not ot.empty else math.nan,
+                "other_optimum_latency": float(ot["ref_latency"].mean()) if proven.all() and len(ot) else math.nan,
+                "own_kept": float(tr["kept"].mean()),
+                "other_kept_mean": float(ot["kept"].mean()) if proven.any() else math.nan,
+                "other_kept_worst": float(ot["kept"].min()) if proven.any() else math.nan,
+                "pairs_proven": int(proven.sum()),
+                "pairs": len(ot),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def transfer_matrix(ts: pd.DataFrame) -> pd.DataFrame:
+    """Per (capacity, method, task optimized on): the share kept on each scored task."""
+    d = ts[ts["kind"].isin(("instance", "transfer"))]
+    if d.empty:
+        return pd.DataFrame()
+    m = d.pivot_table(
+        index=["capacity", "method", "own_task"], columns="task", values="kept", aggfunc="mean", dropna=False
+    )
+    tasks = sorted(d["task"].unique())
+    return m.reindex(columns=tasks).reset_index().rename(columns={"own_task": "optimized_on"})
+
+
+def tail_table(ts: pd.DataFrame) -> pd.DataFrame:
+    """Per (capacity, method, token set kind): replayed tokens and per-token latency statistics."""
+    d = ts[ts["replay_tokens"].notna()]
+    rows = []
+    for (cap, method, kind), g in d.groupby(["capacity", "method", "kind"], sort=True):
+        rows.append(
+            {
+                "capacity": cap,
+                "method": method,
+                "tokens": KINDS.get(str(kind), str(kind)),
+                "replayed": float(g["replay_tokens"].astype(float).mean()),
+                "mean": float(g["replay_mean"].mean()),
+                "p50": float(g["p50"].mean()),
+                "p95": float(g["p95"].mean()),
+                "p99": float(g["p99"].mean()),
+                "max": float(g["replay_max"].mean()),
+                "empty_mean": float(g["replay_empty_mean"].mean()),
+            }
+        )
+    out = pd.DataFrame(rows)
+    if not out.empty:
+        out["_k"] = out["tokens"].map({v: i for i, v in enumerate(KINDS.values())})
+        out = out.sort_values(["capacity", "method", "_k"]).drop(columns="_k").reset_index(drop=True)
+    return out
+
+
+# ---- the CDF figure (simple local style; the lead switches it to the shared report style) -----------
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def cdf_figure(ts: pd.DataFrame, cap: float, path: Path) -> Path | None:
+    """Per-token latency CDF per method at one capacity: panels train, test and other-task tokens.
+
+    Writes ``path`` (PNG) and the same figure as PDF beside it; returns the PNG.
+    """
+    d = ts[(ts["capacity"] == cap) & ts["quantiles"].notna()]
+    if d.empty:
+        return None
+    kinds = [k for k in KINDS if (d["kind"] == k).any()]
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.6 * len(kinds), 3.8), squeeze=False, sharey=True)
+    levels = np.linspace(0.0, 1.0, CDF_POINTS)
+    for ax, kind in zip(axes[0], kinds):
+        g = d[d["kind"] == kind]
+        for i, method in enumerate(_order(g["method"])):
+            q = np.array([np.asarray(v, float) for v in g.loc[g["method"] == method, "quantiles"]])
+            ax.step(q.mean(axis=0), levels, where="post", label=method, color=f"C{i % 10}",
+                    linestyle=("-", "--", ":", "-.")[i // 10 % 4], linewidth=1.2)  # fmt: skip
+        empty = float(g["replay_empty_mean"].mean())
+        ax.axvline(empty, color="black", linewidth=0.8, linestyle=":", label="nothing cached")
+        ax.set_title(f"{_TITLES[kind]} (capacity {cap:g})")
+        ax.set_xlabel("per-token latency (ms)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("share of tokens with latency <= x")
+    axes[0][0].legend(fontsize=6, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    fig.savefig(path.with_suffix(".pdf"))
+    plt.close(fig)
+    return path
+
+
+# ---- sections -----------------------------------------------------------------------------------------
+def _f(v: float, spec: str = ".2f") -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+_LATENCY_NOTE = (
+    "Mean expected latency (ms per token) of each method's placement on the tokens it was optimized on "
+    "(train), on the held-out sequences of the same task (test) and on the other tasks' tokens (same layers, "
+    "servers, capacities and latency model). Kept: the share of a task's achievable gain the placement keeps, "
+    "R(X) / R* against that task's proven optimum (own task: the gain ratio; other tasks: the transferred "
+    "placement). Other opt.: what the other tasks' own optima achieve (shown only when all are proven)."
+)
+_MATRIX_NOTE = (
+    "Share of the scored task's proven optimal gain kept by the placement optimized on the row's task "
+    "(the diagonal: the placement's own gain ratio). Empty: no proven optimum for that task."
+)
+_TAIL_NOTE = (
+    "Per-token latency (ms) of the real token paths replayed through each placement: every sequence of the "
+    "scored split part (train tokens: the train sequences of the own task; test: the held-out sequences; other "
+    "tasks: their train sequences). Percentiles by numpy's linear interpolation, then averaged over instances "
+    "(and other tasks). Empty: the mean with nothing cached. A token waits for its slowest expert at each "
+    "layer, so a token pays the cloud latency at a layer unless all of its K experts are cached there."
+)
+
+
+@register_section(order=30)
+def shift_sections(ctx: ReportContext) -> list[Section]:
+    """Latency under workload shift, the transfer matrix and tail latency (runs with ``token_sets``)."""
+    ts = shift_frame(ctx.runs)
+    if ts.empty:
+        return []
+    out: list[Section] = []
+    lat = latency_table(ts)
+    out.append(
+        Section(
+            "Workload shift: latency on train, test and other-task tokens",
+            [
+                "capacity",
+                "method",
+                "instances",
+                "train",
+                "test",
+                "other tasks",
+                "other opt.",
+                "kept own",
+                "kept other (mean)",
+                "kept other (worst)",
+                "pairs proven",
+            ],
+            [
+                [
+                    _f(r["capacity"], "g"),
+                    r["method"],
+                    str(r["instances"]),
+                    _f(r["train_latency"]),
+                    _f(r["test_latency"]),
+                    _f(r["other_latency"]),
+                    _f(r["other_optimum_latency"]),
+                    _f(r["own_kept"], ".3f"),
+                    _f(r["other_kept_mean"], ".3f"),
+                    _f(r["other_kept_worst"], ".3f"),
+                    f"{r['pairs_proven']}/{r['pairs']}",
+                ]
+                for _, r in lat.iterrows()
+            ],
+            "shift-latency",
+            note=_LATENCY_NOTE,
+            data=lat,
+        )
+    )
+    mat = transfer_matrix(ts)
+    if not mat.empty:
+        tasks = [c for c in mat.columns if c not in ("capacity", "method", "optimized_on")]
+        out.append(
+            Section(
+                "Workload shift: share of each task's optimal gain kept",
+                ["capacity", "method", "optimized on", *tasks],
+                [
+                    [_f(r["capacity"], "g"), r["method"], r["optimized_on"], *(_f(r[t], ".3f") for t in tasks)]
+                    for _, r in mat.iterrows()
+                ],
+                "shift-transfer",
+                note=_MATRIX_NOTE,
+                data=mat,
+                latex=False,
+            )
+        )
+    tail = tail_table(ts)
+    if not tail.empty:
+        folder = ctx.out_dir / "plots"
+        folder.mkdir(parents=True, exist_ok=True)
+        figs = [
+            p
+            for cap in sorted(tail["capacity"].unique())
+            if (p := cdf_figure(ts, cap, folder / f"shift-cdf-capacity-{_f(float(cap), 'g').replace('.', '_')}.png"))
+        ]
+        out.append(
+            Section(
+                "Tail latency per token (replayed token paths)",
+                ["capacity", "method", "tokens", "replayed", "mean", "p50", "p95", "p99", "max", "empty"],
+                [
+                    [
+                        _f(r["capacity"], "g"),
+                        r["method"],
+                        r["tokens"],
+                        f"{r['replayed']:.0f}",
+                        _f(r["mean"]),
+                        _f(r["p50"]),
+                        _f(r["p95"]),
+                        _f(r["p99"]),
+                        _f(r["max"]),
+                        _f(r["empty_mean"]),
+                    ]
+                    for _, r in tail.iterrows()
+                ],
+                "shift-tail",
+                note=_TAIL_NOTE,
+                data=tail,
+                figures=figs,
+            )
+        )
+    return out
