@@ -28,6 +28,9 @@ STRENGTHEN_REST = True
 #: Also try the bottom-up completion inside every subproblem of the enumeration (not only at the
 #: root); measured in docs/certify.md section 7.3.
 BOTTOM_UP_EVERYWHERE = True
+#: At the root, complete the top level of every nested completion exactly (the levels below
+#: solved inside it) before the enumeration; measured in docs/certify.md section 7.9.
+COMPLETE_TOPS = True
 #: Relative slack of the enumeration's pruning (see :func:`prune_tol`).
 PRUNE_RTOL = 1e-11
 
@@ -126,6 +129,10 @@ def exact_chains(
         profiles = [profile(ly, allowed[ly]) for ly in range(nl)]
     nodes0 = sum(pr.nodes for pr in profiles)
 
+    # with the exact completion of the tops at the root, the completions only propose tops:
+    # their levels are searched once per entry, not refined until proven
+    heur_grow = grow and not (COMPLETE_TOPS and lp)
+
     def nested(until: float | None) -> dict[int, list[np.ndarray]]:
         # top-down nested heuristic: each level's best known allocation inside the level above
         # (``until`` = 0.0: no refinement at all, only the DP over the current lower profiles)
@@ -139,7 +146,7 @@ def exact_chains(
                 int(model.prefix[j]),
                 deadline=until,
                 node_limit=node_limit,
-                grow=grow,
+                grow=heur_grow,
                 units=units,
             )
             out[j] = [profs[ly].witness[int(alloc[ly])] & above[ly] for ly in range(nl)]
@@ -176,7 +183,7 @@ def exact_chains(
                 int(model.prefix[j]) - used,
                 deadline=until,
                 node_limit=node_limit,
-                grow=grow,
+                grow=heur_grow,
                 units=units,
             )
             out[j] = [below[ly] | (profs[ly].witness[int(alloc[ly])] & allowed[ly]) for ly in range(nl)]
@@ -208,15 +215,18 @@ def exact_chains(
     def heuristic(until: float | None) -> tuple[dict[int, list[np.ndarray]], float]:
         # the best of the nested completions
         cands = [nested(until)]
-        if lp or BOTTOM_UP_EVERYWHERE:
+        if (lp or BOTTOM_UP_EVERYWHERE) and not (COMPLETE_TOPS and lp and until != 0.0):
             cands.append(nested_up(until))
         if lp and len(levels) > 1:
             guided = nested_sizes(until)
             if guided is not None:
                 cands.append(guided)
         vals = [levels_value(model, c) for c in cands]
+        tried.extend(cands)
         k = int(np.argmax(vals))
         return cands[k], vals[k]
+
+    tried: list[dict[int, list[np.ndarray]]] = []  # every nested completion made so far
 
     ubs = {}
     best: list = [None, -np.inf, np.inf]  # streamed incumbent chains, their value, the bound
@@ -286,6 +296,37 @@ def exact_chains(
     uniform = all(bool(np.all(model.weights[:, j] > 0) or np.all(model.weights[:, j] == 0)) for j in levels)
     if not enumerate_levels or not rest or not uniform or not all(p for _, p in ubs.values()):
         return chains, value, upper, False, nodes
+    if COMPLETE_TOPS and lp:
+        # the completions choose each level for itself (top-down: the level below can only take
+        # what the level above left it); the best chains inside a good top level are often much
+        # better. Solve the levels below exactly inside the top of each completion (distinct tops,
+        # best first), sharing half of the time left.
+        tops: dict[bytes, list[np.ndarray]] = {}
+        for cand in sorted(tried, key=lambda c: -levels_value(model, {t: c[t]})):
+            tops.setdefault(b"".join(np.packbits(c).tobytes() for c in cand[t]), cand)
+        for k, cand in enumerate(tops.values()):
+            vt = levels_value(model, {t: cand[t]})
+            share = max(0.0, deadline - time.monotonic()) / (2 * (len(tops) - k)) if deadline is not None else None
+            until = None if share is None else time.monotonic() + share
+            sub, sub_value, _, _, sub_nodes = exact_chains(
+                model,
+                deadline=until,
+                node_limit=node_limit,
+                allowed=cand[t],
+                levels=rest,
+                grow=grow,
+                lp=False,
+                target=max(value, target) - vt,
+                cache=cache,
+            )
+            nodes += sub_nodes
+            if vt + sub_value > value + tol:
+                chains = {**sub, t: cand[t]}
+                value = levels_value(model, chains)
+                emit(chains, value, upper)
+        goal = max(value, target)
+        if goal >= upper - tol:
+            return chains, value, max(upper, value), True, nodes
     rest_ub = sum(ubs[j][0] for j in rest)
     if STRENGTHEN_REST and len(rest) >= 2:
         # the levels below t on their own, nested, inside `allowed`: their optimum bounds the rest
