@@ -435,7 +435,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--executor", choices=("local", "dask"), default="local")
     r.add_argument("--scheduler", default=None, help="Dask scheduler address (default: a LocalCluster)")
     r.add_argument("--out", default=None, help="output folder (default: next to the suite file)")
-    r.add_argument("--resume", action="store_true", help="skip tasks already finished in --out")
+    r.add_argument("--resume", action="store_true", help="skip tasks already finished in --out (records checked)")
+    r.add_argument(
+        "--force",
+        action="store_true",
+        help="use a folder holding another suite's results (moved to previous/) or files a run does not write",
+    )
+    r.add_argument("--wait", action="store_true", help="wait for another run writing --out instead of refusing")
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)

@@ -37,6 +37,8 @@ def run_command(args: argparse.Namespace) -> int:
         executor=args.executor,
         scheduler=args.scheduler,
         resume=args.resume,
+        force=getattr(args, "force", False),
+        wait=getattr(args, "wait", False),
         progress=not args.quiet,
     )
     if not args.no_report:
