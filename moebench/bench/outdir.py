@@ -11,7 +11,8 @@ Before any work it checks what the folder holds:
 - a file in place of the folder, a folder it cannot create or write: one error line;
 - results of another suite (``run.json`` or store records naming another suite): refused
   unless ``--force``, which moves them aside;
-- files a run does not write (:data:`RUN_FILES`, the suite file, its references file):
+- files a run does not write (:data:`RUN_FILES`, the suite file, its references file) in a
+  folder other than the suite file's own (which belongs to the suite: its instance files, notes):
   refused unless ``--resume`` or ``--force``; they are never touched;
 - earlier results of the same suite, on a run without ``--resume``: moved to
   ``previous/<time>/`` (never overwritten), one line on stderr says where.
@@ -184,7 +185,9 @@ def _archive(out: Path) -> Path | None:
     return dest
 
 
-def prepare_folder(out: Path, suite_name: str, own: set[Path], *, resume: bool, force: bool) -> Path | None:
+def prepare_folder(
+    out: Path, suite_name: str, own: set[Path], *, resume: bool, force: bool, home: Path | None = None
+) -> Path | None:
     """Check what ``out`` holds before a run writes it (the caller holds its lock).
 
     Parameters
@@ -197,6 +200,8 @@ def prepare_folder(out: Path, suite_name: str, own: set[Path], *, resume: bool, 
         Further paths the run may find there (the suite file, its references file).
     resume, force
         The run's ``--resume`` and ``--force``.
+    home
+        The suite file's folder: there, other files belong to the suite and are not foreign.
 
     Returns
     -------
@@ -216,6 +221,8 @@ def prepare_folder(out: Path, suite_name: str, own: set[Path], *, resume: bool, 
         for p in out.iterdir()
         if p.name not in RUN_FILES and p.name not in own_names and not p.name.endswith(".tmp")
     )
+    if home is not None and home.resolve() == root:
+        foreign = []
     if foreign and not (resume or force):
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise InputError(

@@ -216,7 +216,9 @@ def run_suite(
     instances = suite.instances()
     check_names([inst.name for inst in instances], file=str(suite.path))  # before any work: names go into line files
     with lock_folder(out, wait=wait):
-        moved = prepare_folder(out, suite.name, {suite.path, refs_path}, resume=resume, force=force)
+        moved = prepare_folder(
+            out, suite.name, {suite.path, refs_path}, resume=resume, force=force, home=suite.path.parent
+        )
         if moved is not None:
             print(describe_move(moved), file=sys.stderr)
         return _run_locked(suite, out, refs_path, instances, jobs, executor, scheduler, resume, progress)
