@@ -282,9 +282,9 @@ def cmd_stress(args: argparse.Namespace) -> int:
 
 
 def cmd_instances_library(args: argparse.Namespace) -> int:
-    from moebench.library import ROOT, build, load_manifest
+    from moebench.library import build, default_manifest, load_manifest
 
-    manifest = args.manifest or str(ROOT / "manifest.toml")
+    manifest = args.manifest or str(default_manifest())
     entries = load_manifest(manifest)
     if args.only:
         entries = [e for e in entries if e.name in set(args.only)]
@@ -342,7 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--formulation", choices=("assign", "cover", "k1"), default=None, help="exact methods: MILP formulation"
     )
     s.add_argument("--solver", default=None, help="milp-pyomo: Pyomo solver name (default highs)")
-    s.add_argument("--profile", default=None, help="exact methods: solver profile from solvers/*.toml")
+    s.add_argument(
+        "--profile",
+        default=None,
+        help="exact methods: solver profile (shipped: moebench/solvers/*.toml; or a path to a .toml)",
+    )
     s.add_argument("--option", action="append", metavar="KEY=VALUE", help="further method option (repeatable)")
     s.add_argument("--no-isolate", action="store_true", help="run in this process even with a time limit")
     s.add_argument("-o", "--output", default=None, help="write the placement file here")
@@ -423,8 +427,14 @@ def build_parser() -> argparse.ArgumentParser:
     ilib = isub.add_parser("library", help="regenerate the curated library (instances/manifest.toml), checking hashes")
     ilib.add_argument("--check", action="store_true", help="only verify content hashes, write nothing")
     ilib.add_argument("--only", action="append", metavar="NAME", help="only this entry (repeatable)")
-    ilib.add_argument("--manifest", default=None, help="manifest file (default: instances/manifest.toml)")
-    ilib.add_argument("--data-dir", default=None, help="trace data folder for model-derived entries")
+    ilib.add_argument(
+        "--manifest", default=None, help="manifest file (default: instances/manifest.toml in the current folder)"
+    )
+    ilib.add_argument(
+        "--data-dir",
+        default=None,
+        help="trace data folder for model-derived entries (default: $MOEBENCH_DATA, else the shipped one)",
+    )
     ilib.set_defaults(func=cmd_instances_library)
 
     r = sub.add_parser("run", help="run a benchmark suite (TOML)")
@@ -433,7 +443,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--executor", choices=("local", "dask"), default="local")
     r.add_argument("--scheduler", default=None, help="Dask scheduler address (default: a LocalCluster)")
     r.add_argument("--out", default=None, help="output folder (default: next to the suite file)")
-    r.add_argument("--resume", action="store_true", help="skip tasks already finished in --out")
+    r.add_argument("--resume", action="store_true", help="skip tasks already finished in --out (records checked)")
+    r.add_argument(
+        "--force",
+        action="store_true",
+        help="use a folder holding another suite's results (moved to previous/) or files a run does not write",
+    )
+    r.add_argument("--wait", action="store_true", help="wait for another run writing --out instead of refusing")
+    r.add_argument(
+        "--data-dir",
+        default=None,
+        help="trace data folder for model-derived families (default: $MOEBENCH_DATA, else the shipped one)",
+    )
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)

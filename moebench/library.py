@@ -16,6 +16,11 @@ Entries from generated families are small and committed as files; model-derived 
 (which read the trace data folder) are committed as recipes only, and built into
 ``instances/cache/`` (not committed). ``moebench instances library`` builds everything and
 checks every content hash; ``--check`` only verifies.
+
+The library is a folder of the project, not of the installed package: its manifest is
+``instances/manifest.toml`` under the current folder (:func:`default_manifest`) unless a path is
+given, so a regular install never looks inside site-packages for it. Model-derived recipes read
+the trace data folder (``--data-dir``, else ``$MOEBENCH_DATA``, else the shipped one).
 """
 
 from __future__ import annotations
@@ -25,11 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from moebench.errors import InputError
-from moebench.families import generate
+from moebench.families import generate, get_family
 from moebench.instance import Instance
 from moebench.schema.config import LibraryFile, load_toml
 
-ROOT = Path(__file__).resolve().parents[1] / "instances"
+#: The library folder, relative to the current folder.
+LIBRARY_DIR = Path("instances")
 TIERS = ("small", "medium", "hard")
 
 
@@ -47,18 +53,36 @@ class Entry:
     note: str = ""
 
     def generate(self, data_dir: str | None = None) -> Instance:
-        """Run the recipe."""
+        """Run the recipe (``data_dir`` goes only to families that read a data folder)."""
         params = dict(self.params)
-        if data_dir is not None:
-            params["data_dir"] = data_dir
+        if data_dir is not None and "data_dir" not in params:
+            if "data_dir" in {p.name for p in get_family(self.family).params}:
+                params["data_dir"] = data_dir
         return generate(self.family, params, seed=self.seed, instance_name=self.name)
 
-    def path(self, root: Path = ROOT) -> Path:
+    def path(self, root: Path) -> Path:
         """Where the built file lives."""
         return (root if self.store == "file" else root / "cache") / f"{self.name}.json.gz"
 
 
-def load_manifest(path: str | Path = ROOT / "manifest.toml") -> list[Entry]:
+def default_manifest() -> Path:
+    """``instances/manifest.toml`` under the current folder.
+
+    Raises
+    ------
+    InputError
+        When there is none (run from a checkout of the project, or give ``--manifest``).
+    """
+    path = Path.cwd() / LIBRARY_DIR / "manifest.toml"
+    if not path.is_file():
+        raise InputError(
+            "no instance library here: run from a folder holding instances/manifest.toml, or give --manifest",
+            file=str(path),
+        )
+    return path
+
+
+def load_manifest(path: str | Path) -> list[Entry]:
     """Read and validate the manifest.
 
     Raises
@@ -78,7 +102,7 @@ def load_manifest(path: str | Path = ROOT / "manifest.toml") -> list[Entry]:
 
 
 def build(
-    entries: list[Entry], root: Path = ROOT, *, write: bool = True, data_dir: str | None = None
+    entries: list[Entry], root: Path, *, write: bool = True, data_dir: str | None = None
 ) -> list[tuple[Entry, str, bool]]:
     """Generate every entry, compare its content hash with the manifest, write the files.
 

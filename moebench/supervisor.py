@@ -4,8 +4,9 @@ Method runs (:func:`moebench.harness.solve_in_child`) and stress searches alike 
 :func:`run_in_child`: the child starts from a forkserver (it inherits no solver thread pools
 or locks from the parent and starts from a server that already imported moebench), ignores
 Ctrl-C (the parent decides when to stop it), sends its output to stderr or /dev/null (solver
-banners must not pollute the parent's stdout or garble a progress bar), optionally limits its
-address space, and talks to the parent through a pipe:
+banners must not pollute the parent's stdout or garble a progress bar), limits its BLAS and
+OpenMP pools to one thread (``threadpoolctl``), optionally limits its address space, and talks
+to the parent through a pipe:
 
 - ``channel.started()`` inside the child says that the work proper begins (imports, plugins
   and registries are ready): the wall-clock limit counts from then, since start-up on a
@@ -77,6 +78,7 @@ def _child(
     quiet: bool,
     memory_limit_mb: int | None,
     paths: tuple[str, ...],
+    blas_threads: int | None,
 ) -> None:
     if quiet:  # results come through the pipe; solver logs would garble a progress bar
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -92,6 +94,12 @@ def _child(
     if memory_limit_mb:
         limit = int(memory_limit_mb) * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if blas_threads is not None:
+        # one thread per child: the runner already runs --jobs children at a time, and an
+        # OpenBLAS pool spinning on every core makes them fight (benchmarks/child_blas.py)
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(blas_threads)
 
     try:
         msg = ("done", fn(Channel(conn), *args))
@@ -132,6 +140,7 @@ def run_in_child(
     stop: threading.Event | None = None,
     quiet: bool = False,
     memory_limit_mb: int | None = None,
+    blas_threads: int | None = 1,
 ) -> Outcome:
     """Run ``fn(channel, *args)`` in a child process and supervise it.
 
@@ -152,10 +161,15 @@ def run_in_child(
         Send the child's stdout and stderr to /dev/null (else its stdout goes to stderr).
     memory_limit_mb
         Address-space limit of the child (``RLIMIT_AS``), in MB.
+    blas_threads
+        Threads of the child's BLAS and OpenMP pools (``threadpoolctl``); None leaves them as
+        the libraries chose (one per core).
     """
     ctx = _context()
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child, fn, args, quiet, memory_limit_mb, tuple(sys.path)), daemon=True)
+    proc = ctx.Process(
+        target=_child, args=(child, fn, args, quiet, memory_limit_mb, tuple(sys.path), blas_threads), daemon=True
+    )
     proc.start()
     child.close()
     out = Outcome()

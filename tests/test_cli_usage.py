@@ -18,7 +18,6 @@ from moebench.cli import main
 from moebench.families import families, generate, get_family, instance_name
 from moebench.instance import NAME_PATTERN, check_name, duplicate_names, replace_arrays, valid_name
 from moebench.instance_file import load_instance, save_instance
-from moebench.library import ROOT
 from moebench.placement import load_placement, placement_to_dict
 
 MISSING = "/nonexistent/instance.json"  # usage errors are found before the instance is read
@@ -162,6 +161,7 @@ def test_name_pattern_is_the_documented_one():
 
 
 def test_committed_instances_and_manifest_names_conform():
+    ROOT = Path(__file__).resolve().parents[1] / "instances"
     files = sorted(ROOT.glob("*.json.gz"))
     assert files
     for f in files:

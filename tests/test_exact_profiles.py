@@ -67,3 +67,16 @@ def test_bad_options_are_errors() -> None:
     assert rec.status == "error"  # cpsat takes no 'solver' option
     rec = run_method(inst, "milp-highs", options={"threads": "zero"})
     assert rec.status == "error"
+
+
+def test_highs_default_profile_solves_from_the_command_line():
+    """2 threads after the strengthening's LP started HiGHS's pool with 1 (status was 'error', 'Not Set')."""
+    import json
+    import subprocess
+    import sys
+
+    inst = Path(__file__).resolve().parents[1] / "instances" / "zipf-k3-small.json.gz"
+    cmd = [sys.executable, "-m", "moebench.cli", "solve", str(inst), "-m", "milp-highs", "--profile", "highs-default"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["status"] == "optimal"

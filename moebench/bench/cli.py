@@ -8,6 +8,8 @@ those files.
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import sys
 
 from moebench.errors import InputError
@@ -29,6 +31,14 @@ def run_command(args: argparse.Namespace) -> int:
         raise InputError("must be >= 1", where="--jobs")
     if args.scheduler is not None and args.executor != "dask":
         raise InputError("--scheduler needs --executor dask", where="--scheduler")
+    if args.executor == "dask" and importlib.util.find_spec("distributed") is None:
+        raise InputError("the Dask executor needs the 'dask' extra: pip install 'moebench[dask]'", where="--executor")
+    if getattr(args, "data_dir", None) is not None:
+        from moebench.data import ENV_VAR, resolve_data_dir
+
+        # the suite's model-derived families read it (a data_dir the suite gives still wins);
+        # through the environment, so the worker children see the same folder
+        os.environ[ENV_VAR] = str(resolve_data_dir(args.data_dir).resolve())
     suite = load_suite(args.suite)
     summary = run_suite(
         suite,
@@ -37,6 +47,8 @@ def run_command(args: argparse.Namespace) -> int:
         executor=args.executor,
         scheduler=args.scheduler,
         resume=args.resume,
+        force=getattr(args, "force", False),
+        wait=getattr(args, "wait", False),
         progress=not args.quiet,
     )
     if not args.no_report:

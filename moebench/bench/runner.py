@@ -5,7 +5,10 @@ a run and then ``moebench report`` on its folder, which reads only the files lis
 
 Output folder layout (``--out``, default: the suite file's folder)::
 
+    .moebench.lock     the exclusive lock of the run writing here (names pid, host, start time)
     results.jsonl      append-only store, one JSON record per finished task (resume source)
+    results.jsonl.damaged  store lines --resume found damaged (kept as evidence; their tasks re-ran)
+    previous/<time>/   the results of earlier runs of the same suite (a run without --resume)
     results.parquet    the final table: one row per task of the suite, in task order
     results.csv        the same without the placement column
     references.solu    reference values per instance (unless the suite names another file)
@@ -32,7 +35,9 @@ from typing import Any
 
 from moebench.bench.artifacts import write_artifacts
 from moebench.bench.executors import DaskExecutor, LocalExecutor, Progress
+from moebench.bench.outdir import describe_move, lock_folder, prepare_folder
 from moebench.bench.references import Reference, check_names, read_references, reconcile, write_references
+from moebench.bench.resume import resume_records, set_aside_damage
 from moebench.bench.store import ResultStore, write_table
 from moebench.bench.stress_tasks import stress_tasks
 from moebench.bench.suite import Suite
@@ -170,6 +175,8 @@ def run_suite(
     executor: str = "local",
     scheduler: str | None = None,
     resume: bool = False,
+    force: bool = False,
+    wait: bool = False,
     progress: bool = True,
 ) -> RunSummary:
     """Run a suite end to end.
@@ -187,8 +194,13 @@ def run_suite(
     scheduler
         Dask scheduler address (default: a LocalCluster).
     resume
-        Keep the finished tasks of the store in ``out_dir`` and run only the others; without
-        it an existing store is moved to ``results.jsonl.prev`` and everything runs again.
+        Keep the finished tasks of the store in ``out_dir`` whose records check out
+        (:mod:`moebench.bench.resume`) and run only the others; without it the previous
+        results are moved to ``previous/<time>/`` and everything runs again.
+    force
+        Use a folder holding another suite's results (moved to ``previous/``) or foreign files.
+    wait
+        Wait for another run holding the folder's lock instead of refusing.
     progress
         Show the progress bar on stderr.
     """
@@ -200,14 +212,46 @@ def run_suite(
             file=str(suite.path),
             where="suite.references",
         )
-    out.mkdir(parents=True, exist_ok=True)
     jobs = jobs or os.cpu_count() or 1
     instances = suite.instances()
     check_names([inst.name for inst in instances], file=str(suite.path))  # before any work: names go into line files
+    with lock_folder(out, wait=wait):
+        moved = prepare_folder(
+            out, suite.name, {suite.path, refs_path}, resume=resume, force=force, home=suite.path.parent
+        )
+        if moved is not None:
+            print(describe_move(moved), file=sys.stderr)
+        return _run_locked(suite, out, refs_path, instances, jobs, executor, scheduler, resume, progress)
+
+
+def _run_locked(
+    suite: Suite,
+    out: Path,
+    refs_path: Path,
+    instances: list[Any],
+    jobs: int,
+    executor: str,
+    scheduler: str | None,
+    resume: bool,
+    progress: bool,
+) -> RunSummary:
+    """The run proper, inside the folder's lock."""
     refs = read_references(refs_path)
     store = ResultStore(out / "results.jsonl")
-    finished = store.finished() if resume else {}
-    tasks = build_tasks(suite, instances, refs, set(finished))
+    finished: dict[str, dict[str, Any]] = {}
+    keep: set[str] = set()
+    if resume:
+        # every task the suite could have (references included), to check the store against
+        checked = resume_records(store.path, build_tasks(suite, instances, {}, set()), suite.name)
+        if (line := checked.warning()) is not None:
+            print(line, file=sys.stderr)
+        try:
+            set_aside_damage(store.path, checked)
+        except OSError as exc:
+            raise InputError(f"cannot rewrite the results store: {exc.strerror}", file=str(store.path)) from None
+        finished = checked.kept
+        keep = set(finished) | checked.rerun  # a damaged reference row runs again, never vanishes
+    tasks = build_tasks(suite, instances, refs, keep)
     todo = [t for t in tasks if t.task_id not in finished]
     meta = {
         "suite": str(suite.path),
@@ -224,7 +268,10 @@ def run_suite(
     _write_json(out / "run.json", meta)
     bar = Progress(len(tasks), done=len(tasks) - len(todo), enabled=progress)
     counts: dict[str, int] = {}
-    store.open(fresh=not resume)
+    try:
+        store.open(fresh=not resume)
+    except OSError as exc:
+        raise InputError(f"cannot write the results store: {exc.strerror}", file=str(store.path)) from None
     results = dict(finished)
 
     def on_result(task: Task, result: TaskResult) -> None:

@@ -132,7 +132,9 @@ def prepare_threads(threads: int) -> None:
     global _last_threads
     import highspy
 
-    if _last_threads is not None and threads != _last_threads:
+    # also on the first call: another module's Highs (an LP bound of the strengthening) may
+    # have started the pool with its own count (issue 15: `--profile highs-default` failed)
+    if threads != _last_threads:
         highspy.Highs.resetGlobalScheduler(True)
     _last_threads = threads
 

@@ -1,4 +1,4 @@
-"""Solver profiles: named option sets in ``solvers/*.toml`` (e.g. ``highs-reference``).
+"""Solver profiles: named option sets in ``moebench/solvers/*.toml`` (e.g. ``highs-reference``).
 
 A profile file holds::
 
@@ -10,8 +10,8 @@ A profile file holds::
     [solver]                   # passed verbatim to the solver (HiGHS options / CP-SAT parameters)
     presolve = "on"
 
-A profile is selected by name (a file ``solvers/<name>.toml`` next to the package) or by a path
-to a ``.toml`` file.
+A profile is selected by name (a file ``<name>.toml`` of the profiles shipped inside the package,
+so a regular install finds them) or by a path to a ``.toml`` file.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import msgspec
 from moebench.errors import InputError
 from moebench.schema.config import ProfileFile, ProfileOptions, load_toml
 
-#: The repository's ``solvers/`` folder.
-SOLVERS_DIR = Path(__file__).resolve().parents[2] / "solvers"
+#: The shipped profiles (package data ``moebench/solvers/``).
+SOLVERS_DIR = Path(__file__).resolve().parents[1] / "solvers"
 BACKENDS = ("highs", "cpsat")
 #: moebench's own back-end options a profile may set (declared in moebench.schema.config)
 OPTION_KEYS = tuple(f.name for f in msgspec.structs.fields(ProfileOptions))
@@ -71,7 +71,7 @@ def load_profile(name: str, backend: str | None = None, folder: Path = SOLVERS_D
     Parameters
     ----------
     name
-        Profile name (``solvers/<name>.toml``) or path to a ``.toml`` file.
+        Profile name (``moebench/solvers/<name>.toml``) or path to a ``.toml`` file.
     backend
         When given, the profile must be for this back end.
     folder
