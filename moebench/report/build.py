@@ -79,6 +79,39 @@ def headline(runs: pd.DataFrame, summary: pd.DataFrame, violations: pd.DataFrame
     return out
 
 
+def load_results(
+    results: str | os.PathLike[str] | pd.DataFrame, references: str | os.PathLike[str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, Path | None, dict]:
+    """Read a results table for a report: (method runs, stress rows, results folder, references).
+
+    Raises
+    ------
+    InputError
+        For a missing or unreadable table, one without rows or method runs, or one that is not
+        a moebench results table (naming the missing columns).
+    """
+    if isinstance(results, pd.DataFrame):
+        df = results
+        base = None
+    else:
+        df = read_table(results)
+        base = Path(results) if Path(results).is_dir() else Path(results).parent
+    where = None if base is None else str(base)
+    if df.empty:
+        raise InputError("the results table has no rows", file=where)
+    missing = [c for c in REQUIRED if c not in df]
+    if missing:
+        raise InputError(f"not a moebench results table: missing column(s) {', '.join(missing)}", file=where)
+    df = conform(df)
+    stress = df[df["kind"] == "stress"].reset_index(drop=True)
+    df = df[df["kind"] != "stress"].reset_index(drop=True)
+    if df.empty:
+        raise InputError("the results table has no method runs", file=where)
+    ref_path = Path(references) if references is not None else (None if base is None else base / "references.solu")
+    refs = read_references(ref_path) if ref_path is not None else {}
+    return df, stress, base, refs
+
+
 def write_report(
     results: str | os.PathLike[str] | pd.DataFrame,
     out_dir: str | os.PathLike[str],
@@ -112,24 +145,7 @@ def write_report(
     list of Path
         Every file written.
     """
-    if isinstance(results, pd.DataFrame):
-        df = results
-        base = None
-    else:
-        df = read_table(results)
-        base = Path(results) if Path(results).is_dir() else Path(results).parent
-    if df.empty:
-        raise InputError("the results table has no rows", file=None if base is None else str(base))
-    missing = [c for c in REQUIRED if c not in df]
-    if missing:
-        raise InputError(f"not a moebench results table: missing column(s) {', '.join(missing)}")
-    df = conform(df)
-    stress = df[df["kind"] == "stress"].reset_index(drop=True)
-    df = df[df["kind"] != "stress"].reset_index(drop=True)
-    if df.empty:
-        raise InputError("the results table has no method runs", file=None if base is None else str(base))
-    ref_path = Path(references) if references is not None else (None if base is None else base / "references.solu")
-    refs = read_references(ref_path) if ref_path is not None else {}
+    df, stress, base, refs = load_results(results, references)
     if options is None:
         options = paper.read_options(base)
     runs = paper.select(tables.score(df, refs), options)

@@ -305,7 +305,7 @@ def _is_number(cell: str) -> bool:
 
 
 # ---- Markdown ----------------------------------------------------------------------------
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     def clean(c: str) -> str:
         return str(c).replace("|", "\\|").replace("\n", " ")
 
@@ -392,7 +392,7 @@ def write_markdown(
     parts += [f"- {k.replace('_', ' ')}: {fmt(v)}" for k, v in headline.items()] + [""]
     for sec in _sections(summary, violations, fails, refs, extra):
         parts += [f"## {sec.title}", ""] + ([sec.note, ""] if sec.note else [])
-        parts += [_md_table(sec.header, sec.rows) if sec.rows else sec.empty, ""]
+        parts += [markdown_table(sec.header, sec.rows) if sec.rows else sec.empty, ""]
         parts += [f"![{p.stem}](plots/{p.name})" for p in sec.figures] + ([""] if sec.figures else [])
     if plots:
         parts += ["## Figures", ""]
