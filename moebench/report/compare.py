@@ -2,8 +2,10 @@
 
 A and B are results folders or tables (before and after a change, two machines, two solver
 versions). An instance is shared when both runs have it under the same name *and* content hash
-(an instance regenerated with other data is not the same instance); a method is shared when both
-ran it on a shared instance. Each run is scored against its own references (a reference is a
+(an instance regenerated with other data is not the same instance, and is listed as changed);
+an instance B has under another name but with the same contents (one to one: the naming rules
+changed between the runs) is shared too, under A's name, and counted as renamed. A method is
+shared when both ran it on a shared instance. Each run is scored against its own references (a reference is a
 property of the instance, so both runs' references agree where both are proven).
 
 Per shared method, over the shared instances where both runs have a gain ratio (repetitions
@@ -33,7 +35,7 @@ from moebench.report import latex
 from moebench.report.build import load_results
 from moebench.report.paper import fmt_time, fmt_value
 from moebench.report.tables import score, shifted_geomean, time_column
-from moebench.status import WITH_PLACEMENT
+from moebench.status import SKIPPED
 
 #: Fewest differing pairs for a p-value (with 5 the two-sided exact test cannot go below 0.0625).
 MIN_PAIRS = 6
@@ -66,6 +68,9 @@ class Comparison:
         Instance names in both runs with different content hashes (not compared).
     methods_only_a, methods_only_b
         Methods in one run only.
+    renamed
+        Shared instances that B has under another name (same content hash, one to one): compared,
+        under A's name.
     """
 
     a: str
@@ -78,11 +83,14 @@ class Comparison:
     changed: tuple[str, ...]
     methods_only_a: tuple[str, ...]
     methods_only_b: tuple[str, ...]
+    renamed: int = 0
 
 
 def _per_instance(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean ratio and time per (instance, hash, method) over repetitions; the statuses seen."""
-    t = runs.assign(_t=runs[time_column(runs)].fillna(runs["wall_time"]), _ok=runs["status"].isin(WITH_PLACEMENT))
+    """Mean ratio and time per (instance, hash, method) over repetitions (times of runs that did
+    not apply left out); the statuses seen."""
+    # times of runs that did not apply (the assumption check alone) are not method times
+    t = runs.assign(_t=runs[time_column(runs)].fillna(runs["wall_time"]).where(~runs["status"].isin(SKIPPED)))
     g = t.groupby(KEY, sort=True)
     return pd.DataFrame(
         {
@@ -129,6 +137,10 @@ def compare_runs(
     ra, rb = scored
     inst_a = set(zip(ra["instance"].astype(str), ra["instance_hash"].astype(str)))
     inst_b = set(zip(rb["instance"].astype(str), rb["instance_hash"].astype(str)))
+    renamed = _renamed(inst_a, inst_b)
+    if renamed:  # the same contents under another name (naming rules changed): compared under A's name
+        rb = rb.assign(instance=[renamed.get((n, h), n) for n, h in zip(rb["instance"], rb["instance_hash"])])
+        inst_b = {(renamed.get((n, h), n), h) for n, h in inst_b}
     shared = inst_a & inst_b
     changed = tuple(sorted({n for n, _ in inst_a - shared} & {n for n, _ in inst_b - shared}))
     pa, pb = _per_instance(ra), _per_instance(rb)
@@ -179,7 +191,27 @@ def compare_runs(
         changed=changed,
         methods_only_a=tuple(sorted(methods_a - methods_b)),
         methods_only_b=tuple(sorted(methods_b - methods_a)),
+        renamed=len(renamed),
     )
+
+
+def _renamed(inst_a: set[tuple[str, str]], inst_b: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """B's (name, hash) -> A's name, for instances of B whose contents A has under one other name."""
+    only_a, only_b = inst_a - inst_b, inst_b - inst_a
+    names_a: dict[str, list[str]] = {}
+    for n, h in only_a:
+        names_a.setdefault(h, []).append(n)
+    count_b: dict[str, int] = {}
+    for _, h in only_b:
+        count_b[h] = count_b.get(h, 0) + 1
+    taken = {n for n, _ in inst_b}
+    out = {}
+    for n, h in only_b:
+        cand = names_a.get(h, [])
+        # one-to-one only, and never onto a name B uses for other contents
+        if len(cand) == 1 and count_b[h] == 1 and cand[0] not in taken:
+            out[(n, h)] = cand[0]
+    return out
 
 
 def _name(run: str | os.PathLike[str] | pd.DataFrame) -> str:
@@ -244,8 +276,9 @@ def summary_lines(c: Comparison) -> list[str]:
     lines = [
         f"A: {c.a}",
         f"B: {c.b}",
-        f"Shared instances (same name and content hash): {c.shared_instances}; only in A: {c.only_a}; "
-        f"only in B: {c.only_b}.",
+        f"Shared instances (same content hash): {c.shared_instances}"
+        + (f" ({c.renamed} of them named otherwise in B, shown under A's names)" if c.renamed else "")
+        + f"; only in A: {c.only_a}; only in B: {c.only_b}.",
     ]
     if c.changed:
         lines.append(f"Same name, other contents (not compared): {', '.join(c.changed)}.")
