@@ -3,6 +3,7 @@ Wilcoxon signed-rank tests (values checked against scipy by hand), every format,
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -87,10 +88,24 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     (root / "a").mkdir()
     (root / "b").mkdir()
     suite_a = load_suite(write_suite(root / "a", methods))
-    suite_b = load_suite(write_suite(root / "b", (*methods, "random")))
     run_suite(suite_a, root / "a" / "out", jobs=2, progress=False)
-    run_suite(suite_b, root / "b" / "out", jobs=2, progress=False)
+    # B through `moebench run`, with a [report] table: kept as report.toml, honoured by the report
+    extra = '\n[report]\nmethods = ["popularity", "greedy-ratio"]\ncolumns = ["gain_mean", "time"]\n'
+    path_b = write_suite(root / "b", (*methods, "random"), extra=extra)
+    cmd = [sys.executable, "-m", "moebench.cli", "run", str(path_b), "--out", str(root / "b" / "out"), "-j", "2", "-q"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)  # the suite's test plugin
+    assert res.returncode == 0, res.stderr
     return root / "a" / "out", root / "b" / "out"
+
+
+def test_the_suite_report_table_is_kept_and_honoured(two_runs: tuple[Path, Path]) -> None:
+    _, b = two_runs
+    assert 'methods = ["popularity", "greedy-ratio"]' in (b / "report.toml").read_text()
+    summary = pd.read_csv(b / "report" / "summary.csv")
+    assert set(summary["method"]) == {"popularity", "greedy-ratio"}
+    tex = (b / "report" / "tables.tex").read_text()
+    assert "Method & mean & mean & time [s] \\\\" in tex  # two families, gain mean each, then time
 
 
 def test_compare_two_runs_of_a_small_suite(two_runs: tuple[Path, Path], tmp_path: Path) -> None:

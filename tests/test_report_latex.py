@@ -191,3 +191,18 @@ def test_quantities_match_the_suite_schema() -> None:
     from moebench.schema.config import ReportColumn
 
     assert set(QUANTITIES) == set(get_args(ReportColumn))
+
+
+def test_a_bad_report_table_in_a_suite_is_refused_with_its_key(tmp_path: Path) -> None:
+    from bench_helpers import write_suite
+
+    from moebench.bench.suite import load_suite
+
+    path = write_suite(tmp_path, ("popularity",), extra='\n[report]\ncolumns = ["gain_mean", "speed"]\n')
+    with pytest.raises(InputError, match=r"report\.columns\[1\]"):
+        load_suite(path)
+    path = write_suite(tmp_path, ("popularity",), extra='\n[report]\nlatex_wide = "shrink"\n')
+    with pytest.raises(InputError, match=r"report\.latex_wide"):
+        load_suite(path)
+    path = write_suite(tmp_path, ("popularity",), extra='\n[report]\nmethods = ["popularity"]\n')
+    assert load_suite(path).report.methods == ["popularity"]
