@@ -206,3 +206,22 @@ def test_a_bad_report_table_in_a_suite_is_refused_with_its_key(tmp_path: Path) -
         load_suite(path)
     path = write_suite(tmp_path, ("popularity",), extra='\n[report]\nmethods = ["popularity"]\n')
     assert load_suite(path).report.methods == ["popularity"]
+
+
+def test_report_cli_options_and_their_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from moebench.cli import main
+
+    synthetic().to_parquet(tmp_path / "results.parquet")
+    base = ["report", str(tmp_path), "--format", "latex"]
+    assert main([*base, "--methods", "ex,g", "--columns", "gain_worst", "--latex-wide", "resize"]) == 0
+    text = (tmp_path / "report" / "tables.tex").read_text()
+    assert "\\texttt{h}" not in text and "& worst & worst \\\\" in text
+    capsys.readouterr()
+    for extra, msg in (
+        (["--methods", "ex,nope"], "moebench: error: --methods: no method 'nope' in the results (there are: ex, g, h)"),
+        (["--columns", "gain_mean,speed"], "moebench: error: --columns: unknown column 'speed'"),
+        (["--families", ","], "moebench: error: --families: empty list"),
+    ):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(msg) and err.count("\n") == 1

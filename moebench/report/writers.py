@@ -338,7 +338,7 @@ def _sections(
         Section(
             "Guarantee violations",
             ["Instance", "Family", "Method", "Kind", "Guarantee", "Gain ratio", "Detail"],
-            [[fmt(v, 4) for v in r] for r in violations.itertuples(index=False)],
+            [[fmt(v, 3) for v in r] for r in violations.itertuples(index=False)],
             "violations",
             empty="No violations: every run of a method with a declared guarantee met it where it applies.",
         ),
