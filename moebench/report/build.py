@@ -67,7 +67,8 @@ def headline(runs: pd.DataFrame, summary: pd.DataFrame, violations: pd.DataFrame
     scope = summary[summary["family"] == "all"] if (summary["family"] == "all").any() else summary
     exact = tables.exact_status(summary)
     if not exact.empty and exact["gap_worst"].notna().any():
-        out["exact_worst_gap_pct"] = round(100.0 * float(exact["gap_worst"].max()), 1)
+        # formatted here (1 decimal, a percentage) so that every writer and the macro print the same
+        out["exact_worst_gap_pct"] = paper.fmt_value(100.0 * float(exact["gap_worst"].max()), "pct")
     heur = scope[scope["kind"] != "exact"].dropna(subset=["gain_mean"])
     everywhere = heur[tables.common_ground(heur)]
     heur = everywhere if not everywhere.empty else heur  # a method with ratios on every instance, if any
@@ -209,6 +210,9 @@ def core_sections(runs: pd.DataFrame, summary: pd.DataFrame, options: paper.Repo
         + " References: "
         + "; ".join(f"{f} {refs[f]}" for f in paper.paper_families(summary, options) if f in refs)
     )
+    kinds = dict(paper.method_order(summary, options))
+    flat.insert(1, "Kind")
+    rows = [[r[0], kinds.get(r[0], ""), *r[1:]] for r in rows]
     out = [sections.Section("Methods × families", flat, rows, "paper", note=note, data=data, latex=False)]
     ex = tables.exact_status(summary)
     if not ex.empty:
