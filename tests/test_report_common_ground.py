@@ -162,3 +162,16 @@ def test_the_quick_report_says_so_wherever_instance_sets_differ(quick: Path) -> 
     # zipf: greedy-ratio's 38.0 % is on the K = 1 instance, where the optimum also reduces 38.0 %
     z = head[(head["family"] == "zipf") & (head["method"] == "greedy-ratio")].iloc[0]
     assert z["reduction_pct"] == pytest.approx(z["ref_reduction_pct"])
+
+
+def test_reference_runs_of_a_benchmarked_method_are_not_averaged_with_it() -> None:
+    df = synthetic()
+    ref = df[df["method"] == "ex"].assign(role="reference", wall_time=9.0)
+    ref.loc[ref["instance"] == "i2", ["status", "gain", "latency"]] = ["optimal", 12.0, 88.0]
+    runs = tables.score(pd.concat([df, ref], ignore_index=True))
+    assert sorted(runs["method"].unique()) == ["ex", "ex (reference)", "g", "h"]
+    s = tables.summary_table(runs).set_index(["family", "method"])
+    assert s.loc[("all", "ex"), "runs"] == 4 and s.loc[("all", "ex (reference)"), "runs"] == 4
+    assert s.loc[("all", "ex"), "time_limit"] == 1 and s.loc[("all", "ex (reference)"), "time_limit"] == 0
+    # the reference's proven 12 on i2 is the reference of both: ex's time-limit incumbent 8 has ratio 2/3
+    assert s.loc[("f", "ex"), "gain_worst"] == pytest.approx(8 / 12)

@@ -254,8 +254,29 @@ def sweep_parameters(df: pd.DataFrame) -> list[str]:
 
 def score(df: pd.DataFrame, refs: dict[tuple[str, str], Reference] | None = None) -> pd.DataFrame:
     """The table typed by the row schema, references attached and ratios added: the per-run
-    table every report part reads."""
-    return add_ratios(attach_references(conform(df), refs))
+    table every report part reads (reference runs of a benchmarked method's name relabelled,
+    :func:`label_references`)."""
+    return label_references(add_ratios(attach_references(conform(df), refs)))
+
+
+#: Suffix of the method name of reference runs whose method is also benchmarked under its name.
+REFERENCE_SUFFIX = " (reference)"
+
+
+def label_references(df: pd.DataFrame) -> pd.DataFrame:
+    """Reference runs (role ``reference``) of a method that the suite also benchmarks get the
+    method name ``<name> (reference)``: the two are different configurations (the reference
+    with the reference's options, e.g. another formulation), never one aggregate."""
+    if "role" not in df or df.empty:
+        return df
+    ref = df["role"].astype(str).eq("reference")
+    both = set(df.loc[ref, "method"].astype(str)) & set(df.loc[~ref, "method"].astype(str))
+    if not both:
+        return df
+    out = df.copy()
+    rows = ref & out["method"].astype(str).isin(both)
+    out.loc[rows, "method"] = out.loc[rows, "method"].astype(str) + REFERENCE_SUFFIX
+    return out
 
 
 def time_column(df: pd.DataFrame) -> str:
