@@ -175,3 +175,16 @@ def test_reference_runs_of_a_benchmarked_method_are_not_averaged_with_it() -> No
     assert s.loc[("all", "ex"), "time_limit"] == 1 and s.loc[("all", "ex (reference)"), "time_limit"] == 0
     # the reference's proven 12 on i2 is the reference of both: ex's time-limit incumbent 8 has ratio 2/3
     assert s.loc[("f", "ex"), "gain_worst"] == pytest.approx(8 / 12)
+
+
+def test_holdout_columns_only_for_the_families_that_have_holdout_twins(tmp_path: Path) -> None:
+    other = k1_table().assign(
+        family="g", instance=lambda d: d["instance"] + "-g", instance_hash=lambda d: d["instance"]
+    )
+    df = pd.concat([k1_table(), other], ignore_index=True)
+    on_f = df["family"] == "f"
+    df["holdout_empty_latency"] = (110.0 * on_f).where(on_f)
+    df["holdout_latency"] = (110.0 - df["gain"].fillna(0.0) / 2).where(on_f)
+    write_report(df, tmp_path, formats=("latex",))
+    head = next(ln for ln in (tmp_path / "tables.tex").read_text().splitlines() if ln.startswith("Method &"))
+    assert head == "Method & mean & worst & test \\% & mean & worst & time [s] \\\\"  # f, then g without it

@@ -77,6 +77,8 @@ QUANTITIES: dict[str, Quantity] = {
 }
 #: Quantities shown once per method over every family (rightmost), not per family.
 OVERALL = ("time",)
+#: Quantities left out for a family where no method has a value (no holdout twins, every optimum proven).
+OPTIONAL = ("test_reduction", "bound_worst", "gap")
 DEFAULT_COLUMNS = ("gain_mean", "gain_worst", "time")
 #: Group headings of the method kinds.
 KIND_TITLES = {
@@ -317,9 +319,18 @@ def paper_table(
     all_fam = "all" if "all" in set(summary["family"]) else fams[0]
     header = ["Method"]
     spans: list[tuple[int, int, str]] = []
+    # a quantity that only some families have (holdout twins, bounds, gaps) is left out where it is empty
+    shown = {
+        f: [
+            q
+            for q in per_family
+            if q not in OPTIONAL or summary.loc[summary["family"] == f, QUANTITIES[q].field].notna().any()
+        ]
+        for f in fams
+    }
     for f in fams:
         a = len(header)
-        header += [QUANTITIES[q].header for q in per_family]
+        header += [QUANTITIES[q].header for q in shown[f]]
         spans.append((a, len(header) - 1, f"{f}\n{refs.get(f, '')}"))
     header += [QUANTITIES[q].header for q in overall]
     rows: list[list[str]] = []
@@ -333,10 +344,10 @@ def paper_table(
         cells = [method]
         for f in fams:
             if (f, method) not in by.index:
-                cells += ["–"] * len(per_family)
+                cells += ["–"] * len(shown[f])
                 continue
             r = by.loc[(f, method)]
-            cells += [fmt_cell(r, QUANTITIES[q]) for q in per_family]
+            cells += [fmt_cell(r, QUANTITIES[q]) for q in shown[f]]
             data.append(
                 {"method": method, "kind": kind, "family": f, **{q: r[QUANTITIES[q].field] for q in per_family}}
             )
