@@ -466,7 +466,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--references", default=None, help="reference file (.solu; default: references.solu beside the results)"
     )
+    from moebench.report.cli import add_compare_parser, add_selection_arguments
+
+    add_selection_arguments(rep)
     rep.set_defaults(func=cmd_report)
+    add_compare_parser(sub)
 
     ref = sub.add_parser("references", help="reference files (.solu) and their evidence")
     rsub = ref.add_subparsers(dest="references_command", required=True)

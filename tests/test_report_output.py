@@ -104,7 +104,7 @@ def test_html_is_self_contained_and_well_formed(report: Path) -> None:
 def test_markdown_and_csv(report: Path) -> None:
     md = (report / "report.md").read_text()
     assert "## Guarantee violations" in md
-    assert "| i1 | fam_1 | greedy-enum[2] | below | 0.6321 (test theorem) | 0.5000 |" in md
+    assert "| i1 | fam_1 | greedy-enum[2] | below | 0.6321 (test theorem) | 0.500 |" in md
     assert "![ratio-profile](plots/ratio-profile.png)" in md and (report / "plots" / "ratio-profile.png").exists()
     summary = pd.read_csv(report / "summary.csv")
     row = summary[(summary["family"] == "all") & (summary["method"] == "greedy-enum[2]")].iloc[0]

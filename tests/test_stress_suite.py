@@ -223,7 +223,7 @@ def test_claims_hold_verdict_with_values():
     secs = guarantee_report_sections(_runs(), stress)
     assert [s.slug for s in secs] == ["guarantee-claims", "stress-searches", "claim-violations"]
     assert secs[0].rows[0][-1] == "holds on 1 runs and 120 stress evaluations"
-    assert secs[0].rows[0][4] == "0.9000 (n=1)" and secs[1].rows[0][7] == "0.8000"
+    assert secs[0].rows[0][4] == "0.900 (n=1)" and secs[1].rows[0][7] == "0.800"  # ratios: 3 decimals
     assert secs[2].rows == [] and secs[2].empty.startswith("None")
 
 
@@ -250,7 +250,7 @@ def test_violations_of_declared_and_suite_claims_are_listed():
     vsec = secs[-1]
     assert vsec.slug == "claim-violations" and len(vsec.rows) == 2
     stress_row = next(r for r in vsec.rows if r[0] == "stress")
-    assert stress_row[1:5] == ["h", "0.6321 (test theorem)", "stress-x", "0.5000"]
+    assert stress_row[1:5] == ["h", "0.632 (test theorem)", "stress-x", "0.500"]
     assert stress_row[-1] == "stress/h-s0.json.gz"
 
 

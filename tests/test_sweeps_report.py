@@ -81,8 +81,10 @@ def runs() -> pd.DataFrame:
 
 def test_headline_values_by_hand(runs: pd.DataFrame) -> None:
     t = headline_table(runs).set_index("method")
-    # suite order, benchmarked methods before the references
-    assert list(t.index) == ["none", "m1", "m2", "exact"]
+    # suite order, benchmarked methods before the references; m2 (failed on B) after the rows on every instance
+    assert list(t.index) == ["none", "m1", "exact", "m2"]
+    assert t["instances"].to_dict() == {"none": 2, "m1": 2, "exact": 2, "m2": 1}
+    assert set(t["group_instances"]) == {2}
     m1 = t.loc["m1"]
     assert m1["runs"] == 2
     assert m1["latency"] == pytest.approx((80 + 40) / 2)
@@ -96,6 +98,8 @@ def test_headline_values_by_hand(runs: pd.DataFrame) -> None:
     m2 = t.loc["m2"]
     assert m2["runs"] == 1 and m2["reduction_pct"] == pytest.approx(10.0) and m2["ratio_worst"] == pytest.approx(0.4)
     assert m2["reference"] == "optimum"
+    # what m2's reduction compares with: the optimum's on A alone (25 %), not the mean over A and B
+    assert m2["ref_reduction_pct"] == pytest.approx(25.0) and m1["ref_reduction_pct"] == pytest.approx(22.5)
     none = t.loc["none"]
     assert none["reduction_pct"] == 0.0 and none["holdout_reduction_pct"] == 0.0 and none["ratio_mean"] == 0.0
     ex = t.loc["exact"]
@@ -131,13 +135,17 @@ def test_sections_render_cells_and_figures(runs: pd.DataFrame, tmp_path: Path) -
     secs = sweeps_sections(ReportContext(runs, pd.DataFrame(), None, tmp_path))
     assert [s.slug for s in secs] == ["sweeps-headline", "sweeps-regimes", "sweeps-figures"]
     head = {r[1]: r for r in secs[0].rows}
-    assert head["m1"][3] == "60.0000" and head["m1"][4] == "20.0" and head["m1"][8] == "18.2"
-    assert head["m2"][8] == "9.1"  # 100·(110−100)/110 on A
+    # instances, latency, reduction, ref. reduction, ratio mean, ratio worst, reference, test (on 1 run of 2)
+    assert head["m1"][2:] == ["2", "60.00", "20.0", "22.5", "0.650", "0.500", "optimum 1 / bound 1", "18.2 (n=1)"]
+    assert head["m2"][2] == "1/2" and head["m2"][9] == "9.1"  # 100·(110−100)/110 on A
+    assert [r[1] for r in secs[0].rows] == ["none", "m1", "exact", "m2"]
     fig = secs[2].figures
     assert len(fig) == 1 and fig[0].is_file() and fig[0].parent == tmp_path / "plots"
     assert secs[2].rows[0][:4] == ["fam", "capacity", "0.1, 0.2", "2"]
-    # without a `none` baseline, or in another suite's report, there is nothing to show
-    assert sweeps_sections(ReportContext(runs[runs["method"] != "none"], pd.DataFrame(), None, tmp_path)) == []
+    # without a `none` baseline and without holdout twins there is nothing to show; holdout twins alone suffice
+    bare = runs[runs["method"] != "none"]
+    assert sweeps_sections(ReportContext(bare.assign(holdout_latency=NAN), pd.DataFrame(), None, tmp_path)) == []
+    assert sweeps_sections(ReportContext(bare, pd.DataFrame(), None, tmp_path))[0].slug == "sweeps-headline"
     assert (
         len(sweeps_sections(ReportContext(runs.assign(suite="quick"), pd.DataFrame(), None, tmp_path))) == 3
     )  # any suite that ran none

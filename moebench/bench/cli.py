@@ -26,6 +26,7 @@ def run_command(args: argparse.Namespace) -> int:
     from moebench.bench.runner import run_suite
     from moebench.bench.suite import load_suite
     from moebench.report.build import write_report
+    from moebench.report.paper import OPTIONS_FILE, options_from_table, options_toml
 
     if args.jobs is not None and args.jobs < 1:
         raise InputError("must be >= 1", where="--jobs")
@@ -51,9 +52,13 @@ def run_command(args: argparse.Namespace) -> int:
         wait=getattr(args, "wait", False),
         progress=not args.quiet,
     )
+    out = summary.out_dir
+    options = None
+    if suite.report is not None:  # kept beside the results: `moebench report` on the folder shows the same
+        (out / OPTIONS_FILE).write_text(options_toml(suite.report), encoding="utf-8")
+        options = options_from_table(suite.report)
     if not args.no_report:
-        out = summary.out_dir
-        write_report(out / "results.parquet", out / "report", references=summary.references)
+        write_report(out / "results.parquet", out / "report", references=summary.references, options=options)
     counts = ", ".join(f"{v} {k}" for k, v in sorted(summary.status_counts.items())) or "nothing to run"
     print(
         f"moebench: {summary.tasks} tasks ({summary.skipped} already done, {summary.ran} run: {counts}); "

@@ -205,6 +205,8 @@ class Suite:
     #: ``[[stress]]`` entries, run as tasks after the method runs
     stress: list[StressSearch] = field(default_factory=list)
     max_tasks: int = MAX_TASKS
+    #: the ``[report]`` table (what the report shows), kept as ``report.toml`` beside the results
+    report: config.ReportTable | None = None
 
     def instances(self) -> list[Instance]:
         """Materialize every instance of the suite (files loaded, families generated).
@@ -287,6 +289,7 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
         references=_parse_methods(p, "references", doc.references, doc.profiles, head.time_limit, "reference"),
         stress=_parse_stress(p, doc.stress),
         max_tasks=head.max_tasks or MAX_TASKS,
+        report=doc.report,
     )
     count = suite.task_count()
     if count > suite.max_tasks:

@@ -12,7 +12,7 @@ from moebench.bench.artifacts import read_artifacts
 from moebench.bench.references import read_references
 from moebench.bench.store import read_table
 from moebench.errors import InputError
-from moebench.report import sections, tables, writers
+from moebench.report import paper, sections, tables, writers
 from moebench.schema.rows import conform
 
 FORMATS = ("csv", "latex", "md", "html")
@@ -60,20 +60,57 @@ def headline(runs: pd.DataFrame, summary: pd.DataFrame, violations: pd.DataFrame
         "methods": int(runs["method"].nunique()),
         "runs": len(runs),
         "failed_runs": int(runs["status"].isin(tables.FAILED).sum()),
+        "time_limit_runs": int((runs["status"] == "time-limit").sum()),
         "proven_optima": int(ref_rows["ref_proven"].sum()),
         "guarantee_violations": int((violations["kind"] == "below").sum()) if not violations.empty else 0,
     }
     scope = summary[summary["family"] == "all"] if (summary["family"] == "all").any() else summary
-    kinds = runs.groupby("method")["method_kind"].first() if "method_kind" in runs else pd.Series(dtype=object)
-    heur = scope[[kinds.get(m) != "exact" for m in scope["method"]]].dropna(subset=["gain_gmean"])
-    everywhere = heur[heur["ok"] == heur["runs"]]
-    heur = everywhere if not everywhere.empty else heur  # a method that ran on every instance, if any
+    exact = tables.exact_status(summary)
+    if not exact.empty and exact["gap_worst"].notna().any():
+        # formatted here (1 decimal, a percentage) so that every writer and the macro print the same
+        out["exact_worst_gap_pct"] = paper.fmt_value(100.0 * float(exact["gap_worst"].max()), "pct")
+    heur = scope[scope["kind"] != "exact"].dropna(subset=["gain_mean"])
+    everywhere = heur[tables.common_ground(heur)]
+    heur = everywhere if not everywhere.empty else heur  # a method with ratios on every instance, if any
     if not heur.empty:
-        best = heur.sort_values(["gain_gmean", "method"], ascending=[False, True]).iloc[0]
+        best = heur.sort_values(["gain_mean", "gain_worst", "method"], ascending=[False, False, True]).iloc[0]
         out["best_heuristic"] = best["method"]
         out["best_heuristic_gain_gmean"] = float(best["gain_gmean"])
         out["best_heuristic_gain_worst"] = float(best["gain_worst"])
     return out
+
+
+def load_results(
+    results: str | os.PathLike[str] | pd.DataFrame, references: str | os.PathLike[str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, Path | None, dict]:
+    """Read a results table for a report: (method runs, stress rows, results folder, references).
+
+    Raises
+    ------
+    InputError
+        For a missing or unreadable table, one without rows or method runs, or one that is not
+        a moebench results table (naming the missing columns).
+    """
+    if isinstance(results, pd.DataFrame):
+        df = results
+        base = None
+    else:
+        df = read_table(results)
+        base = Path(results) if Path(results).is_dir() else Path(results).parent
+    where = None if base is None else str(base)
+    if df.empty:
+        raise InputError("the results table has no rows", file=where)
+    missing = [c for c in REQUIRED if c not in df]
+    if missing:
+        raise InputError(f"not a moebench results table: missing column(s) {', '.join(missing)}", file=where)
+    df = conform(df)
+    stress = df[df["kind"] == "stress"].reset_index(drop=True)
+    df = df[df["kind"] != "stress"].reset_index(drop=True)
+    if df.empty:
+        raise InputError("the results table has no method runs", file=where)
+    ref_path = Path(references) if references is not None else (None if base is None else base / "references.solu")
+    refs = read_references(ref_path) if ref_path is not None else {}
+    return df, stress, base, refs
 
 
 def write_report(
@@ -83,6 +120,7 @@ def write_report(
     formats: tuple[str, ...] = FORMATS,
     references: str | os.PathLike[str] | None = None,
     title: str | None = None,
+    options: paper.ReportOptions | None = None,
 ) -> list[Path]:
     """Write the report files.
 
@@ -99,31 +137,19 @@ def write_report(
         exact runs in the table are merged in either way.
     title
         Report title (default: from the suite name).
+    options
+        Methods, families and columns to show, and how wide LaTeX tables are set; default
+        ``report.toml`` beside the results (the suite's ``[report]`` table), if present.
 
     Returns
     -------
     list of Path
         Every file written.
     """
-    if isinstance(results, pd.DataFrame):
-        df = results
-        base = None
-    else:
-        df = read_table(results)
-        base = Path(results) if Path(results).is_dir() else Path(results).parent
-    if df.empty:
-        raise InputError("the results table has no rows", file=None if base is None else str(base))
-    missing = [c for c in REQUIRED if c not in df]
-    if missing:
-        raise InputError(f"not a moebench results table: missing column(s) {', '.join(missing)}")
-    df = conform(df)
-    stress = df[df["kind"] == "stress"].reset_index(drop=True)
-    df = df[df["kind"] != "stress"].reset_index(drop=True)
-    if df.empty:
-        raise InputError("the results table has no method runs", file=None if base is None else str(base))
-    ref_path = Path(references) if references is not None else (None if base is None else base / "references.solu")
-    refs = read_references(ref_path) if ref_path is not None else {}
-    runs = tables.score(df, refs)
+    df, stress, base, refs = load_results(results, references)
+    if options is None:
+        options = paper.read_options(base)
+    runs = paper.select(tables.score(df, refs), options)
     summary = tables.summary_table(runs)
     violations = tables.guarantee_violations(runs)
     fails = tables.failures(runs)
@@ -147,16 +173,18 @@ def write_report(
     ctx = sections.ReportContext(
         runs=runs, summary=summary, results_dir=base, out_dir=out, stress=stress, artifacts=read_artifacts(base)
     )
-    extra = sections.collect(ctx)
+    core = core_sections(runs, summary, options)
+    extra = core + sections.collect(ctx)
     files += [f for sec in extra for f in sec.figures]
-    files += writers.write_sections(out, extra, formats)
+    files += writers.write_sections(out, extra, formats, options.latex_wide)
     if "html" in formats or "md" in formats:
         plots = tables_plots(runs, out / "plots")
         files += plots
     if "csv" in formats:
         files += writers.write_csv(out, runs, summary, violations)
     if "latex" in formats:
-        files += writers.write_latex(out, summary, violations, head)
+        grid = paper.paper_grid(summary, runs, options)
+        files += writers.write_latex(out, summary, violations, head, grid, options.latex_wide)
     if "md" in formats:
         files.append(
             writers.write_markdown(out, title, head, summary, violations, fails, ref_table, plots, prov, extra)
@@ -165,6 +193,49 @@ def write_report(
         files.append(writers.write_html(out, title, head, summary, violations, fails, ref_table, plots, prov, extra))
     _forget_stale(out, files)
     return files
+
+
+def core_sections(runs: pd.DataFrame, summary: pd.DataFrame, options: paper.ReportOptions) -> list[sections.Section]:
+    """The paper table (methods × families; its LaTeX is ``tables.tex``) and the status of the exact
+    back ends, as sections shown first in Markdown and HTML."""
+    header, rows, _, spans, data = paper.paper_table(summary, runs, options)
+    flat = list(header)
+    for a, b, text in spans:
+        fam = text.split("\n")[0]
+        for j in range(a, b + 1):
+            flat[j] = f"{fam}: {header[j]}"
+    refs = paper.reference_kinds(runs)
+    note = (
+        paper.paper_caption(options, summary)
+        + " References: "
+        + "; ".join(f"{f} {refs[f]}" for f in paper.paper_families(summary, options) if f in refs)
+    )
+    kinds = dict(paper.method_order(summary, options))
+    flat.insert(1, "Kind")
+    rows = [[r[0], kinds.get(r[0], ""), *r[1:]] for r in rows]
+    out = [sections.Section("Methods × families", flat, rows, "paper", note=note, data=data, latex=False)]
+    ex = tables.exact_status(summary)
+    if not ex.empty:
+        erows = [
+            [
+                str(r["method"]),
+                *(str(int(r[c])) for c in ex.columns[1:-1]),
+                paper.fmt_value(100 * r["gap_worst"], "pct"),
+            ]
+            for _, r in ex.iterrows()
+        ]
+        out.append(
+            sections.Section(
+                "Exact back ends: status and worst gap",
+                ["Method", "Runs", "Optimal", "TL", "Feasible", "Failed", "N/A", "Worst gap %"],
+                erows,
+                "exact-status",
+                note="Runs of the exact methods by status (TL: stopped by the time limit); worst gap: the largest relative gap (bound − gain)/bound "
+                "of any of their runs (0.0 for proven optima; a time-limit run keeps its incumbent and its gap).",
+                data=ex,
+            )
+        )
+    return out
 
 
 #: Every file a report writes is listed here, so that the next report into the same folder can

@@ -216,11 +216,11 @@ def guarantee_report_sections(
         crow = [
             [
                 r["method"],
-                fmt(float(r["claim"]), 4),
+                fmt(float(r["claim"]), 3),
                 r["conditions"],
                 r["source"] + ("" if r["declared"] else " (checked, not declared)"),
-                f"{fmt(r['runs_worst'], 4)} (n={r['runs']})",
-                f"{fmt(r['stress_worst'], 4)} ({r['stress_searches']} searches, {r['stress_evaluations']} evals)",
+                f"{fmt(r['runs_worst'], 3)} (n={r['runs']})",
+                f"{fmt(r['stress_worst'], 3)} ({r['stress_searches']} searches, {r['stress_evaluations']} evals)",
                 r["verdict"],
             ]
             for _, r in claims.iterrows()
@@ -253,9 +253,9 @@ def guarantee_report_sections(
                 fmt(r["budget"], 0) if isinstance(r["budget"], float) else fmt(r["budget"]),
                 fmt(r["evaluations"]),
                 fmt(r["restarts"]),
-                fmt(r["worst_ratio"], 4) if r["status"] == Status.FEASIBLE.value else f"error: {r['error']}",
+                fmt(r["worst_ratio"], 3) if r["status"] == Status.FEASIBLE.value else f"error: {r['error']}",
                 f"{fmt(r['gain_method'], 4)} / {fmt(r['gain_optimum'], 4)}",
-                fmt(float(r["claim"]), 4) if r["claim"] is not None and pd.notna(r["claim"]) else "none",
+                fmt(float(r["claim"]), 3) if r["claim"] is not None and pd.notna(r["claim"]) else "none",
                 r["instance_file"] or "–",
             ]
             for _, r in st.iterrows()
@@ -292,9 +292,9 @@ def guarantee_report_sections(
         [
             r["what"],
             r["method"],
-            f"{fmt(float(r['claim']), 4)} ({r['source']})" if r["source"] else fmt(float(r["claim"]), 4),
+            f"{fmt(float(r['claim']), 3)} ({r['source']})" if r["source"] else fmt(float(r["claim"]), 3),
             str(r["instance"]),
-            fmt(float(r["gain_ratio"]), 4),
+            fmt(float(r["gain_ratio"]), 3),
             r["detail"],
             r["instance_file"] or "–",
         ]

@@ -86,27 +86,43 @@ def _method_order(d: pd.DataFrame) -> list[str]:
 def headline_table(runs: pd.DataFrame, by: tuple[str, ...] = ("family",)) -> pd.DataFrame:
     """The headline aggregates per ``by`` × method (see the module docstring).
 
-    Columns: the ``by`` columns, method, runs, latency (mean ms/token), empty_latency (mean),
-    reduction_pct (mean), ratio_mean, ratio_worst, reference, holdout_latency (mean),
-    holdout_reduction_pct (mean; NaN without holdout).
+    Columns: the ``by`` columns, method, runs, instances (distinct instances of the row),
+    group_instances (distinct instances of its ``by`` group: where the two differ the row is
+    not on common ground with its neighbours), latency (mean ms/token), empty_latency (mean),
+    reduction_pct (mean), ref_reduction_pct (the reference's reduction on the row's own
+    instances: what the row's reduction compares with), ratio_mean, ratio_worst, reference,
+    holdout_runs, holdout_latency (mean), holdout_reduction_pct (mean; NaN without holdout).
+    Rows on every instance of their group come first, the others after them.
     """
     d = scored_runs(runs)
-    cols = [*by, "method", "runs", "latency", "empty_latency", "reduction_pct", "ratio_mean", "ratio_worst"]
+    cols = [*by, "method", "runs", "instances", "group_instances", "latency", "empty_latency", "reduction_pct"]
+    cols += ["ref_reduction_pct", "ratio_mean", "ratio_worst"]
     cols += ["reference", "holdout_runs", "holdout_latency", "holdout_reduction_pct"]
     if d.empty:
         return pd.DataFrame(columns=cols)
     order = {m: i for i, m in enumerate(_method_order(runs))}
+    # the reference's reduction per instance: the optimum (or best known gain) against no caching
+    ref_red = 100.0 * d["ref_gain"] / d["empty_latency"].where(d["empty_latency"] > 0)
+    d = d.assign(
+        _ref_red=ref_red, _key=d["instance"].astype(str) + "\0" + column(d, "instance_hash").fillna("").astype(str)
+    )
+    group_n = d.groupby(list(by))["_key"].nunique()
     rows = []
     for key, g in d.groupby([*by, "method"], sort=False):
         key = key if isinstance(key, tuple) else (key,)
         hl = column(g, "holdout_latency")
+        per_inst = g.drop_duplicates("_key")
+        gkey = key[: len(by)] if len(by) > 1 else key[0]
         rows.append(
             {
                 **dict(zip([*by, "method"], key)),
                 "runs": len(g),
+                "instances": int(g["_key"].nunique()),
+                "group_instances": int(group_n.loc[gkey]),
                 "latency": float(g["latency"].mean()),
                 "empty_latency": float(g["empty_latency"].mean()),
                 "reduction_pct": float(g["reduction"].mean()),
+                "ref_reduction_pct": float(per_inst["_ref_red"].mean()),
                 "ratio_mean": float(g["ref_ratio"].mean()),
                 "ratio_worst": float(g["ref_ratio"].min()),
                 "reference": _kind(g["ref_kind"]),
@@ -117,37 +133,60 @@ def headline_table(runs: pd.DataFrame, by: tuple[str, ...] = ("family",)) -> pd.
         )
     out = pd.DataFrame(rows, columns=cols)
     out["_o"] = out["method"].map(order)
-    return out.sort_values([*by, "_o"], kind="stable").drop(columns="_o").reset_index(drop=True)
+    out["_partial"] = out["instances"] < out["group_instances"]
+    out = out.sort_values([*by, "_partial", "_o"], kind="stable").drop(columns=["_o", "_partial"])
+    return out.reset_index(drop=True)
 
 
 def _f(v: float, spec: str) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
+        return "–"
     # rounding noise such as -1e-12 would print as "-0.0"
     return format(float(format(float(v), spec)) + 0.0, spec)
 
 
 def _rows(t: pd.DataFrame, by: tuple[str, ...]) -> list[list[str]]:
-    return [
-        [
-            *(str(r[b]) for b in by),
-            str(r["method"]),
-            str(int(r["runs"])),
-            _f(r["latency"], ".4f"),
-            _f(r["reduction_pct"], ".1f"),
-            _f(r["ratio_mean"], ".4f"),
-            _f(r["ratio_worst"], ".4f"),
-            str(r["reference"]),
-            _f(r["holdout_reduction_pct"], ".1f"),
-        ]
-        for _, r in t.iterrows()
-    ]
+    out = []
+    for _, r in t.iterrows():
+        n, of = int(r["instances"]), int(r["group_instances"])
+        test = _f(r["holdout_reduction_pct"], ".1f")
+        if r["holdout_runs"] and r["holdout_runs"] < r["runs"]:
+            test += f" (n={int(r['holdout_runs'])})"
+        out.append(
+            [
+                *(str(r[b]) for b in by),
+                str(r["method"]),
+                str(n) if n == of else f"{n}/{of}",
+                _f(r["latency"], ".2f"),
+                _f(r["reduction_pct"], ".1f"),
+                _f(r["ref_reduction_pct"], ".1f"),
+                _f(r["ratio_mean"], ".3f"),
+                _f(r["ratio_worst"], ".3f"),
+                str(r["reference"]),
+                test,
+            ]
+        )
+    return out
 
 
-_HEADER = ["method", "runs", "latency ms", "reduction %", "ratio mean", "ratio worst", "reference", "test reduction %"]
+_HEADER = [
+    "method",
+    "instances",
+    "latency ms",
+    "reduction %",
+    "ref. reduction %",
+    "ratio mean",
+    "ratio worst",
+    "reference",
+    "test reduction %",
+]
 _NOTE = (
+    "Instances: distinct instances of the row; a/b marks a method that ran on a of the group's b instances only "
+    "(it does not apply to, or failed on, the others): such rows come last, and their reduction is to be read "
+    "against the reference's reduction on the same instances (ref. reduction), not against the rows above. "
     "Latency: mean expected MoE latency per token (ms). Reduction: mean of 100·(Lat(∅) − Lat)/Lat(∅) over "
-    "the runs, i.e. against `none`. Ratio: gain R/R* against the proven optimum, or R/UB against the best "
+    "the runs, i.e. against `none`. Ref. reduction: the same for the reference (the optimum, or the best known "
+    "gain) on the row's instances. Ratio: gain R/R* against the proven optimum, or R/UB against the best "
     "certified bound where no optimum is proven (a lower bound on the true ratio), or against the best known "
     "gain; *reference* says which. Test reduction: the same on the holdout (test-token) twin of each instance, "
     "for the placement optimized on the train tokens."
@@ -256,10 +295,12 @@ def sweep_figure(fam: str, col: str, g: pd.DataFrame, path: Path) -> Path:
 def sweeps_sections(ctx: ReportContext) -> list[Section]:
     """Headline, per-regime and sweep-figure sections.
 
-    Shown whenever the runs include the ``none`` baseline (the reduction is measured against it).
+    Shown whenever the runs include the ``none`` baseline (the reduction is measured against it)
+    or instances have holdout twins (the test-token reduction is shown nowhere else per family).
     """
     runs = ctx.runs
-    if runs.empty or "none" not in set(runs["method"].astype(str)):
+    holdout = column(runs, "holdout_latency").notna().any() if not runs.empty else False
+    if runs.empty or not ("none" in set(runs["method"].astype(str)) or holdout):
         return []
     out: list[Section] = []
     t = headline_table(runs, ("family",))

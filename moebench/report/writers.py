@@ -9,30 +9,40 @@ from __future__ import annotations
 import base64
 import html
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from moebench.report import latex
+from moebench.report.latex import macro_name, tex_escape
+from moebench.report.paper import KIND_TITLES, fmt_value
 from moebench.report.sections import Section
+from moebench.report.tables import kind_rank
 
-#: Summary columns shown in every format, with their headers.
+#: Summary columns shown in every format: (summary field, header, number kind).
 SUMMARY_COLUMNS = [
-    ("family", "Family"),
-    ("method", "Method"),
-    ("runs", "Runs"),
-    ("failed", "Failed"),
-    ("skipped", "N/A"),
-    ("gain_mean", "Gain mean"),
-    ("gain_gmean", "Gain gmean"),
-    ("gain_worst", "Gain worst"),
-    ("lat_mean", "Lat. mean"),
-    ("lat_gmean", "Lat. gmean"),
-    ("lat_worst", "Lat. worst"),
-    ("bound_worst", "Bound worst"),
-    ("time_sgm", "Time SGM [s]"),
+    ("family", "Family", "text"),
+    ("method", "Method", "text"),
+    ("instances", "Instances", "count"),
+    ("runs", "Runs", "count"),
+    ("optimal", "Optimal", "count"),
+    ("time_limit", "Time limit", "count"),
+    ("feasible", "Feasible", "count"),
+    ("failed", "Failed", "count"),
+    ("skipped", "N/A", "count"),
+    ("gap_worst", "Worst gap %", "pct"),
+    ("time_sgm", "Time SGM [s]", "time"),
+    ("gain_mean", "Gain mean", "ratio"),
+    ("gain_gmean", "Gain gmean", "ratio"),
+    ("gain_worst", "Gain worst", "ratio"),
+    ("lat_mean", "Lat. mean", "ratio"),
+    ("lat_gmean", "Lat. gmean", "ratio"),
+    ("lat_worst", "Lat. worst", "ratio"),
+    ("bound_worst", "Bound worst", "ratio"),
+    ("reduction_pct", "Reduction %", "pct"),
+    ("holdout_reduction_pct", "Test reduction %", "pct"),
 ]
 
 
@@ -45,11 +55,32 @@ def fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
+def summary_cell(r: pd.Series, col: str, kind: str) -> str:
+    """One summary cell in the report's number style (:mod:`moebench.report.paper`).
+
+    The instance count reads ``covered/of the family`` where a row does not cover its family
+    (common ground); a geometric mean undefined because of a zero ratio reads ``n/a``.
+    """
+    if col == "instances":
+        n, f = int(r["instances"]), int(r["family_instances"])
+        return str(n) if n == f else f"{n}/{f}"
+    if col == "gain_gmean" and pd.isna(r[col]) and r.get("gain_zero", 0):
+        return "n/a"
+    v = r[col]
+    if col == "gap_worst" and pd.notna(v):
+        v = 100.0 * float(v)
+    return str(v) if kind == "text" else fmt_value(v, kind)
+
+
+def summary_columns(summary: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """The summary columns worth showing: holdout and bound columns only where they have values."""
+    skip = {c for c in ("holdout_reduction_pct", "bound_worst", "gap_worst") if summary[c].isna().all()}
+    return [c for c in SUMMARY_COLUMNS if c[0] not in skip]
+
+
 def _cells(summary: pd.DataFrame) -> list[list[str]]:
-    rows = []
-    for _, r in summary.iterrows():
-        rows.append([fmt(r[c], 4 if c == "time_sgm" else 3) for c, _ in SUMMARY_COLUMNS])
-    return rows
+    cols = summary_columns(summary)
+    return [[summary_cell(r, c, k) for c, _, k in cols] for _, r in summary.iterrows()]
 
 
 # ---- CSV ---------------------------------------------------------------------------------
@@ -72,75 +103,86 @@ def write_csv(folder: Path, runs: pd.DataFrame, summary: pd.DataFrame, violation
 
 
 # ---- LaTeX -------------------------------------------------------------------------------
-_TEX_ESCAPES = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "–": "--",
+#: Shorter summary headers for LaTeX (the spans above them say ratio or status).
+TEX_HEADERS = {
+    "instances": "Inst.",
+    "optimal": "Opt.",
+    "time_limit": "TL",
+    "feasible": "Feas.",
+    "failed": "Fail.",
+    "gain_mean": "mean",
+    "gain_gmean": "gmean",
+    "gain_worst": "worst",
+    "lat_mean": "mean",
+    "lat_gmean": "gmean",
+    "lat_worst": "worst",
+    "bound_worst": "R/UB worst",
+    "gap_worst": "gap %",
+    "reduction_pct": "red. %",
+    "holdout_reduction_pct": "test red. %",
+    "time_sgm": "time [s]",
 }
-_DIGITS = "Zero One Two Three Four Five Six Seven Eight Nine".split()
 
 
-def tex_escape(s: str) -> str:
-    """Escape LaTeX special characters."""
-    return "".join(_TEX_ESCAPES.get(ch, ch) for ch in str(s))
-
-
-def macro_name(*parts: str) -> str:
-    """A LaTeX macro name (letters only) from free text: ``greedy-enum[2]`` -> ``GreedyEnumTwo``."""
+def summary_grids(summary: pd.DataFrame) -> list[latex.Grid]:
+    """The full summary as LaTeX grids: one per family (and ``all``), split by column groups to fit."""
+    cols = [c for c in summary_columns(summary) if c[0] != "family"]
+    header = [TEX_HEADERS.get(c, h) for c, h, _ in cols]
+    idx = {c: i for i, (c, _, _) in enumerate(cols)}
+    spans = []
+    for first, last, text in (
+        ("optimal", "skipped", "Status counts"),
+        ("gain_mean", "gain_worst", "Gain ratio R/R*"),
+        ("lat_mean", "lat_worst", "Latency ratio"),
+    ):
+        if first in idx and last in idx:
+            spans.append((idx[first], idx[last], text))
     out = []
-    for part in parts:
-        for tok in re.findall(r"[A-Za-z]+|[0-9]", part):
-            out.append(_DIGITS[int(tok)] if tok.isdigit() else tok[0].upper() + tok[1:])
-    return "mb" + "".join(out)
+    for fam, g in summary.groupby("family", sort=False):
+        g = g.assign(_k=g["kind"].map(kind_rank)).sort_values(["_k", "method"], kind="stable")
+        rows = [[summary_cell(r, c, k) for c, _, k in cols] for _, r in g.iterrows()]
+        groups: dict[int, str] = {}
+        for i, kind in enumerate(g["kind"]):
+            if i == 0 or kind != g["kind"].iloc[i - 1]:
+                groups[i] = KIND_TITLES.get(kind, kind or "other")
+        n = int(g["family_instances"].iloc[0])
+        out.append(
+            latex.Grid(
+                caption=f"Summary, family {fam} ({n} instances). Runs by status (Opt. optimal, TL time limit, "
+                "Feas. feasible, Fail. failed, N/A not applicable), ratios to the reference, worst relative gap "
+                "(bound - gain)/bound of a run with a bound, method time (shifted geometric mean, shift 1 s). "
+                "Inst. a/b: the aggregates cover a of the family's b instances; gmean n/a: a ratio is 0.",
+                label=latex.label_name(f"summary-{fam}"),
+                header=header,
+                rows=rows,
+                tt=frozenset({0}),
+                key=2,
+                groups=groups,
+                supergroups=spans,
+                size="footnotesize",
+                colsep=4.0,
+            )
+        )
+    return out
 
 
-def latex_summary(summary: pd.DataFrame) -> str:
-    """The family × method summary as a booktabs ``tabular`` (needs ``\\usepackage{booktabs}``)."""
-    lines = [
-        "% moebench summary table: \\input{tables.tex} (needs \\usepackage{booktabs})",
-        "\\begin{tabular}{llrrrrrrrrrrr}",
-        "\\toprule",
-        " & & & & & \\multicolumn{3}{c}{Gain ratio $R/R^*$} & \\multicolumn{3}{c}{Latency ratio} & & \\\\",
-        "\\cmidrule(lr){6-8}\\cmidrule(lr){9-11}",
-        "Family & Method & Runs & Failed & N/A & mean & gmean & worst & mean & gmean & worst & "
-        "$R/\\mathrm{UB}$ worst & Time SGM [s] \\\\",
-        "\\midrule",
+def latex_violations(violations: pd.DataFrame, wide: str = "split") -> str:
+    """Guarantee violations as a booktabs table float (one line saying none when empty)."""
+    rows = [
+        [str(r["instance"]), str(r["method"]), str(r["kind"]), str(r["guarantee"]), fmt_value(r["gain_ratio"], "ratio")]
+        for _, r in violations.iterrows()
     ]
-    prev = None
-    for cells in _cells(summary):
-        fam = cells[0]
-        if prev is not None and fam != prev:
-            lines.append("\\midrule")
-        shown = [tex_escape(fam) if fam != prev else "", *(tex_escape(c) for c in cells[1:])]
-        lines.append(" & ".join(shown) + " \\\\")
-        prev = fam
-    lines += ["\\bottomrule", "\\end{tabular}"]
-    return "\n".join(lines) + "\n"
-
-
-def latex_violations(violations: pd.DataFrame) -> str:
-    """Guarantee violations as a booktabs ``tabular`` (one line saying none when empty)."""
-    lines = [
-        "\\begin{tabular}{lllll}",
-        "\\toprule",
-        "Instance & Method & Kind & Guarantee & Gain ratio \\\\",
-        "\\midrule",
-    ]
-    if violations.empty:
-        lines.append("\\multicolumn{5}{c}{no violations} \\\\")
-    for _, r in violations.iterrows():
-        cells = [r["instance"], r["method"], r["kind"], r["guarantee"], fmt(r["gain_ratio"], 4)]
-        lines.append(" & ".join(tex_escape(str(c)) for c in cells) + " \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}"]
-    return "\n".join(lines) + "\n"
+    grid = latex.Grid(
+        caption="Guarantee violations: runs below their method's declared guarantee where it applies"
+        + ("." if rows else " (none)."),
+        label=latex.label_name("violations"),
+        header=["Instance", "Method", "Kind", "Guarantee", "Gain ratio"],
+        rows=rows,
+        tt=frozenset({1}),
+    )
+    return "% moebench guarantee violations: \\input{violations.tex} (needs \\usepackage{booktabs})\n" + latex.render(
+        grid, wide
+    )
 
 
 def latex_macros(headline: dict[str, Any], summary: pd.DataFrame) -> str:
@@ -148,7 +190,7 @@ def latex_macros(headline: dict[str, Any], summary: pd.DataFrame) -> str:
     when there are several families)."""
     lines = ["% moebench headline numbers: \\input{macros.tex}"]
     for key, v in headline.items():
-        lines.append(f"\\newcommand{{\\{macro_name(key)}}}{{{tex_escape(fmt(v))}}}")
+        lines.append(f"\\newcommand{{\\{macro_name(key)}}}{{{tex_escape(fmt(v, 1 if key.endswith('_pct') else 3))}}}")
     fams = set(summary["family"]) if not summary.empty else set()
     scope = summary[summary["family"] == "all"] if "all" in fams else summary
     seen: set[str] = set()
@@ -158,47 +200,88 @@ def latex_macros(headline: dict[str, Any], summary: pd.DataFrame) -> str:
             if name in seen:  # two method names that differ only in punctuation
                 continue
             seen.add(name)
-            lines.append(f"\\newcommand{{\\{name}}}{{{tex_escape(fmt(r[col]))}}}")
+            text = "n/a" if col == "gain_gmean" and pd.isna(r[col]) and r.get("gain_zero", 0) else fmt(r[col])
+            lines.append(f"\\newcommand{{\\{name}}}{{{tex_escape(text)}}}")
     return "\n".join(lines) + "\n"
 
 
-def write_latex(folder: Path, summary: pd.DataFrame, violations: pd.DataFrame, headline: dict[str, Any]) -> list[Path]:
-    """``tables.tex`` (summary), ``violations.tex`` and ``macros.tex``."""
+_PREAMBLE = (
+    "% moebench {what}: \\input{{{name}}} in a document with \\usepackage{{booktabs}}{extra}\n"
+    "% (table floats with caption and label; see docs/reports.md)\n"
+)
+
+
+def write_latex(
+    folder: Path,
+    summary: pd.DataFrame,
+    violations: pd.DataFrame,
+    headline: dict[str, Any],
+    paper: latex.Grid | None = None,
+    wide: str = "split",
+) -> list[Path]:
+    """``tables.tex`` (the compact paper table), ``summary.tex`` (the full summary, one table
+    per family), ``violations.tex`` and ``macros.tex``."""
+    extra = " and \\usepackage{graphicx}" if wide == "resize" else ""
     out = []
-    for name, text in (
-        ("tables.tex", latex_summary(summary)),
-        ("violations.tex", latex_violations(violations)),
+    texts = [
         ("macros.tex", latex_macros(headline, summary)),
-    ):
+        ("violations.tex", latex_violations(violations, wide)),
+        (
+            "summary.tex",
+            _PREAMBLE.format(what="summary per family", name="summary.tex", extra=extra)
+            + "\n".join(latex.render(g, wide) for g in summary_grids(summary)),
+        ),
+    ]
+    if paper is not None:
+        texts.insert(
+            0,
+            (
+                "tables.tex",
+                _PREAMBLE.format(what="paper table", name="tables.tex", extra=extra) + latex.render(paper, wide),
+            ),
+        )
+    for name, text in texts:
         p = folder / name
         p.write_text(text, encoding="utf-8")
         out.append(p)
     return out
 
 
-def latex_section(section: Section) -> str:
-    """One extra section as a booktabs ``tabular`` (text columns left, numeric right)."""
+#: Headers of the leading columns that name a row (repeated when a table is split by columns).
+KEYS = ("family", "method", "regime", "instance", "what")
 
-    def numeric(j: int) -> bool:
-        cells = [str(r[j]) for r in section.rows]
-        return bool(cells) and all(_is_number(c) for c in cells)
 
-    spec = "".join("r" if numeric(j) else "l" for j in range(len(section.header)))
-    lines = [
-        f"% moebench section: {tex_escape(section.title)} (needs \\usepackage{{booktabs}})",
-        f"\\begin{{tabular}}{{{spec}}}",
-        "\\toprule",
-        " & ".join(tex_escape(h) for h in section.header) + " \\\\",
-        "\\midrule",
-    ]
+def section_grid(section: Section) -> latex.Grid:
+    """One extra section as a LaTeX grid (columns named Method in ``\\texttt``)."""
+    tt = frozenset(j for j, h in enumerate(section.header) if str(h).lower() == "method")
+    grid = latex.Grid(
+        caption=section.title,
+        label=latex.label_name(section.slug),
+        header=list(section.header),
+        rows=[[str(c) for c in r] for r in section.rows],
+        tt=tt,
+    )
+    # the leading names (family, method, ...) repeat in every part of a split table
+    key = 0
+    while key < min(2, len(section.header) - 1) and not grid.numeric(key) and str(section.header[key]).lower() in KEYS:
+        key += 1
+    grid.key = max(1, key)
+    return grid
+
+
+def latex_section(section: Section, wide: str = "split") -> str:
+    """One extra section as booktabs table floats (text columns left, numeric right)."""
+    head = f"% moebench section: {tex_escape(section.title)} (needs \\usepackage{{booktabs}})\n"
     if not section.rows:
-        lines.append(f"\\multicolumn{{{len(section.header)}}}{{c}}{{{tex_escape(section.empty)}}} \\\\")
-    lines += [" & ".join(tex_escape(str(c)) for c in r) + " \\\\" for r in section.rows]
-    lines += ["\\bottomrule", "\\end{tabular}"]
-    return "\n".join(lines) + "\n"
+        grid = section_grid(section)
+        grid.rows = [[section.empty] + [""] * (len(section.header) - 1)]
+        return head + latex.render(grid, wide)
+    return head + latex.render(section_grid(section), wide)
 
 
-def write_sections(folder: Path, sections: Sequence[Section], formats: Sequence[str]) -> list[Path]:
+def write_sections(
+    folder: Path, sections: Sequence[Section], formats: Sequence[str], wide: str = "split"
+) -> list[Path]:
     """``<slug>.csv`` and ``<slug>.tex`` of every extra section, as the formats ask."""
     out = []
     for sec in sections:
@@ -208,7 +291,7 @@ def write_sections(folder: Path, sections: Sequence[Section], formats: Sequence[
             out.append(p)
         if "latex" in formats and sec.latex:
             p = folder / f"{sec.slug}.tex"
-            p.write_text(latex_section(sec), encoding="utf-8")
+            p.write_text(latex_section(sec, wide), encoding="utf-8")
             out.append(p)
     return out
 
@@ -222,13 +305,17 @@ def _is_number(cell: str) -> bool:
 
 
 # ---- Markdown ----------------------------------------------------------------------------
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     def clean(c: str) -> str:
         return str(c).replace("|", "\\|").replace("\n", " ")
 
     lines = ["| " + " | ".join(clean(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(clean(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+#: Sections shown before the summary (the paper table and the exact back ends' status).
+LEADING = ("paper", "exact-status")
 
 
 def _sections(
@@ -241,12 +328,17 @@ def _sections(
     """Every table section in display order: the summary, the extra sections, then the core rest."""
     core = [
         Section(
-            "Summary per family × method", [h for _, h in SUMMARY_COLUMNS], _cells(summary), "summary", empty="no runs"
+            "Summary per family × method",
+            [h for _, h, _ in summary_columns(summary)],
+            _cells(summary),
+            "summary",
+            note=SUMMARY_NOTE,
+            empty="no runs",
         ),
         Section(
             "Guarantee violations",
             ["Instance", "Family", "Method", "Kind", "Guarantee", "Gain ratio", "Detail"],
-            [[fmt(v, 4) for v in r] for r in violations.itertuples(index=False)],
+            [[fmt(v, 3) for v in r] for r in violations.itertuples(index=False)],
             "violations",
             empty="No violations: every run of a method with a declared guarantee met it where it applies.",
         ),
@@ -265,8 +357,15 @@ def _sections(
             empty="No references (no exact runs).",
         ),
     ]
-    return [core[0], *extra, *core[1:]]
+    first = [s for s in extra if s.slug in LEADING]
+    return [*first, core[0], *(s for s in extra if s.slug not in LEADING), *core[1:]]
 
+
+SUMMARY_NOTE = (
+    "Instances a/b: the row's aggregates cover a of the family's b instances (the method does not apply to, or "
+    "failed on, the others): compare it with its neighbours on those a only. Gain gmean n/a: some run has ratio 0. "
+    "Worst gap: the largest relative gap (bound − gain)/bound of a run that reports a bound (the exact back ends)."
+)
 
 NOTES = (
     "Gain ratio = R(alg)/R(ref) with R(ref) the proven optimum (or the best exact incumbent); "
@@ -293,7 +392,7 @@ def write_markdown(
     parts += [f"- {k.replace('_', ' ')}: {fmt(v)}" for k, v in headline.items()] + [""]
     for sec in _sections(summary, violations, fails, refs, extra):
         parts += [f"## {sec.title}", ""] + ([sec.note, ""] if sec.note else [])
-        parts += [_md_table(sec.header, sec.rows) if sec.rows else sec.empty, ""]
+        parts += [markdown_table(sec.header, sec.rows) if sec.rows else sec.empty, ""]
         parts += [f"![{p.stem}](plots/{p.name})" for p in sec.figures] + ([""] if sec.figures else [])
     if plots:
         parts += ["## Figures", ""]

@@ -112,6 +112,40 @@ class StressEntry(Model):
     claim_conditions: str | None = None
 
 
+#: Quantities the paper table of a report can show (:data:`moebench.report.paper.QUANTITIES`).
+ReportColumn = Literal[
+    "gain_mean",
+    "gain_worst",
+    "gain_gmean",
+    "lat_mean",
+    "lat_worst",
+    "bound_worst",
+    "reduction",
+    "test_reduction",
+    "gap",
+    "time",
+]
+
+
+class ReportTable(Model):
+    """``[report]``: what the report of a suite shows (``moebench report`` options override it).
+
+    ``columns`` are the quantities of the paper table (:data:`ReportColumn`); ``latex_wide`` is
+    how tables wider than the line are set (split into several floats, or scaled).
+    """
+
+    methods: Annotated[list[Text], msgspec.Meta(min_length=1)] | None = None
+    families: Annotated[list[Text], msgspec.Meta(min_length=1)] | None = None
+    columns: Annotated[list[ReportColumn], msgspec.Meta(min_length=1)] | None = None
+    latex_wide: Literal["split", "resize"] = "split"
+
+
+class ReportFile(Model):
+    """``report.toml`` of a results folder: the suite's ``[report]`` table, kept beside the results."""
+
+    report: ReportTable = msgspec.field(default_factory=ReportTable)
+
+
 class SuiteFile(Model):
     """A suite file."""
 
@@ -121,6 +155,7 @@ class SuiteFile(Model):
     references: list[MethodsEntry] = msgspec.field(default_factory=list)
     profiles: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     stress: list[StressEntry] = msgspec.field(default_factory=list)
+    report: ReportTable | None = None
 
 
 # ---- the instance library -------------------------------------------------------------------------
