@@ -125,7 +125,8 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_png_of_the_quick_report_has_a_pdf_and_a_unique_title(quick: Path) -> None:
     pngs = sorted((quick / "plots").glob("*.png"))
     names = {p.stem for p in pngs}
-    assert {"ratio-profile", "performance-profile", "gain-ratio-ci", "time-vs-size"} <= names
+    # no family of the quick suite has two sizes: no time-vs-size figure
+    assert {"ratio-profile", "performance-profile", "gain-ratio-ci"} <= names and "time-vs-size" not in names
     assert sum(n.startswith("sweep-latency-") for n in names) == 3
     for p in pngs:
         pdf = p.with_suffix(".pdf")
@@ -227,6 +228,8 @@ def test_html_has_contents_anchors_sortable_tables_and_readable_cells(quick: Pat
     refs = page.tables["table-references"]
     assert {r["cells"][2]["text"] for r in refs} == {"yes"}  # "Proven" column, not "True"
     assert "True" not in {c["text"] for rows in page.tables.values() for r in rows for c in r["cells"]}
+    # the sweeps table names each figure and links to it
+    assert text.count('href="#fig-sweep-latency-00-clustered-k"') == 2
     for href in re.findall(r'href="(plots/[^"]+)"', text):
         assert (quick / href).is_file()
 
@@ -295,3 +298,15 @@ def test_html_sorts_and_filters_in_headless_chromium_without_console_errors(quic
         has = word in " ".join(c["text"] for c in r["cells"]).lower()
         assert r["hidden"] is not has
     assert any(not r["hidden"] for r in rows) and any(r["hidden"] for r in rows)
+
+
+def test_a_size_ladder_gets_a_time_figure_with_its_pdf(tmp_path: Path) -> None:
+    from test_report_runtime import ladder
+
+    from moebench.report.plots import time_vs_size
+
+    runs = ladder()
+    png = time_vs_size(runs, tmp_path / "t.png", style.method_styles(runs))
+    assert png is not None and png.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
+    assert figure_title(png) == "median method time vs size N·G, per family"
+    assert time_vs_size(runs[runs["binaries"] == 8], tmp_path / "u.png", style.method_styles(runs)) is None

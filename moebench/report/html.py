@@ -28,10 +28,12 @@ COLLAPSE_ROWS = 25
 
 @dataclass(frozen=True)
 class Cell:
-    """A rendered table cell: its text and, for numbers, the value it sorts by."""
+    """A rendered table cell: its text, for numbers the value it sorts by, and a link (a figure
+    named in the cell, shown on the page)."""
 
     text: str
     sort: str | None
+    href: str | None = None
 
 
 def readable(value: Any) -> str:
@@ -104,9 +106,9 @@ def sort_value(text: str) -> str | None:
     return repr(f)
 
 
-def _cell(value: Any) -> Cell:
+def _cell(value: Any, figures: dict[str, str]) -> Cell:
     text = readable(value)
-    return Cell(text, sort_value(text))
+    return Cell(text, sort_value(text), figures.get(text))
 
 
 def _figure(p: Path, folder: Path) -> dict[str, Any]:
@@ -186,14 +188,18 @@ def write_html(
         keep_trailing_newline=True,
     )
     secs: list[dict[str, Any]] = []
-    for sec in _sections(summary, violations, fails, refs, extra):
+    shown = _sections(summary, violations, fails, refs, extra)
+    # a cell naming a figure of the page links to it
+    links = {p.name: f"#fig-{_anchor(p.stem)}" for sec in shown for p in sec.figures}
+    links |= {p.name: f"#fig-{_anchor(p.stem)}" for p in plots}
+    for sec in shown:
         secs.append(
             {
                 "id": sec.slug,
                 "title": sec.title,
                 "note": sec.note,
                 "header": list(sec.header),
-                "rows": [[_cell(c) for c in r] for r in sec.rows],
+                "rows": [[_cell(c, links) for c in r] for r in sec.rows],
                 "collapsed": len(sec.rows) > COLLAPSE_ROWS,
                 "empty": sec.empty,
                 "figures": [_figure(p, folder) for p in sec.figures],

@@ -229,27 +229,49 @@ def ratio_ci(runs: pd.DataFrame, path: Path, styles: Mapping[str, MethodStyle]) 
 
 
 def time_vs_size(runs: pd.DataFrame, path: Path, styles: Mapping[str, MethodStyle]) -> Path | None:
-    """Median method time (else wall time) against the placement variables N·G, per method (log-log)."""
+    """Median method time against the placement variables N·G, per method (log-log), one panel
+    per family with two or more sizes; black crosses mark medians of runs stopped by the time limit."""
     if "binaries" not in runs:
         return None
     col = time_column(runs)
-    d = runs[runs[col].notna() & ~runs["status"].isin(SKIPPED)]
-    if d.empty or d["binaries"].nunique() < 2:
+    d = runs[~runs["status"].isin(SKIPPED)].copy()
+    # a run killed at its limit has no method time: its wall time is when it stopped
+    d["_t"] = d[col].fillna(d["wall_time"]).astype(float)
+    d = d[d["_t"].notna() & d["binaries"].notna()]
+    fams = [str(f) for f, g in d.groupby("family", sort=True) if g["binaries"].nunique() >= 2]
+    if not fams:
         return None
-    methods = style.ordered(d["method"].astype(str), styles)
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
     with style.figure_context() as plt:
-        fig, ax = plt.subplots(figsize=style.PANEL)
-        for m in methods:
-            g = d[d["method"].astype(str) == m].groupby("binaries")[col].median()
-            # a log axis cannot show 0 s: clip at the profile's time floor
-            ax.plot(g.index, np.maximum(g.to_numpy(float), TIME_FLOOR), label=m, **styles[m].line())
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        style.integer_ticks(ax, d["binaries"].unique())
-        ax.set_xlabel("placement variables N·G")
-        ax.set_ylabel(f"median {col.replace('_', ' ')} [s]")
-        ax.set_title(style.title("all families", "median method time vs size N·G"))
-        style.legend_outside(fig, [ax], styles)
+        fig, axes = plt.subplots(
+            1, len(fams), figsize=(style.PANEL[0] * (1 if len(fams) == 1 else 0.8 * len(fams)), style.PANEL[1])
+        )
+        axes = np.atleast_1d(axes)
+        stopped = False
+        for ax, fam in zip(axes, fams):
+            g = d[d["family"].astype(str) == fam]
+            for m in style.ordered(g["method"].astype(str), styles):
+                s = g[g["method"].astype(str) == m].groupby("binaries")
+                med = s["_t"].median()
+                # a log axis cannot show 0 s: clip at the profile's time floor
+                y = np.maximum(med.to_numpy(float), TIME_FLOOR)
+                ax.plot(med.index, y, label=m, **styles[m].line())
+                tl = s["status"].agg(lambda st: (st == "time-limit").mean() >= 0.5).to_numpy(bool)
+                if tl.any():
+                    stopped = True
+                    ax.plot(med.index[tl], y[tl], "x", color="black", markersize=6, zorder=4)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.set_xlabel("placement variables N·G")
+            ax.set_title(f"{fam} ({g['instance'].nunique()} instances)", fontsize=8.5)
+        axes[0].set_ylabel(f"median {col.replace('_', ' ')} [s]")
+        style.suptitle(fig, style.title(None, "median method time vs size N·G, per family"), y=1.04)
+        extra = [Line2D([], [], marker="x", color="black", linestyle="none", label="stopped by the time limit")]
+        style.legend_outside(fig, list(axes), styles, extra=extra if stopped else ())
         return style.save(fig, path)
 
 

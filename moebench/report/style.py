@@ -265,7 +265,7 @@ def fixed_parameters(family_rows: pd.DataFrame, swept: str, group: pd.DataFrame)
 
 def suptitle(fig: Any, text: str, y: float = 1.0) -> Any:
     """The figure title, raised by one line height per extra line so that it clears the axes titles."""
-    return fig.suptitle(text, fontsize=_RC["axes.titlesize"], y=y + 0.035 * text.count("\n"))
+    return fig.suptitle(text, fontsize=_RC["axes.titlesize"], y=y + 0.025 * text.count("\n"))
 
 
 def short_value(v: Any) -> str:

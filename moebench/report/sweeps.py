@@ -253,14 +253,14 @@ def sweep_figure(
                 if not r.empty:
                     (h,) = top.plot(r.index, r["lb"], label="reference (optimum ●, bound ○)", **style.REFERENCE)
                     pr = r[r["proven"]]
-                    top.plot(pr.index, pr["lb"], "o", color="black", markersize=5, zorder=1.6)
+                    top.plot(pr.index, pr["lb"], "o", color="black", markersize=8, zorder=1.6)
                     top.plot(
                         r.index[~r["proven"]],
                         r.loc[~r["proven"], "lb"],
                         "o",
                         mfc="white",
                         color="black",
-                        markersize=5,
+                        markersize=8,
                         zorder=1.6,
                     )
                     bottom.axhline(1.0, **style.REFERENCE)
