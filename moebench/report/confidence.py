@@ -58,8 +58,6 @@ def mean_ci(values: Any, confidence: float = 0.95) -> MeanCI:
     MeanCI
         A constant sample has the interval [v, v]; fewer than :data:`MIN_SAMPLE` values have none.
     """
-    from scipy.stats import bootstrap
-
     v = np.asarray(values, dtype=float)
     v = v[~np.isnan(v)]
     if v.size == 0:
@@ -69,6 +67,8 @@ def mean_ci(values: Any, confidence: float = 0.95) -> MeanCI:
         return MeanCI(mean, math.nan, math.nan, int(v.size))
     if np.all(v == v[0]):
         return MeanCI(mean, mean, mean, int(v.size))
+    from scipy.stats import bootstrap  # imported only when an interval is computed (~1 s)
+
     res = bootstrap(
         (v,),
         np.mean,

@@ -55,7 +55,10 @@ def ratio_profile(runs: pd.DataFrame, path: Path, styles: Mapping[str, MethodSty
     methods = style.ordered(d["method"].astype(str), styles)
     counts = d["method"].astype(str).value_counts()
     full = int(counts.max())
-    t = np.linspace(0.0, 1.0, 1001)
+    # the axis starts at the worst ratio of a non-baseline method (baselines may sit at 0 and
+    # would squeeze the interesting part against t = 1); 0 when there is no such method
+    lo = float(np.floor(profile_start(d, r_all, styles) * 20.0) / 20.0)
+    t = np.linspace(lo, 1.0, 1001)
     with style.figure_context() as plt:
         fig, ax = plt.subplots(figsize=style.PANEL)
         for i, m in enumerate(methods):
@@ -67,7 +70,7 @@ def ratio_profile(runs: pd.DataFrame, path: Path, styles: Mapping[str, MethodSty
             ax.plot(t, share, label=label, gid=m, **styles[m].line(markevery=every))
         ax.set_xlabel("gain ratio threshold t")
         ax.set_ylabel("share of runs with R/R* ≥ t")
-        ax.set_xlim(0.0, 1.0)
+        ax.set_xlim(lo, 1.0)
         ax.set_ylim(-0.03, 1.05)
         ax.set_title(style.title("all families", f"gain-ratio profile ({full} runs per method)"))
         style.legend_outside(fig, [ax], styles)
@@ -80,6 +83,13 @@ def ratio_profile(runs: pd.DataFrame, path: Path, styles: Mapping[str, MethodSty
             color="#444444",
         )
         return style.save(fig, path)
+
+
+def profile_start(d: pd.DataFrame, ratios: pd.Series, styles: Mapping[str, MethodStyle]) -> float:
+    """The worst gain ratio of any method that is not a baseline (0 when there is none)."""
+    kinds = d["method"].astype(str).map(lambda m: styles[m].kind if m in styles else "baseline")
+    r = ratios[kinds != "baseline"]
+    return float(min(max(r.min(), 0.0), 0.95)) if not r.empty else 0.0
 
 
 def share_at_least(ratios: np.ndarray, t: np.ndarray) -> np.ndarray:
