@@ -24,6 +24,8 @@ from moebench.report.writers import NOTES, _sections, fmt
 
 #: Tables with more rows than this are collapsed (``<details>``) until opened.
 COLLAPSE_ROWS = 25
+#: Anchors of the page itself (a section slug equal to one gets a ``section-`` prefix).
+RESERVED_IDS = frozenset({"contents", "headline", "figures", "provenance"})
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,8 @@ def write_html(
     for sec in shown:
         secs.append(
             {
-                "id": sec.slug,
+                # the page's own anchors stay unique whatever a section provider calls its slug
+                "id": f"section-{sec.slug}" if sec.slug in RESERVED_IDS else sec.slug,
                 "title": sec.title,
                 "note": sec.note,
                 "header": list(sec.header),
