@@ -12,7 +12,8 @@ from moebench.bench.artifacts import read_artifacts
 from moebench.bench.references import read_references
 from moebench.bench.store import read_table
 from moebench.errors import InputError
-from moebench.report import paper, sections, tables, writers
+from moebench.report import html, paper, sections, tables, writers
+from moebench.report.style import with_pdfs
 from moebench.schema.rows import conform
 
 FORMATS = ("csv", "latex", "md", "html")
@@ -175,11 +176,11 @@ def write_report(
     )
     core = core_sections(runs, summary, options)
     extra = core + sections.collect(ctx)
-    files += [f for sec in extra for f in sec.figures]
+    files += with_pdfs(f for sec in extra for f in sec.figures)
     files += writers.write_sections(out, extra, formats, options.latex_wide)
     if "html" in formats or "md" in formats:
         plots = tables_plots(runs, out / "plots")
-        files += plots
+        files += with_pdfs(plots)
     if "csv" in formats:
         files += writers.write_csv(out, runs, summary, violations)
     if "latex" in formats:
@@ -190,7 +191,7 @@ def write_report(
             writers.write_markdown(out, title, head, summary, violations, fails, ref_table, plots, prov, extra)
         )
     if "html" in formats:
-        files.append(writers.write_html(out, title, head, summary, violations, fails, ref_table, plots, prov, extra))
+        files.append(html.write_html(out, title, head, summary, violations, fails, ref_table, plots, prov, extra))
     _forget_stale(out, files)
     return files
 

@@ -24,17 +24,18 @@ Definitions (per run with a feasible placement):
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from moebench.report import style
+from moebench.report.confidence import mean_ci
 from moebench.report.sections import ReportContext, Section, register_section
+from moebench.report.style import MethodStyle, fixed_parameters, method_styles
 from moebench.schema.rows import PARAM_PREFIX, column, param_values
 from moebench.status import WITH_PLACEMENT
-
-#: Methods drawn at most per sweep figure (by number of runs).
-MAX_LINES = 16
 
 
 def scored_runs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -204,7 +205,8 @@ def sweep_groups(d: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
             if x.notna().sum() == 0:
                 continue
             others = [c for c in params if c != col and g[c].notna().any()]
-            key = g[others].astype(str).agg("|".join, axis=1) if others else pd.Series("", index=g.index)
+            # map(str), not astype(str): pandas 3 keeps a missing value as NaN through astype(str)
+            key = g[others].map(str).agg("|".join, axis=1) if others else pd.Series("", index=g.index)
             for _, sub in g.assign(_x=x).groupby(key, sort=True):
                 if sub["_x"].nunique() >= 2 and sub["_x"].notna().all():
                     out.append((str(fam), col, sub))
@@ -238,57 +240,97 @@ def sweep_data(d: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def sweep_figure(fam: str, col: str, g: pd.DataFrame, path: Path) -> Path:
+def sweep_figure(
+    fam: str,
+    col: str,
+    g: pd.DataFrame,
+    path: Path,
+    *,
+    styles: Mapping[str, MethodStyle] | None = None,
+    fixed: Mapping[str, object] | None = None,
+) -> Path:
     """Expected latency (and holdout latency, when present) against ``col``, per method, plus the reference.
 
-    The reference is Lat(∅) − UB (a certified lower bound on the optimal latency; the optimum
-    itself where it is proven: filled markers).
+    Top row: mean latency over the seeds (bars: 95% bootstrap interval where a point has three
+    or more runs). The reference is Lat(∅) − UB (a certified lower bound on the optimal latency;
+    the optimum itself where it is proven: filled markers). Bottom row: the same runs as a ratio,
+    Lat/(Lat(∅) − UB) for the train tokens and Lat'/(best Lat' of the methods shown) for the test
+    tokens, so that curves that coincide at the scale of the top row come apart. Markers of
+    different methods are offset by a few points sideways where they would hide each other.
     """
-    plt = _plt()
+    styles = styles if styles is not None else style.method_styles(g)
     has_test = column(g, "holdout_latency").notna().any()
-    panels = [("latency", "expected latency per token (ms)")]
+    g = g.assign(
+        _ref=g["empty_latency"] - g["ref_bound"],
+        _test=column(g, "holdout_latency"),
+    )
+    g = g.assign(_ratio=g["latency"] / g["_ref"].where(g["_ref"] > 0))
     if has_test:
-        panels.append(("holdout_latency", "test-token latency per token (ms)"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.4), squeeze=False)
-    counts = g["method"].value_counts()
-    methods = [m for m in _method_order(g) if m in set(counts.index[:MAX_LINES])]
+        best = g.groupby([c for c in ("instance", "instance_hash") if c in g])["_test"].transform("min")
+        g = g.assign(_test_ratio=g["_test"] / best.where(best > 0))
+    panels = [("latency", "_ratio", "train tokens", "Lat ÷ reference\n(none not drawn)")]
+    if has_test:
+        panels.append(("_test", "_test_ratio", "test tokens (holdout twin)", "Lat′ ÷ best method"))
+    methods = style.ordered(g["method"].astype(str), styles)
+    xs = sorted(g["_x"].unique())
     name = col.removeprefix("param_")
-    for ax, (ycol, ylabel) in zip(axes[0], panels):
-        for i, m in enumerate(methods):
-            s = g[g["method"] == m].groupby("_x").apply(lambda t, c=ycol: column(t, c).mean(), include_groups=False)
-            s = s.dropna()
-            if s.empty:
-                continue
-            style = {"linestyle": ("-", "--", ":", "-.")[i // 10 % 4], "color": f"C{i % 10}"}
-            ax.plot(s.index, s.to_numpy(float), marker="o", markersize=3, label=m, **style)
-        if ycol == "latency":
-            ref = g.assign(_lb=g["empty_latency"] - g["ref_bound"], _p=g["ref_proven"])
-            r = ref.groupby("_x").agg(lb=("_lb", "mean"), proven=("_p", "all")).dropna()
-            if not r.empty:
-                ax.plot(r.index, r["lb"], color="black", linewidth=1.5, label="reference (optimum ●, bound ○)")
-                pr = r[r["proven"]]
-                ax.plot(pr.index, pr["lb"], "o", color="black", markersize=5)
-                ax.plot(r.index[~r["proven"]], r.loc[~r["proven"], "lb"], "o", mfc="white", color="black", markersize=5)
-        ax.set_xlabel(name)
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, ncol=2)
-    axes[0][0].set_title(f"{fam}: latency vs {name}")
-    if has_test:
-        axes[0][1].set_title(f"{fam}: holdout (test) latency vs {name}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    step = min(2.0, 160.0 / max(len(xs), 2) / max(len(methods), 1))
+    with style.figure_context() as plt:
+        fig, axes = plt.subplots(
+            2,
+            len(panels),
+            figsize=(style.PANEL[0] * (1 if len(panels) == 1 else 0.9 * len(panels)), 5.2),
+            sharex=True,
+            squeeze=False,
+            gridspec_kw={"height_ratios": [2.2, 1.0]},
+        )
+        ref_handles = []
+        for j, (ycol, rcol, label, rlabel) in enumerate(panels):
+            top, bottom = axes[0][j], axes[1][j]
+            if ycol == "latency":
+                r = g.groupby("_x").agg(lb=("_ref", "mean"), proven=("ref_proven", "all")).dropna()
+                if not r.empty:
+                    (h,) = top.plot(r.index, r["lb"], label="reference (optimum ●, bound ○)", **style.REFERENCE)
+                    pr = r[r["proven"]]
+                    top.plot(pr.index, pr["lb"], "o", color="black", markersize=8, zorder=1.6)
+                    top.plot(
+                        r.index[~r["proven"]],
+                        r.loc[~r["proven"], "lb"],
+                        "o",
+                        mfc="white",
+                        color="black",
+                        markersize=8,
+                        zorder=1.6,
+                    )
+                    bottom.axhline(1.0, **style.REFERENCE)
+                    ref_handles = [h]
+            for i, m in enumerate(methods):
+                sub = g[g["method"].astype(str) == m]
+                # `none` (Lat(∅) over the reference) would squeeze every other ratio to a line
+                for ax, c in ((top, ycol), (bottom, rcol)) if m != "none" else ((top, ycol),):
+                    pts = [(x, mean_ci(s[c].to_numpy(float))) for x, s in sub.groupby("_x")]
+                    pts = [(x, ci) for x, ci in pts if ci.n]
+                    if not pts:
+                        continue
+                    xv, yv = [p[0] for p in pts], [p[1].mean for p in pts]
+                    style.plot_dodged(ax, xv, yv, i, len(methods), step, label=m, zorder=3, **styles[m].line())
+                    for xv, ci in pts:
+                        if ci.has_interval:
+                            style.interval_dodged(ax, xv, ci.low, ci.high, i, len(methods), step, styles[m].color)
+            top.set_title(label, fontsize=8.5)
+            top.set_ylabel("expected latency per token (ms)" if j == 0 else "")
+            bottom.set_ylabel(rlabel)
+            bottom.set_xlabel(name)
+            style.integer_ticks(bottom, xs)
+            bottom.margins(x=0.08)
+        style.suptitle(fig, style.title(fam, "expected latency", name, fixed))
+        style.legend_outside(fig, list(axes.flat), styles, extra=ref_handles)
+        return style.save(fig, path)
+
+
+def has_baseline(runs: pd.DataFrame) -> bool:
+    """Whether the runs include ``none``: the sweeps sections (reductions, latency sweeps) need it."""
+    return not runs.empty and "none" in set(runs["method"].astype(str))
 
 
 @register_section(order=20)
@@ -334,9 +376,12 @@ def sweeps_sections(ctx: ReportContext) -> list[Section]:
         folder = ctx.out_dir / "plots"
         folder.mkdir(parents=True, exist_ok=True)
         figs, rows = [], []
+        styles = method_styles(runs)
         for i, (fam, col, g) in enumerate(groups):
             name = col.removeprefix("param_")
-            p = sweep_figure(fam, col, g, folder / f"sweep-latency-{i:02d}-{_slug(fam)}-{_slug(name)}.png")
+            fixed = fixed_parameters(d[d["family"] == fam], col, g)
+            path = folder / f"sweep-latency-{i:02d}-{_slug(fam)}-{_slug(name)}.png"
+            p = sweep_figure(fam, col, g, path, styles=styles, fixed=fixed)
             figs.append(p)
             vals = sorted(g["_x"].unique())
             rows.append(
@@ -355,9 +400,11 @@ def sweeps_sections(ctx: ReportContext) -> list[Section]:
                 ["family", "parameter", "values", "instances", "regimes", "figure"],
                 rows,
                 "sweeps-figures",
-                note="Mean over seeds; the black line is the reference (proven optimum, or the latency bound "
-                "Lat(∅) − UB). Right panels: the train-optimized placements on the test tokens. "
-                "The CSV holds every point.",
+                note="Mean over seeds (bars: 95% bootstrap interval where a point has 3 or more runs); the grey "
+                "line is the reference (proven optimum, filled dots, or the latency bound Lat(∅) − UB, hollow "
+                "dots). Lower panels: the same as a ratio to the reference, where equal curves come apart. "
+                "Right panels: the train-optimized placements on the test tokens. Markers of different methods "
+                "are set a few points apart sideways. The CSV holds every point.",
                 data=sweep_data(d),
                 figures=figs,
                 latex=False,

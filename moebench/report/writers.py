@@ -1,4 +1,4 @@
-"""Report writers: CSV, LaTeX (booktabs tables and headline macros), Markdown and HTML.
+"""Report writers: CSV, LaTeX (booktabs tables and headline macros) and Markdown (HTML: :mod:`moebench.report.html`).
 
 All writers take the scored per-run table and the aggregates of
 :mod:`moebench.report.tables`; none computes an objective.
@@ -6,8 +6,6 @@ All writers take the scored per-run table and the aggregates of
 
 from __future__ import annotations
 
-import base64
-import html
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -400,72 +398,4 @@ def write_markdown(
     parts += ["## Provenance", ""] + [f"- {k}: {v}" for k, v in provenance.items()] + [""]
     p = folder / "report.md"
     p.write_text("\n".join(parts), encoding="utf-8")
-    return p
-
-
-# ---- HTML --------------------------------------------------------------------------------
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
-table{border-collapse:collapse;margin:0.5rem 0 1.5rem;font-size:0.85rem}
-th,td{padding:0.2rem 0.6rem;border-bottom:1px solid #ddd;text-align:left}
-th{border-bottom:2px solid #444;background:#f6f6f6}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-p.note{color:#555;font-size:0.9rem}
-img{max-width:100%;border:1px solid #eee;margin:0.5rem 0}
-.ok{color:#176217}
-"""
-
-
-def _td(cell: str) -> str:
-    return f"<td class='num'>{html.escape(cell)}</td>" if _is_number(cell) else f"<td>{html.escape(cell)}</td>"
-
-
-def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(_td(str(c)) for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _html_figure(p: Path) -> str:
-    data = base64.b64encode(p.read_bytes()).decode("ascii")
-    return f"<figure><img alt='{html.escape(p.stem)}' src='data:image/png;base64,{data}'></figure>"
-
-
-def write_html(
-    folder: Path,
-    title: str,
-    headline: dict[str, Any],
-    summary: pd.DataFrame,
-    violations: pd.DataFrame,
-    fails: pd.DataFrame,
-    refs: pd.DataFrame,
-    plots: Sequence[Path],
-    provenance: dict[str, Any],
-    extra: Sequence[Section] = (),
-) -> Path:
-    """``report.html``: one self-contained page (inline CSS, figures embedded as base64 PNG)."""
-    body = [f"<h1>{html.escape(title)}</h1>", f"<p class='note'>{html.escape(NOTES)}</p>", "<ul>"]
-    body += [f"<li>{html.escape(k.replace('_', ' '))}: <b>{html.escape(fmt(v))}</b></li>" for k, v in headline.items()]
-    body.append("</ul>")
-    for sec in _sections(summary, violations, fails, refs, extra):
-        body.append(f"<h2>{html.escape(sec.title)}</h2>")
-        if sec.note:
-            body.append(f"<p class='note'>{html.escape(sec.note)}</p>")
-        body.append(_html_table(sec.header, sec.rows) if sec.rows else f"<p class='ok'>{html.escape(sec.empty)}</p>")
-        body += [_html_figure(p) for p in sec.figures]
-    if plots:
-        body.append("<h2>Figures</h2>")
-        body += [_html_figure(p) for p in plots]
-    body.append("<h2>Provenance</h2><ul>")
-    body += [f"<li>{html.escape(k)}: {html.escape(str(v))}</li>" for k, v in provenance.items()]
-    body.append("</ul>")
-    page = (
-        "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
-        f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-        + "\n".join(body)
-        + "\n</body>\n</html>\n"
-    )
-    p = folder / "report.html"
-    p.write_text(page, encoding="utf-8")
     return p
