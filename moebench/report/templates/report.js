@@ -29,6 +29,9 @@
       if (a.key === null || b.key === null) {
         return a.key === b.key ? a.i - b.i : a.key === null ? 1 : -1;
       }
+      if (typeof a.key !== typeof b.key) {
+        return compare(a.key, b.key); // numbers before text in either direction
+      }
       return direction * compare(a.key, b.key) || a.i - b.i;
     });
     rows.forEach(function (r) {
