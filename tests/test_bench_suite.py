@@ -124,6 +124,14 @@ def test_profiles_and_filters(tmp_path: Path) -> None:
         ('name = "popularity+ls"\noptions = { max_moves = -1 }', "methods[1].options.max_moves", ">= 0"),
         ('name = "greedy-enum[2]"\noptions = { max_seeds = "many" }', "methods[1].options.max_seeds", "integer"),
         ('name = "milp-highs"\nprofile = "no-such-profile"', "methods[1].options.profile", "unknown solver profile"),
+        (
+            'name = "milp-highs"\noptions = { formulation = "nope" }',
+            "methods[1].options.formulation",
+            "unknown formulation",
+        ),
+        ('name = "cpsat"\noptions = { threads = 0 }', "methods[1].options.threads", "threads must be >= 1"),
+        ('name = "milp-pyomo"\noptions = { strengthen = "bogus" }', "methods[1].options.strengthen", "bogus"),
+        ('name = "milp-highs"\nprofile = "cpsat-2core"', "methods[1].options.profile", "is for back end 'cpsat'"),
         ('name = "none"\ntime_limit = inf', "methods[1].time_limit", "must be <= 1e+07, got inf"),
     ],
 )

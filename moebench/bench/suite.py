@@ -83,7 +83,6 @@ from pathlib import Path
 from typing import Any
 
 from moebench.errors import InputError
-from moebench.exact.profiles import load_profile
 from moebench.families import Family, get_family
 from moebench.instance import Instance, replace_arrays
 from moebench.methods import Method, check_conditions, get_method, parse_method_name
@@ -543,14 +542,13 @@ def _method(p: Path, where: str, name: str) -> tuple[str, Method]:
 
 
 def check_options(p: Path, where: str, method: Method, options: Mapping[str, Any]) -> None:
-    """Option names the method accepts, their values (the method's own check) and solver profiles."""
+    """Option names the method accepts and their values (the method's own check, solver profiles
+    included)."""
     unknown = sorted(set(options) - set(method.options))
     if unknown:
         accepted = f" (accepted: {', '.join(method.options)})" if method.options else " (it takes none)"
         raise _err(p, f"{where}.{unknown[0]}", f"{method.name} does not accept option {unknown[0]!r}{accepted}")
     try:
-        if "profile" in options:
-            load_profile(str(options["profile"]))
         if method.check_options is not None:
             method.check_options(options)
     except InputError as exc:

@@ -28,8 +28,10 @@ checks it against the evaluator.
 
 from __future__ import annotations
 
+from functools import partial
+
 from moebench.exact.cpsat import CpsatBackend
-from moebench.exact.driver import COMMON_OPTIONS, DEFAULT_FORMULATION, run_exact
+from moebench.exact.driver import COMMON_OPTIONS, DEFAULT_FORMULATION, check_options, run_exact
 from moebench.exact.formulations import FORMULATIONS
 from moebench.exact.highs import HighsBackend
 from moebench.exact.pyomo_model import PyomoBackend
@@ -64,7 +66,7 @@ def _build_highs(spec: MethodSpec) -> Method:
         "F-cover / F-assign / F-k1 MILP passed to HiGHS as arrays in one call",
         deterministic=True,
     )
-    return Method(info, solve_milp_highs, options=COMMON_OPTIONS)
+    return Method(info, solve_milp_highs, options=COMMON_OPTIONS, check_options=partial(check_options, backend="highs"))
 
 
 @register_method("milp-pyomo", summary=f"readable Pyomo MILP, HiGHS by default (--solver); {_FORMS}")
@@ -76,7 +78,12 @@ def _build_pyomo(spec: MethodSpec) -> Method:
         "Pyomo models of F-cover / F-assign / F-k1 solved by HiGHS or any installed Pyomo solver",
         deterministic=True,
     )
-    return Method(info, solve_milp_pyomo, options=(*COMMON_OPTIONS, "solver"))
+    return Method(
+        info,
+        solve_milp_pyomo,
+        options=(*COMMON_OPTIONS, "solver"),
+        check_options=partial(check_options, backend="highs"),
+    )
 
 
 @register_method("cpsat", summary=f"OR-Tools CP-SAT on an integer-scaled model; {_FORMS}")
@@ -88,4 +95,4 @@ def _build_cpsat(spec: MethodSpec) -> Method:
         "CP-SAT on integer-scaled F-cover / F-assign / F-k1 (rounding added to its bound)",
         deterministic=False,
     )
-    return Method(info, solve_cpsat, options=COMMON_OPTIONS)
+    return Method(info, solve_cpsat, options=COMMON_OPTIONS, check_options=partial(check_options, backend="cpsat"))

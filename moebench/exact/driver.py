@@ -25,6 +25,7 @@ here, once:
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,7 +33,7 @@ import numpy as np
 
 from moebench.errors import InputError
 from moebench.evaluate import empty_placement, evaluate
-from moebench.exact.formulations import Extra, check_formulation, trivial_gain_bound
+from moebench.exact.formulations import FORMULATIONS, Extra, check_formulation, trivial_gain_bound
 from moebench.exact.profiles import Profile, load_profile
 from moebench.exact.strengthen import PROFILE_MAX_SECONDS, PROFILE_TIME_SHARE, parse_strengthen, strengthen_model
 from moebench.instance import Instance
@@ -87,19 +88,19 @@ def _number(raw: Any, key: str, kind: type, lo: float) -> Any:
     return v
 
 
-def resolve_options(inst: Instance, req: SolveRequest, backend: str) -> Resolved:
-    """Merge defaults < profile < explicit options and check them.
+def check_options(options: Mapping[str, Any], backend: str) -> Resolved:
+    """Merge defaults < profile < explicit ``options`` and check them; needs no instance, so a
+    suite runs it before any work (the ``Method.check_options`` hook of the exact back ends).
 
     Raises
     ------
     InputError
-        Bad option values or profile.
-    NotApplicableError
-        ``formulation = k1`` on an instance with K != 1.
+        Bad option values or profile, or an unknown formulation.
     """
-    o = req.options
+    o = options
     formulation = str(o.get("formulation") or DEFAULT_FORMULATION)
-    check_formulation(inst, formulation)
+    if formulation not in FORMULATIONS:
+        raise InputError(f"unknown formulation {formulation!r}; known: {', '.join(FORMULATIONS)}", where="formulation")
     profile = load_profile(str(o.get("profile") or DEFAULT_PROFILE[backend]), backend=backend)
     merged = {"threads": 1, "mip_rel_gap": 0.0, "mip_abs_gap": None, **profile.options}
     for key in ("threads", "mip_rel_gap", "mip_abs_gap"):
@@ -115,6 +116,21 @@ def resolve_options(inst: Instance, req: SolveRequest, backend: str) -> Resolved
         solver=str(o.get("solver") or "highs"),
         strengthen=parse_strengthen(o.get("strengthen")),
     )
+
+
+def resolve_options(inst: Instance, req: SolveRequest, backend: str) -> Resolved:
+    """:func:`check_options` of the request, then whether its formulation applies to ``inst``.
+
+    Raises
+    ------
+    InputError
+        Bad option values or profile.
+    NotApplicableError
+        ``formulation = k1`` on an instance with K != 1.
+    """
+    opt = check_options(req.options, backend)
+    check_formulation(inst, opt.formulation)
+    return opt
 
 
 def strengthen_for(inst: Instance, req: SolveRequest, opt: Resolved) -> Extra:

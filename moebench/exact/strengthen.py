@@ -22,7 +22,6 @@ import numpy as np
 from moebench.errors import InputError, NotApplicableError
 from moebench.exact.formulations import (
     BUILDERS,
-    FORMULATIONS,
     Extra,
     Pairs,
     SparseModel,
@@ -458,13 +457,8 @@ def build_model(
     NotApplicableError
         For ``k1`` when K != 1.
     """
-    try:
-        builder = BUILDERS[formulation]
-    except KeyError:
-        raise InputError(
-            f"unknown formulation {formulation!r}; known: {', '.join(FORMULATIONS)}", where="formulation"
-        ) from None
     check_formulation(inst, formulation)
+    builder = BUILDERS[formulation]
     if ex is None:
         ex = strengthen_model(inst, formulation, tuple(strengthen), deadline)
     return builder(inst, ex)
