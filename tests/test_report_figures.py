@@ -141,6 +141,7 @@ def test_every_png_of_the_quick_report_has_a_pdf_and_a_unique_title(quick: Path)
 
 def test_cells_are_readable_and_sort_as_numbers() -> None:
     assert readable("True") == "yes" and readable(False) == "no" and readable(float("nan")) == "–"
+    assert readable("none") == "none"  # the method that caches nothing keeps its name
     assert readable('{"numpy": "2.1.0", "highspy": "1.11.0"}') == "numpy: 2.1.0, highspy: 1.11.0"
     assert readable('{"a": {"x": 1, "y": [2, 3]}, "b": true}') == "a: (x: 1, y: 2, 3), b: yes"
     assert readable("{not json}") == "{not json}" and readable("greedy-enum[2]") == "greedy-enum[2]"

@@ -61,7 +61,7 @@ def readable(value: Any) -> str:
     low = s.lower()
     if low in ("true", "false"):
         return "yes" if low == "true" else "no"
-    if low in ("nan", "none", "<na>"):
+    if s in ("nan", "NaN", "None", "<NA>"):  # missing values spelled by str(); "none" is a method name
         return "–"
     if s[:1] in "{[" and s[-1:] in "}]":
         try:
