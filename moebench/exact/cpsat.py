@@ -439,7 +439,7 @@ class CpsatBackend:
         if opt.mip_abs_gap is not None:
             params["absolute_gap_limit"] = opt.mip_abs_gap * model.omega
         if limit is not None:
-            params["max_time_in_seconds"] = max(0.05, limit)  # remaining() already counts the build
+            params["max_time_in_seconds"] = limit  # driver.solver_time_limit: >= 0.05, counts the build
         for key, val in params.items():
             try:
                 if isinstance(val, list):  # repeated field (e.g. subsolvers) of fresh, empty parameters
