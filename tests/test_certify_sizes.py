@@ -4,6 +4,8 @@ force, milp-highs), the placement must be feasible, and ``optimal`` only where i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,7 @@ from moebench.exact.bruteforce import search_space, solve_bruteforce
 from moebench.exact.chain.model import chain_model
 from moebench.families.traces import default_data_dir
 from moebench.harness import run_method
-from moebench.instance import LayerSpec, build_instance
+from moebench.instance import Instance, LayerSpec, build_instance
 from moebench.tolerances import bound_below
 from moebench.tolerances import proven as within_tolerance
 
@@ -45,6 +47,18 @@ def mixed_instance(rng: np.random.Generator, name: str, *, tiny: bool = True):
     return build_instance(name, k, cap, specs)
 
 
+def mixed_with_optimum(rng: np.random.Generator, prefix: str, count: int) -> Iterator[tuple[Instance, float]]:
+    """``count`` tiny instances with at least two sizes, each with its brute-force optimal gain."""
+    made = 0
+    while made < count:
+        inst = mixed_instance(rng, f"{prefix}{made}")
+        if len(np.unique(inst.size)) < 2 or search_space(inst) > 100_000:
+            continue
+        x, _ = solve_bruteforce(inst)
+        yield inst, gain(inst, x)
+        made += 1
+
+
 def test_units_of_the_model() -> None:
     rng = np.random.default_rng(4)
     for i in range(30):
@@ -67,13 +81,8 @@ def test_mixed_sizes_against_bruteforce(method: str) -> None:
     """>= 100 instances with several sizes and a brute-force optimum: bound >= optimum >= gain,
     feasible placements, ``optimal`` only at the optimum; exact-sets proves most of them."""
     rng = np.random.default_rng(2027)
-    checked = proven = 0
-    while checked < 110:
-        inst = mixed_instance(rng, f"mx{checked}")
-        if len(np.unique(inst.size)) < 2 or search_space(inst) > 100_000:
-            continue
-        x, _ = solve_bruteforce(inst)
-        opt = gain(inst, x)
+    proven = 0
+    for inst, opt in mixed_with_optimum(rng, "mx", 110):
         rec = run_method(inst, method, time_limit=30, isolate=False)
         assert rec.status in ("optimal", "feasible", "time-limit"), rec.error
         assert not bound_below(rec.bound, opt, inst.empty_latency), (inst.name, rec.bound, opt)
@@ -83,7 +92,6 @@ def test_mixed_sizes_against_bruteforce(method: str) -> None:
         if rec.status == "optimal":
             assert rec.gain == pytest.approx(opt, abs=1e-9)
             proven += 1
-        checked += 1
     if method == "exact-sets":
         assert proven >= 50  # the relaxation is usually tight on these sizes: proofs where possible
 
@@ -137,13 +145,7 @@ def test_mixed_sizes_python_fallback_equals_compiled(monkeypatch: pytest.MonkeyP
     from moebench.exact.chain import kernel
 
     rng = np.random.default_rng(61)
-    checked = 0
-    while checked < 25:
-        inst = mixed_instance(rng, f"py{checked}")
-        if len(np.unique(inst.size)) < 2 or search_space(inst) > 100_000:
-            continue
-        x, _ = solve_bruteforce(inst)
-        opt = gain(inst, x)
+    for inst, opt in mixed_with_optimum(rng, "py", 25):
         compiled = run_method(inst, "exact-sets", time_limit=30, isolate=False)
         with monkeypatch.context() as m:
             m.setattr(kernel, "HAVE_NUMBA", False)
@@ -151,4 +153,3 @@ def test_mixed_sizes_python_fallback_equals_compiled(monkeypatch: pytest.MonkeyP
         assert python.status == compiled.status
         assert python.gain == pytest.approx(compiled.gain, abs=1e-9)
         assert python.bound == pytest.approx(compiled.bound, abs=1e-9) and python.bound >= opt - 1e-9
-        checked += 1

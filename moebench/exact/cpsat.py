@@ -73,7 +73,7 @@ from typing import Any
 import numpy as np
 
 from moebench.errors import InputError, UnavailableError
-from moebench.evaluate import empty_placement, gain, server_load
+from moebench.evaluate import CAPACITY_RTOL, empty_placement, gain, server_load
 from moebench.exact.driver import Resolved, SolverResult, Stream
 from moebench.exact.formulations import Extra, plain_extra, trivial_gain_bound
 from moebench.instance import Instance
@@ -385,7 +385,7 @@ def repair(inst: Instance, x: np.ndarray) -> tuple[np.ndarray, int]:
     x = np.asarray(x, bool).copy()
     dropped = 0
     while True:
-        over = np.flatnonzero(server_load(inst, x) > inst.capacity * (1 + 1e-9))
+        over = np.flatnonzero(server_load(inst, x) > inst.capacity * (1 + CAPACITY_RTOL))
         if len(over) == 0:
             return x, dropped
         n = int(over[0])
@@ -439,7 +439,7 @@ class CpsatBackend:
         if opt.mip_abs_gap is not None:
             params["absolute_gap_limit"] = opt.mip_abs_gap * model.omega
         if limit is not None:
-            params["max_time_in_seconds"] = max(0.05, limit)  # remaining() already counts the build
+            params["max_time_in_seconds"] = limit  # driver.solver_time_limit: >= 0.05, counts the build
         for key, val in params.items():
             try:
                 if isinstance(val, list):  # repeated field (e.g. subsolvers) of fresh, empty parameters

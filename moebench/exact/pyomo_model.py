@@ -232,7 +232,7 @@ def _run(solver: Any, new: bool, m: Any, name: str, opt: Any, req: SolveRequest,
             "rel_gap": opt.mip_rel_gap,
         }
         if limit is not None:
-            kw["time_limit"] = max(0.05, limit)
+            kw["time_limit"] = limit  # driver.solver_time_limit: >= 0.05
         if name == "highs":
             from moebench.exact.highs import prepare_threads
 

@@ -251,7 +251,7 @@ def _profile_start(inst: Instance, cm: Any, profiles: list) -> np.ndarray:
     lower level with weight when it has none). Nested with prefix budgets, hence realizable
     (:func:`moebench.exact.chain.model.chains_to_placement`).
     """
-    from moebench.exact.chain.model import chains_to_placement
+    from moebench.exact.chain.model import chains_to_placement, restricted
     from moebench.exact.chain.profiles import combine, greedy_chain
 
     n_lv = len(cm.prefix)
@@ -266,7 +266,7 @@ def _profile_start(inst: Instance, cm: Any, profiles: list) -> np.ndarray:
         budget = int(cm.prefix[j])
         los, wits = [], []
         for layer, (a, p) in enumerate(zip(cm.members, cm.probs)):
-            inside = ~(a & ~allowed[layer][None, :]).any(axis=1)
+            inside = restricted(a, allowed[layer])
             bmax = int(min(budget, allowed[layer].sum()))
             lo, wit = greedy_chain(a[inside], p[inside], bmax)
             pr = profiles[layer]
@@ -316,10 +316,11 @@ def _profile(inst: Instance, ex: Extra, deadline: float | None) -> None:
             j = int(np.flatnonzero(t_l <= v).max())
             lv.append((float(v), j, int(cm.prefix[j])))
         levels.append(lv)
-    profiles = []
-    for layer in range(inst.L):
-        bmax = max((b for _, _, b in levels[layer]), default=0)
-        profiles.append(LayerProfile(cm.members[layer], cm.probs[layer], bmax, use_lp=True, deadline=deadline))
+    bmaxes = [max((b for _, _, b in lv), default=0) for lv in levels]
+    profiles = [
+        LayerProfile(cm.members[layer], cm.probs[layer], bmaxes[layer], use_lp=True, deadline=deadline)
+        for layer in range(inst.L)
+    ]
     # refine the profile entries each level's DP uses (certify_level), heaviest level first, each
     # level with a share of the time left proportional to its weight
     order = sorted(cm.levels.tolist(), key=lambda j: -float(cm.weights[:, j].sum()))
@@ -332,8 +333,7 @@ def _profile(inst: Instance, ex: Extra, deadline: float | None) -> None:
     # the cuts
     n_env = n_dp = 0
     his = []
-    for layer, prof in enumerate(profiles):
-        bmax = max((b for _, _, b in levels[layer]), default=0)
+    for layer, (prof, bmax) in enumerate(zip(profiles, bmaxes)):
         hi = np.full(bmax + 1, float(cm.probs[layer].sum()))
         hi[: prof.bmax + 1] = prof.hi[: bmax + 1]
         his.append(hi)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from moebench.exact.chain.lp import quiet_highs
+
 
 def monotone_sizes(
     values: list[list[np.ndarray]], budgets: list[int], units: np.ndarray, time_limit: float
@@ -42,8 +44,6 @@ def monotone_sizes(
         import highspy
     except ImportError:  # pragma: no cover - depends on the environment
         return None
-    from moebench.exact.chain.lp import quiet_highs
-
     nl, nk = len(values), len(budgets)
     col: dict[tuple[int, int, int], int] = {}
     cost: list[float] = []

@@ -18,7 +18,6 @@ from moebench.exact.chain import kernel as kern
 TOL = 1e-12
 #: Also use the pair-spread bound in :func:`spread_bound` (tighter, about twice the cost per node).
 PAIR_BOUND = False
-#: Also use LP upper values in the (cached) profiles of restricted subproblems.
 
 
 @dataclass
@@ -95,6 +94,21 @@ def quantum(p: np.ndarray) -> float:
     return 0.0
 
 
+def decision_cut(q: float, threshold: float | None) -> tuple[float, float, float]:
+    """(cut, below, slack) of the decision mode of :func:`max_coverage` for quantum ``q``.
+
+    ``cut`` is the threshold (-inf without one), rounded up to a multiple of ``q``: V < cut then
+    means V <= cut - q, so ``below`` is what "V < cut" proves; float sums of multiples of q sit
+    within ``slack`` of them.
+    """
+    cut = -np.inf if threshold is None else float(threshold)
+    if q > 0 and threshold is not None:
+        cut = q * np.ceil(cut / q - 1e-9)
+    below = cut - q + TOL if q > 0 else cut
+    slack = 0.5 * q if q > 0 else TOL
+    return cut, below, slack
+
+
 def max_coverage_py(
     members: np.ndarray,
     probs: np.ndarray,
@@ -154,11 +168,7 @@ def max_coverage_py(
     ]
     nodes = 0
     hi_open = -np.inf
-    cut = -np.inf if threshold is None else float(threshold)
-    if q > 0 and threshold is not None:
-        cut = q * np.ceil(cut / q - 1e-9)  # a multiple of the quantum: V < cut means V <= cut - q
-    below = cut - q + TOL if q > 0 else cut  # what "V < cut" proves
-    slack = 0.5 * q if q > 0 else TOL  # float sums of multiples of q sit within rounding of them
+    cut, below, slack = decision_cut(q, threshold)
     while stack:
         floor = below if cut > best + margin else best
         inside, out, alive, cnt, val, size = stack.pop()
@@ -254,11 +264,7 @@ def max_coverage(
     best_x = np.zeros(e, dtype=bool) if witness is None or lower < 0 else np.asarray(witness, dtype=bool).copy()
     if lower < 0:
         best = empty
-    cut = -np.inf if threshold is None else float(threshold)
-    if q > 0 and threshold is not None:
-        cut = q * np.ceil(cut / q - 1e-9)  # a multiple of the quantum: V < cut means V <= cut - q
-    below = cut - q + TOL if q > 0 else cut
-    slack = 0.5 * q if q > 0 else TOL
+    cut, below, slack = decision_cut(q, threshold)
     st = kern.DfsState.root(cnt0, p, e, b, best)
     start_best = st.best[0]
     args = st.args()

@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+from moebench.errors import InputError
 from moebench.evaluate import gain
 from moebench.exact.chain.coverage import TOL
 from moebench.exact.chain.model import (
@@ -125,8 +126,6 @@ def _solve(inst: Instance, req: SolveRequest, *, exact: bool, node_limit: int) -
 def _node_limit(spec: MethodSpec, default: int, what: str) -> int:
     """The optional ``nodes=N`` bracket argument, the only one these methods take."""
     if spec.args or set(spec.kwargs) - {"nodes"}:
-        from moebench.errors import InputError
-
         raise InputError(f"{spec.base} takes only nodes=N ({what})", where="method")
     raw = spec.kwargs.get("nodes")
     return default if raw is None else int_arg(raw, spec, "nodes", lo=1, hi=10**9)

@@ -143,14 +143,7 @@ def restricted(members: np.ndarray, allowed: np.ndarray) -> np.ndarray:
 
 def chain_value(model: ChainModel, chains: list[list[np.ndarray]]) -> float:
     """Layer-cake gain sum_l sum_j w[l, j] f_l(C[l, j]) of per-level, per-layer expert masks."""
-    total = 0.0
-    for j, per_layer in enumerate(chains):
-        for layer, c in enumerate(per_layer):
-            w = model.weights[layer, j]
-            if w > 0:
-                a, p = model.members[layer], model.probs[layer]
-                total += w * float(p[~(a & ~c[None, :]).any(axis=1)].sum())
-    return total
+    return levels_value(model, dict(enumerate(chains)))
 
 
 def chains_to_placement(inst: Instance, model: ChainModel, chains: list[list[np.ndarray]]) -> np.ndarray:
@@ -203,8 +196,7 @@ def levels_value(model: ChainModel, chains: dict[int, list[np.ndarray]]) -> floa
         for layer, c in enumerate(per_layer):
             w = model.weights[layer, j]
             if w > 0:
-                a, p = model.members[layer], model.probs[layer]
-                total += w * float(p[~(a & ~c[None, :]).any(axis=1)].sum())
+                total += w * float(model.probs[layer][restricted(model.members[layer], c)].sum())
     return total
 
 

@@ -210,7 +210,6 @@ def _combine_py(values: list[np.ndarray], budget: int) -> tuple[np.ndarray, list
 class LevelResult:
     """Certification of one level's single-level problem (nesting dropped)."""
 
-    level: int
     budget: int
     upper: float  # proven upper bound on max sum_l w[l, j] V_l(b_l), sum b_l <= P_j
     lower: float  # value of the best allocation with known witnesses
@@ -254,18 +253,18 @@ def certify_level(
         flo, alloc_lo = combine_units([w * pr.lo for w, pr in zip(weights, profiles)], budget, units)
         lower = float(flo[budget])
         if not gaps or upper - lower <= TOL * max(1.0, upper):
-            return LevelResult(-1, budget, max(upper, lower), lower, True), alloc_lo
+            return LevelResult(budget, max(upper, lower), lower, True), alloc_lo
         if upper <= stop_below:
-            return LevelResult(-1, budget, upper, lower, False), alloc_lo
+            return LevelResult(budget, upper, lower, False), alloc_lo
         if deadline is not None and time.monotonic() > deadline:
-            return LevelResult(-1, budget, upper, lower, False), alloc_lo
+            return LevelResult(budget, upper, lower, False), alloc_lo
         _, layer = max(gaps)
         pr, b = profiles[layer], int(alloc[layer])
         if pr.limit[b] >= node_limit and not grow:
             # every entry the DP wants was searched as far as allowed: the bound stands
             tried = all(profiles[ly].limit[int(alloc[ly])] >= node_limit for _, ly in gaps)
             if tried:
-                return LevelResult(-1, budget, upper, lower, False), alloc_lo
+                return LevelResult(budget, upper, lower, False), alloc_lo
             _, layer = max(g for g in gaps if profiles[g[1]].limit[int(alloc[g[1]])] < node_limit)
             pr, b = profiles[layer], int(alloc[layer])
         limit = node_limit if pr.limit[b] == 0 or not grow else min(4 * int(pr.limit[b]), 10**12)

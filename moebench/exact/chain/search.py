@@ -242,26 +242,21 @@ def exact_chains(
             best[2] = min(best[2], upper_)
             on_incumbent(best[0], best[2])
 
+    def quick_upper(j: int) -> float:
+        # level j's bound from the DP over the current upper profiles (no search)
+        f, _ = combine_units([w * pr.hi for w, pr in zip(model.weights[:, j], profiles)], int(model.prefix[j]), units)
+        return float(f[-1])
+
     if on_incumbent is not None:
         # anytime: a placement and a valid bound before any search (the DP over the initial
         # upper profiles of each level; the greedy nested chains)
-        quick_ub = sum(
-            float(
-                combine_units([w * pr.hi for w, pr in zip(model.weights[:, j], profiles)], int(model.prefix[j]), units)[
-                    0
-                ][-1]
-            )
-            for j in levels
-        )
+        quick_ub = sum(quick_upper(j) for j in levels)
         quick, quick_value = heuristic(0.0)
         emit(quick, quick_value, quick_ub)
     if np.isfinite(target):
         # cheap bound first: the DP over the initial upper profiles of every level
         for j in levels:
-            f, _ = combine_units(
-                [w * pr.hi for w, pr in zip(model.weights[:, j], profiles)], int(model.prefix[j]), units
-            )
-            ubs[j] = (float(f[-1]), False)
+            ubs[j] = (quick_upper(j), False)
         if sum(u for u, _ in ubs.values()) <= target + prune_tol(model, levels, target):
             return {}, -np.inf, float(sum(u for u, _ in ubs.values())), True, 0
     for j in sorted(levels, key=lambda j: -float(model.weights[:, j].sum())):
@@ -296,6 +291,23 @@ def exact_chains(
     uniform = all(bool(np.all(model.weights[:, j] > 0) or np.all(model.weights[:, j] == 0)) for j in levels)
     if not enumerate_levels or not rest or not uniform or not all(p for _, p in ubs.values()):
         return chains, value, upper, False, nodes
+
+    def solve_rest(
+        inside: list[np.ndarray], above: float, until: float | None
+    ) -> tuple[dict[int, list[np.ndarray]], float, float, bool, int]:
+        # the levels below t inside `inside`, only values above `above` mattering
+        return exact_chains(
+            model,
+            deadline=until,
+            node_limit=node_limit,
+            allowed=inside,
+            levels=rest,
+            grow=grow,
+            lp=False,
+            target=above,
+            cache=cache,
+        )
+
     if COMPLETE_TOPS and lp:
         # the completions choose each level for itself (top-down: the level below can only take
         # what the level above left it); the best chains inside a good top level are often much
@@ -308,17 +320,7 @@ def exact_chains(
             vt = levels_value(model, {t: cand[t]})
             share = max(0.0, deadline - time.monotonic()) / (2 * (len(tops) - k)) if deadline is not None else None
             until = None if share is None else time.monotonic() + share
-            sub, sub_value, _, _, sub_nodes = exact_chains(
-                model,
-                deadline=until,
-                node_limit=node_limit,
-                allowed=cand[t],
-                levels=rest,
-                grow=grow,
-                lp=False,
-                target=max(value, target) - vt,
-                cache=cache,
-            )
+            sub, sub_value, _, _, sub_nodes = solve_rest(cand[t], max(value, target) - vt, until)
             nodes += sub_nodes
             if vt + sub_value > value + tol:
                 chains = {**sub, t: cand[t]}
@@ -332,18 +334,7 @@ def exact_chains(
         # the levels below t on their own, nested, inside `allowed`: their optimum bounds the rest
         # of every candidate (C_t lies inside `allowed`) and is tighter than the per-level sum;
         # only values above goal - UB_t matter. Its returned upper is a bound in every case.
-        need = goal - ubs[t][0]
-        _, _, r_upper, _, rnodes = exact_chains(
-            model,
-            deadline=deadline,
-            node_limit=node_limit,
-            allowed=allowed,
-            levels=rest,
-            grow=grow,
-            lp=False,
-            target=need,
-            cache=cache,
-        )
+        _, _, r_upper, _, rnodes = solve_rest(allowed, goal - ubs[t][0], deadline)
         nodes += rnodes
         rest_ub = min(rest_ub, r_upper)
         if ubs[t][0] + rest_ub <= goal + tol:
@@ -369,17 +360,7 @@ def exact_chains(
                 proof[0] = max(proof[0], vt + rest_ub)
                 continue
             # only a completion worth more than goal - vt matters below this top level
-            sub, sub_value, sub_upper, sub_proven, sub_nodes = exact_chains(
-                model,
-                deadline=deadline,
-                node_limit=node_limit,
-                allowed=tops,
-                levels=rest,
-                grow=grow,
-                lp=False,
-                target=goal - vt,
-                cache=cache,
-            )
+            sub, sub_value, sub_upper, sub_proven, sub_nodes = solve_rest(tops, goal - vt, deadline)
             nodes += sub_nodes
             if not sub_proven:
                 return chains, value, upper, False, nodes

@@ -39,6 +39,21 @@ def suffix_tables(values: list[np.ndarray], budget: int) -> list[np.ndarray]:
     return out[::-1]
 
 
+def quantized_need(p: np.ndarray, need: np.ndarray) -> tuple[np.ndarray, float]:
+    """The requirements ``need`` and the slack to compare float sums of weights ``p`` against them.
+
+    When the weights are multiples of a quantum q (:func:`quantum`), every value is one: each
+    requirement is rounded up to a multiple (a requirement within 1e-6 q above a multiple counts
+    as that multiple, which only admits more) and sums are compared with slack q/2; else ``TOL``.
+    """
+    need = np.asarray(need, dtype=np.float64)
+    q = quantum(p)
+    if q <= 0:
+        return need, TOL
+    finite = np.isfinite(need)
+    return np.where(finite, q * np.ceil(np.where(finite, need, 0.0) / q - 1e-6), need), 0.5 * q
+
+
 def closed_unions_py(
     members: np.ndarray, probs: np.ndarray, need: np.ndarray, deadline: float | None
 ) -> Iterator[tuple[np.ndarray, int, float]]:
@@ -55,16 +70,7 @@ def closed_unions_py(
     af = a.astype(np.float64)
     bmax = len(need) - 1
     e = a.shape[1]
-    need = np.asarray(need, dtype=np.float64)
-    slack = TOL
-    q = quantum(p)
-    if q > 0:
-        # values are multiples of q: round each requirement up to one (a requirement within
-        # 1e-6 q above a multiple counts as that multiple, which only admits more) and compare
-        # float sums with slack q/2
-        finite = np.isfinite(need)
-        need = np.where(finite, q * np.ceil(np.where(finite, need, 0.0) / q - 1e-6), need)
-        slack = 0.5 * q
+    need, slack = quantized_need(p, need)
     cnt0 = a.sum(axis=1)
     alive0 = np.flatnonzero((cnt0 > 0) & (cnt0 <= bmax))
     covered0 = np.zeros(e, dtype=bool)
@@ -146,13 +152,7 @@ def closed_unions(
     e = a.shape[1]
     bits = kern.SetBits.of(a) if bits is None else bits
     bmax = len(need) - 1
-    need = np.asarray(need, dtype=np.float64)
-    slack = TOL
-    q = quantum(p)
-    if q > 0:
-        finite = np.isfinite(need)
-        need = np.where(finite, q * np.ceil(np.where(finite, need, 0.0) / q - 1e-6), need)
-        slack = 0.5 * q
+    need, slack = quantized_need(p, need)
     st = kern.DfsState.root(bits.cnt, p, e, bmax, 0.0)
     args = st.args()
     while True:
