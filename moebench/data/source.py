@@ -209,9 +209,17 @@ def select_tokens(paths: TokenPaths, split: float, which: str, tokens: int, seed
         "tokens_used": int(idx.size),
         "token_index_min": int(idx.min()),
         "token_index_max": int(idx.max()),
-        "token_index_sha256": hashlib.sha256(idx.astype(np.int64).tobytes()).hexdigest(),
+        "token_index_sha256": token_index_sha256(idx),
     }
     return idx, info
+
+
+def token_index_sha256(idx: np.ndarray) -> str:
+    """SHA-256 of token indices as int64 bytes: the fingerprint of an instance's token set.
+
+    :func:`select_tokens` records it; the replay compares a token stream against it.
+    """
+    return hashlib.sha256(np.asarray(idx).astype(np.int64).tobytes()).hexdigest()
 
 
 def check_routing(ids: np.ndarray, n_experts: int) -> str | None:
