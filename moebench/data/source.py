@@ -107,6 +107,17 @@ class TokenPaths:
         """Indices (in token order) of every token of the given sequences."""
         return np.flatnonzero(np.isin(self.seq, sequences))
 
+    def expert_counts(self, layer: int) -> np.ndarray:
+        """How many tokens selected each expert at ``layer``; shape (n_experts,), int64."""
+        return np.bincount(self.ids[layer].astype(np.int64).ravel(), minlength=self.n_experts)
+
+    def pair_counts(self, layer: int) -> np.ndarray:
+        """How many tokens selected both i and j at ``layer``; shape (n_experts, n_experts), diagonal = expert counts."""
+        e, ids = self.n_experts, self.ids[layer].astype(np.int64)
+        # x^T x of the one-hot rows, as a histogram of the K*K ordered id pairs of every token
+        flat = (ids[:, :, None] * e + ids[:, None, :]).ravel()
+        return np.bincount(flat, minlength=e * e).reshape(e, e)
+
 
 class TraceSource(Protocol):
     """Anything that reads the tasks of a real trace into :class:`TokenPaths`."""
