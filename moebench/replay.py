@@ -36,7 +36,6 @@ Cost
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,7 +44,7 @@ import numpy as np
 
 from moebench.data import resolve_data_dir
 from moebench.data.esft import EsftSource
-from moebench.data.source import TokenPaths, TraceSource, split_sequences
+from moebench.data.source import TokenPaths, TraceSource, split_sequences, token_index_sha256
 from moebench.data.trace_format import TraceFileSource
 from moebench.errors import InputError
 from moebench.evaluate import as_placement, effective_latency, violations
@@ -483,7 +482,6 @@ class Replayer:
             starts = np.cumsum(np.r_[0, offsets[seqs + 1] - offsets[seqs]])[:-1]
             ids = np.ascontiguousarray(paths.ids[: self.inst.L, idx].transpose(0, 2, 1))
             ids.setflags(write=False)
-            digest = hashlib.sha256(idx.astype(np.int64).tobytes()).hexdigest()
             self._streams[key] = TokenStream(
                 task=task,
                 token_set=token_set,
@@ -492,7 +490,7 @@ class Replayer:
                 seq_start=starts,
                 ids=ids,
                 data_sha256=paths.sha256,
-                instance_tokens=task == self.origin.task and digest == self.origin.token_index_sha256,
+                instance_tokens=task == self.origin.task and token_index_sha256(idx) == self.origin.token_index_sha256,
             )
         return self._streams[key]
 

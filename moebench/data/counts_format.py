@@ -172,17 +172,12 @@ def _read_counts(path: str, mtime_ns: int, size: int) -> CountsFile:
 
 def counts_from_paths(paths: TokenPaths, pairs: bool = True) -> dict[str, Any]:
     """The workload object of a trace task: its expert counts and, if asked, pair counts."""
-    e = paths.n_experts
-    counts, pair = [], []
-    for layer in range(paths.L):
-        ids = paths.ids[layer].astype(np.int64)
-        counts.append(np.bincount(ids.ravel(), minlength=e).tolist())
-        if pairs:
-            flat = (ids[:, :, None] * e + ids[:, None, :]).ravel()
-            pair.append(np.bincount(flat, minlength=e * e).reshape(e, e).tolist())
-    out: dict[str, Any] = {"tokens": paths.T, "expert_counts": counts}
+    out: dict[str, Any] = {
+        "tokens": paths.T,
+        "expert_counts": [paths.expert_counts(layer).tolist() for layer in range(paths.L)],
+    }
     if pairs:
-        out["pair_counts"] = pair
+        out["pair_counts"] = [paths.pair_counts(layer).tolist() for layer in range(paths.L)]
     return out
 
 

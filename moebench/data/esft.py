@@ -223,13 +223,10 @@ def derived_counts(tasks: dict[str, TokenPaths]) -> dict[str, Any]:
             raise ValueError("derived_counts needs gate weights")
         ec, gw, pc = [], [], []
         for layer in range(p.L):
-            ids = p.ids[layer].astype(np.int64)
-            ec.append(np.bincount(ids.ravel(), minlength=p.n_experts).tolist())
-            sums = np.bincount(ids.ravel(), weights=p.weights[layer].ravel(), minlength=p.n_experts)
+            ec.append(p.expert_counts(layer).tolist())
+            sums = np.bincount(p.ids[layer].ravel(), weights=p.weights[layer].ravel(), minlength=p.n_experts)
             gw.append([round(float(v), 4) for v in sums])
-            # x^T x of the one-hot rows, as a histogram of the K*K ordered id pairs of every token
-            pairs = (ids[:, :, None] * p.n_experts + ids[:, None, :]).ravel()
-            pc.append(np.bincount(pairs, minlength=p.n_experts**2).reshape(p.n_experts, p.n_experts).tolist())
+            pc.append(p.pair_counts(layer).tolist())
         out["tasks"][name] = {
             "num_sequences": p.n_seq,
             "num_tokens": p.T,

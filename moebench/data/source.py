@@ -107,6 +107,17 @@ class TokenPaths:
         """Indices (in token order) of every token of the given sequences."""
         return np.flatnonzero(np.isin(self.seq, sequences))
 
+    def expert_counts(self, layer: int) -> np.ndarray:
+        """How many tokens selected each expert at ``layer``; shape (n_experts,), int64."""
+        return np.bincount(self.ids[layer].astype(np.int64).ravel(), minlength=self.n_experts)
+
+    def pair_counts(self, layer: int) -> np.ndarray:
+        """How many tokens selected both i and j at ``layer``; shape (n_experts, n_experts), diagonal = expert counts."""
+        e, ids = self.n_experts, self.ids[layer].astype(np.int64)
+        # x^T x of the one-hot rows, as a histogram of the K*K ordered id pairs of every token
+        flat = (ids[:, :, None] * e + ids[:, None, :]).ravel()
+        return np.bincount(flat, minlength=e * e).reshape(e, e)
+
 
 class TraceSource(Protocol):
     """Anything that reads the tasks of a real trace into :class:`TokenPaths`."""
@@ -209,9 +220,17 @@ def select_tokens(paths: TokenPaths, split: float, which: str, tokens: int, seed
         "tokens_used": int(idx.size),
         "token_index_min": int(idx.min()),
         "token_index_max": int(idx.max()),
-        "token_index_sha256": hashlib.sha256(idx.astype(np.int64).tobytes()).hexdigest(),
+        "token_index_sha256": token_index_sha256(idx),
     }
     return idx, info
+
+
+def token_index_sha256(idx: np.ndarray) -> str:
+    """SHA-256 of token indices as int64 bytes: the fingerprint of an instance's token set.
+
+    :func:`select_tokens` records it; the replay compares a token stream against it.
+    """
+    return hashlib.sha256(np.asarray(idx).astype(np.int64).tobytes()).hexdigest()
 
 
 def check_routing(ids: np.ndarray, n_experts: int) -> str | None:

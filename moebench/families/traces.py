@@ -102,9 +102,57 @@ DATA_DIR_PARAM = Param(
 )
 
 
-def trace_layer_sets(paths: TokenPaths, idx: np.ndarray, layers: int) -> list[tuple[np.ndarray, np.ndarray, bool]]:
-    """Per layer ``(sets, counts, True)`` of the tokens ``idx`` in the first ``layers`` layers."""
-    return [(*to_counts(paths.ids[layer, idx].astype(np.int64)), True) for layer in range(layers)]
+#: The token-selection parameters of every real-trace family (:func:`moebench.data.source.select_tokens`).
+SPLIT_PARAMS: tuple[Param, ...] = (
+    Param(
+        "tokens",
+        0,
+        "int",
+        "tokens sampled from the chosen split, same tokens in every layer (0 or more than the split has = all)",
+    ),
+    Param("split", 0.8, "float", "fraction of the sequences in the train split (random, seeded)"),
+    Param("which", "train", "str", "which split's tokens give the activation sets", choices=("train", "test")),
+)
+
+
+def real_trace_sets(
+    paths: TokenPaths, p: dict[str, Any], seed: int, layers: int, source: dict[str, Any], layers_key: str
+) -> tuple[list[tuple[np.ndarray, np.ndarray, bool]], dict[str, Any]]:
+    """The activation sets and metadata of a real-trace instance (``deepseek-v2-lite-esft``, ``trace``).
+
+    Parameters
+    ----------
+    paths
+        The task's token paths.
+    p, seed
+        Family parameters (``tokens``, ``split``, ``which`` as in :data:`SPLIT_PARAMS`) and seed.
+    layers
+        The first ``layers`` recorded layers are used.
+    source
+        Provenance of the data (copied first into ``meta.provenance``).
+    layers_key
+        Provenance key of the used layers' model layer numbers (read back by :mod:`moebench.replay`).
+
+    Returns
+    -------
+    layer_sets : list
+        Per layer ``(sets, counts, True)`` of the selected tokens.
+    meta : dict
+        ``activation_model`` and ``provenance`` (source, task, split, token selection).
+    """
+    split = float(p["split"])
+    idx, info = select_tokens(paths, split, p["which"], int(p["tokens"]), seed)
+    layer_sets = [(*to_counts(paths.ids[layer, idx].astype(np.int64)), True) for layer in range(layers)]
+    provenance = {
+        **source,
+        "task": paths.task,
+        "split": split,
+        "which": p["which"],
+        layers_key: list(paths.layers[:layers]),
+        "data_sha256": paths.sha256,
+        **info,
+    }
+    return layer_sets, {"activation_model": ACTIVATION_REAL, "provenance": provenance}
 
 
 # ---- conditional Poisson sampling (maximum-entropy K-sets with given marginals) -------------
@@ -374,14 +422,7 @@ def _check_seed(seed: int) -> None:
 ESFT_PARAMS: tuple[Param, ...] = (
     Param("task", "law", "str", "ESFT task whose traces are used", choices=ESFT_TASKS),
     Param("layers", ESFT_LAYERS, "int", "MoE layers used: the first n of the 26 (HF decoder layers 1..n)"),
-    Param(
-        "tokens",
-        0,
-        "int",
-        "tokens sampled from the chosen split, same tokens in every layer (0 or more than the split has = all)",
-    ),
-    Param("split", 0.8, "float", "fraction of the sequences in the train split (random, seeded)"),
-    Param("which", "train", "str", "which split's tokens give the activation sets", choices=("train", "test")),
+    *SPLIT_PARAMS,
     DATA_DIR_PARAM,
     *TRACE_PHYSICAL_PARAMS,
 )
@@ -406,23 +447,10 @@ def deepseek_v2_lite_esft(p: dict[str, Any], seed: int) -> Instance:
         raise InputError("split must be in (0, 1]", where="split")
     root = resolve_data_dir(p["data_dir"])
     paths = EsftSource(root).load(p["task"])
-    idx, info = select_tokens(paths, split, p["which"], tokens, seed)
-    layer_sets = trace_layer_sets(paths, idx, nl)
+    layer_sets, meta = real_trace_sets(paths, p, seed, nl, ESFT_SOURCE, "hf_decoder_layers")
     model = get_model("deepseek-v2-lite")
     tag = "all" if tokens == 0 else str(tokens)
     name = f"deepseek-v2-lite-esft-{p['task']}-L{nl}-T{tag}-split{split:g}-N{int(p['servers'])}-{p['which']}-s{seed}"
-    meta = {
-        "activation_model": ACTIVATION_REAL,
-        "provenance": {
-            **ESFT_SOURCE,
-            "task": p["task"],
-            "split": split,
-            "which": p["which"],
-            "hf_decoder_layers": list(range(1, nl + 1)),
-            "data_sha256": paths.sha256,
-            **info,
-        },
-    }
     return assemble_model("deepseek-v2-lite-esft", name, p, seed, model, layer_sets, meta)
 
 

@@ -30,20 +30,19 @@ from typing import Any
 import numpy as np
 
 from moebench.data.counts_format import read_counts
-from moebench.data.source import select_tokens
 from moebench.data.trace_format import ModelHeader, TraceFileSource
 from moebench.errors import InputError
 from moebench.families import Param, register_family
 from moebench.families.catalog import ModelSpec, get_model
 from moebench.families.traces import (
     ACTIVATION_COUNTS,
-    ACTIVATION_REAL,
     INDEPENDENCE_COUNTS,
+    SPLIT_PARAMS,
     TRACE_PHYSICAL_PARAMS,
     assemble_model,
     cps_pair_inclusion,
+    real_trace_sets,
     surrogate_layer_sets,
-    trace_layer_sets,
 )
 from moebench.instance import Instance
 
@@ -131,14 +130,7 @@ TRACE_PARAMS: tuple[Param, ...] = (
     FILE_PARAM,
     Param("task", None, "str", "task (workload) of the file (default: the file's only task)"),
     Param("layers", 0, "int", "MoE layers used: the first n recorded (0 = all)"),
-    Param(
-        "tokens",
-        0,
-        "int",
-        "tokens sampled from the chosen split, same tokens in every layer (0 or more than the split has = all)",
-    ),
-    Param("split", 0.8, "float", "fraction of the sequences in the train split (random, seeded)"),
-    Param("which", "train", "str", "which split's tokens give the activation sets", choices=("train", "test")),
+    *SPLIT_PARAMS,
     *TRACE_PHYSICAL_PARAMS,
 )
 
@@ -162,23 +154,12 @@ def user_trace(p: dict[str, Any], seed: int) -> Instance:
     paths = src.load(task)
     nl, tokens = _common(p, seed, paths.L)
     split = float(p["split"])
-    idx, info = select_tokens(paths, split, p["which"], tokens, seed)
+    source = _source_meta(tf.header, src.path, tf.sha256)
+    layer_sets, meta = real_trace_sets(paths, p, seed, nl, source, "recorded_layers")
     model = header_model(tf.header, str(src.path))
     tag = "all" if tokens == 0 else str(tokens)
     name = f"trace-{_slug(tf.header)}-{tf.sha256[:8]}-{task}-L{nl}-T{tag}-split{split:g}-N{int(p['servers'])}-{p['which']}-s{seed}"
-    meta = {
-        "activation_model": ACTIVATION_REAL,
-        "provenance": {
-            **_source_meta(tf.header, src.path, tf.sha256),
-            "task": task,
-            "split": split,
-            "which": p["which"],
-            "recorded_layers": list(paths.layers[:nl]),
-            "data_sha256": paths.sha256,
-            **info,
-        },
-    }
-    return assemble_model("trace", name, {**p, "task": task}, seed, model, trace_layer_sets(paths, idx, nl), meta)
+    return assemble_model("trace", name, {**p, "task": task}, seed, model, layer_sets, meta)
 
 
 @register_family(
