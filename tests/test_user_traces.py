@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import os
 import re
 from pathlib import Path
 
@@ -114,6 +115,19 @@ def test_bad_trace_files_are_one_line_errors(
     assert rc == 2
     lines_err = capsys.readouterr().err.strip().splitlines()
     assert len(lines_err) == 1 and str(path.resolve()) in lines_err[0] and reason.split("[")[0] in lines_err[0]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "deep", "counts-fifo", "counts-deep"])
+def test_trace_and_counts_files_are_read_within_the_input_limits(tmp_path: Path, kind: str) -> None:
+    """User data files go through the guarded reader: no FIFO read (it would block), nesting bounded."""
+    path = tmp_path / ("data.json" if kind.startswith("counts") else "data.jsonl")
+    if kind.endswith("fifo"):
+        os.mkfifo(path)
+    else:
+        path.write_text(json.dumps(SMALL.to_json("moebench-trace/1")) + "\n" + "[" * 100_000 + "]" * 100_000 + "\n")
+    reader = read_counts if kind.startswith("counts") else read_trace
+    with pytest.raises(InputError, match="FIFO" if kind.endswith("fifo") else "nesting deeper"):
+        reader(path)
 
 
 @pytest.mark.parametrize(

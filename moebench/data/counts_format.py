@@ -44,6 +44,7 @@ import numpy as np
 from moebench.data.source import TokenPaths
 from moebench.data.trace_format import ModelHeader
 from moebench.errors import InputError
+from moebench.json_io import decode_json_bytes, parse_json_text, read_input_bytes
 
 COUNTS_FORMAT = "moebench-counts/1"
 _WORKLOAD_KEYS = {"tokens", "expert_counts", "pair_counts"}
@@ -157,11 +158,8 @@ def read_counts(path: str | os.PathLike[str]) -> CountsFile:
 
 @lru_cache(maxsize=4)
 def _read_counts(path: str, mtime_ns: int, size: int) -> CountsFile:
-    raw = Path(path).read_bytes()
-    try:
-        doc = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"not valid JSON ({exc})", file=path) from None
+    raw = read_input_bytes(path)  # regular files only, within the input cap
+    doc = parse_json_text(decode_json_bytes(raw, path), path)
     header = ModelHeader.parse(doc, path, "header", COUNTS_FORMAT, frozenset({"workloads"}))
     wl = doc.get("workloads")
     if not isinstance(wl, dict) or not wl:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import os
 from collections.abc import Sequence
@@ -45,6 +46,7 @@ import numpy as np
 
 from moebench.data.source import TokenPaths, check_routing
 from moebench.errors import InputError
+from moebench.json_io import decode_json_bytes, read_input_bytes
 
 TRACE_FORMAT = "moebench-trace/1"
 _HEADER_KEYS = {
@@ -171,13 +173,6 @@ class ModelHeader:
         return out
 
 
-def _open_text(path: Path) -> IO[str]:
-    # newline="": lines keep their bytes, so the digest is that of the file's content
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
-
-
 def _array(value: Any, kinds: str, shape: tuple[int, ...], file: str, where: str, what: str) -> np.ndarray:
     """``value`` as an array of shape (shape[0], T, shape[2]) whose numbers are of the dtype ``kinds``."""
     noun = "integers" if kinds == "iu" else "numbers"
@@ -236,35 +231,33 @@ def read_trace(path: str | os.PathLike[str]) -> TraceFile:
 
 @lru_cache(maxsize=4)
 def _read_trace(path: str, mtime_ns: int, size: int) -> TraceFile:
-    digest = hashlib.sha256()
+    # regular files only, within the input cap (gzip inflated as a capped stream), nesting bounded
+    raw = read_input_bytes(path)
+    text = decode_json_bytes(raw, path)
+    sha = hashlib.sha256(raw).hexdigest()
+    del raw
     header: ModelHeader | None = None
     per_task: dict[str, dict[str, list[Any]]] = {}
-    try:
-        with _open_text(Path(path)) as f:
-            for n, line in enumerate(f, start=1):
-                digest.update(line.encode("utf-8"))
-                if not line.strip():
-                    continue
-                where = f"line {n}"
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"not valid JSON ({exc.msg})", file=path, where=where) from None
-                if header is None:
-                    header = ModelHeader.parse(obj, path, where, TRACE_FORMAT)
-                    continue
-                task, ids, w, sid = _parse_sequence(obj, header, path, where)
-                t = per_task.setdefault(task, {"ids": [], "weights": [], "id": []})
-                t["ids"].append(ids)
-                t["weights"].append(w)
-                t["id"].append(sid)
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read ({exc})", file=path) from None
+    for n, line in enumerate(io.StringIO(text, newline=""), start=1):  # lines as open(newline="") splits them
+        if not line.strip():
+            continue
+        where = f"line {n}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"not valid JSON ({exc.msg})", file=path, where=where) from None
+        if header is None:
+            header = ModelHeader.parse(obj, path, where, TRACE_FORMAT)
+            continue
+        task, ids, w, sid = _parse_sequence(obj, header, path, where)
+        t = per_task.setdefault(task, {"ids": [], "weights": [], "id": []})
+        t["ids"].append(ids)
+        t["weights"].append(w)
+        t["id"].append(sid)
     if header is None:
         raise InputError("empty trace file (no header line)", file=path)
     if not per_task:
         raise InputError("the trace has a header but no sequence", file=path)
-    sha = digest.hexdigest()
     tasks, seq_ids = {}, {}
     for task, t in per_task.items():
         has_w = [w is not None for w in t["weights"]]
