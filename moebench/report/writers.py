@@ -270,11 +270,10 @@ def section_grid(section: Section) -> latex.Grid:
 def latex_section(section: Section, wide: str = "split") -> str:
     """One extra section as booktabs table floats (text columns left, numeric right)."""
     head = f"% moebench section: {tex_escape(section.title)} (needs \\usepackage{{booktabs}})\n"
+    grid = section_grid(section)
     if not section.rows:
-        grid = section_grid(section)
         grid.rows = [[section.empty] + [""] * (len(section.header) - 1)]
-        return head + latex.render(grid, wide)
-    return head + latex.render(section_grid(section), wide)
+    return head + latex.render(grid, wide)
 
 
 def write_sections(
@@ -292,14 +291,6 @@ def write_sections(
             p.write_text(latex_section(sec, wide), encoding="utf-8")
             out.append(p)
     return out
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return cell == "–"
-    return True
 
 
 # ---- Markdown ----------------------------------------------------------------------------
