@@ -17,7 +17,7 @@ from moebench.report import latex
 from moebench.report.latex import macro_name, tex_escape
 from moebench.report.paper import KIND_TITLES, fmt_value
 from moebench.report.sections import Section
-from moebench.report.tables import kind_rank
+from moebench.report.tables import kind_rank, overall_rows
 
 #: Summary columns shown in every format: (summary field, header, number kind).
 SUMMARY_COLUMNS = [
@@ -189,8 +189,7 @@ def latex_macros(headline: dict[str, Any], summary: pd.DataFrame) -> str:
     lines = ["% moebench headline numbers: \\input{macros.tex}"]
     for key, v in headline.items():
         lines.append(f"\\newcommand{{\\{macro_name(key)}}}{{{tex_escape(fmt(v, 1 if key.endswith('_pct') else 3))}}}")
-    fams = set(summary["family"]) if not summary.empty else set()
-    scope = summary[summary["family"] == "all"] if "all" in fams else summary
+    scope = overall_rows(summary)
     seen: set[str] = set()
     for _, r in scope.iterrows():
         for col, label in (("gain_gmean", "GainGmean"), ("gain_worst", "GainWorst"), ("lat_gmean", "LatGmean")):
