@@ -15,7 +15,7 @@ import pandas as pd
 
 from moebench.report import latex
 from moebench.report.latex import macro_name, tex_escape
-from moebench.report.paper import KIND_TITLES, fmt_value
+from moebench.report.paper import KIND_TITLES, fmt_value, gmean_undefined
 from moebench.report.sections import Section
 from moebench.report.tables import kind_rank, overall_rows
 
@@ -62,7 +62,7 @@ def summary_cell(r: pd.Series, col: str, kind: str) -> str:
     if col == "instances":
         n, f = int(r["instances"]), int(r["family_instances"])
         return str(n) if n == f else f"{n}/{f}"
-    if col == "gain_gmean" and pd.isna(r[col]) and r.get("gain_zero", 0):
+    if gmean_undefined(r, col):
         return "n/a"
     v = r[col]
     if col == "gap_worst" and pd.notna(v):
@@ -197,7 +197,7 @@ def latex_macros(headline: dict[str, Any], summary: pd.DataFrame) -> str:
             if name in seen:  # two method names that differ only in punctuation
                 continue
             seen.add(name)
-            text = "n/a" if col == "gain_gmean" and pd.isna(r[col]) and r.get("gain_zero", 0) else fmt(r[col])
+            text = "n/a" if gmean_undefined(r, col) else fmt(r[col])
             lines.append(f"\\newcommand{{\\{name}}}{{{tex_escape(text)}}}")
     return "\n".join(lines) + "\n"
 
