@@ -65,7 +65,7 @@ def headline(runs: pd.DataFrame, summary: pd.DataFrame, violations: pd.DataFrame
         "proven_optima": int(ref_rows["ref_proven"].sum()),
         "guarantee_violations": int((violations["kind"] == "below").sum()) if not violations.empty else 0,
     }
-    scope = summary[summary["family"] == "all"] if (summary["family"] == "all").any() else summary
+    scope = tables.overall_rows(summary)
     exact = tables.exact_status(summary)
     if not exact.empty and exact["gap_worst"].notna().any():
         # formatted here (1 decimal, a percentage) so that every writer and the macro print the same

@@ -12,6 +12,7 @@ def add_selection_arguments(p: argparse.ArgumentParser) -> None:
     the results folder's ``report.toml``, i.e. the suite's ``[report]`` table)."""
     from typing import get_args
 
+    from moebench.report.latex import WIDE_MODES
     from moebench.schema.config import ReportColumn
 
     p.add_argument("--methods", default=None, help="comma-separated methods to show (default: all)")
@@ -25,7 +26,7 @@ def add_selection_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--latex-wide",
-        choices=("split", "resize"),
+        choices=WIDE_MODES,
         default=None,
         help="LaTeX tables wider than the line: split into several floats (default), or scale them with "
         "\\resizebox (needs \\usepackage{graphicx})",
@@ -61,6 +62,8 @@ def report_command(args: argparse.Namespace) -> int:
 
 def add_compare_parser(sub: argparse._SubParsersAction) -> None:
     """The ``compare`` sub-command."""
+    from moebench.report.latex import WIDE_MODES
+
     c = sub.add_parser(
         "compare",
         help="two runs side by side on their shared instances and methods: ratio and time differences, "
@@ -72,7 +75,7 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
         "--out", default=None, help="write compare.{md,csv,tex,html} here (default: print Markdown to stdout)"
     )
     c.add_argument("--format", default="csv,latex,md,html", help="with --out: comma-separated csv, latex, md, html")
-    c.add_argument("--latex-wide", choices=("split", "resize"), default="split", help="as for moebench report")
+    c.add_argument("--latex-wide", choices=WIDE_MODES, default="split", help="as for moebench report")
     c.set_defaults(func=compare_command)
 
 

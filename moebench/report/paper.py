@@ -240,15 +240,16 @@ def fmt_value(v: Any, kind: str) -> str:
     return f"{round(float(v), d) + 0.0:.{d}f}"
 
 
+def gmean_undefined(row: pd.Series, col: str) -> bool:
+    """Whether ``row[col]`` is a gain geometric mean left undefined by a zero ratio (printed ``n/a``)."""
+    return col == "gain_gmean" and pd.isna(row[col]) and bool(row.get("gain_zero", 0))
+
+
 def fmt_cell(row: pd.Series, q: Quantity) -> str:
     """A summary row's value of ``q``, with its instance count where it is not the family's."""
     if row["instances"] == 0:
         return "n/a" if row["skipped"] == row["runs"] else ("failed" if row["failed"] else "–")
-    v = row[q.field]
-    if q.field == "gain_gmean" and (isinstance(v, float) and math.isnan(v)) and row.get("gain_zero", 0):
-        text = "n/a"
-    else:
-        text = fmt_value(v, q.kind)
+    text = "n/a" if gmean_undefined(row, q.field) else fmt_value(row[q.field], q.kind)
     if q.kind != "time" and row["instances"] < row["family_instances"] and text != "–":
         text += f" ({int(row['instances'])})"
     return text

@@ -26,13 +26,16 @@ Groups: one per value of the ``capacity`` family parameter (else of ``capacity_f
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from moebench.bench.claims import RTOL
+from moebench.report import style
 from moebench.report.sections import ReportContext, Section, register_section
+from moebench.report.style import MethodStyle
 from moebench.schema.rows import CDF_POINTS, PARAM_PREFIX, param_values, token_set_frame
 from moebench.status import WITH_PLACEMENT
 
@@ -75,10 +78,6 @@ def shift_frame(runs: pd.DataFrame) -> pd.DataFrame:
     ts["kept"] = np.where(nothing, 1.0, ts["gain"] / ts["ref_gain"].where(~nothing))
     ts.loc[ts["ref_gain"].isna(), "kept"] = math.nan
     return ts
-
-
-def _order(methods: pd.Series) -> list[str]:
-    return sorted(methods.unique(), key=str)
 
 
 def latency_table(ts: pd.DataFrame) -> pd.DataFrame:
@@ -144,46 +143,45 @@ def tail_table(ts: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-# ---- the CDF figure (simple local style; the lead switches it to the shared report style) -----------
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def cdf_figure(ts: pd.DataFrame, cap: float, path: Path) -> Path | None:
+# ---- the CDF figure ----------------------------------------------------------------------------------
+def cdf_figure(
+    ts: pd.DataFrame, cap: float, path: Path, styles: Mapping[str, MethodStyle] | None = None
+) -> Path | None:
     """Per-token latency CDF per method at one capacity: panels train, test and other-task tokens.
 
-    Writes ``path`` (PNG) and the same figure as PDF beside it; returns the PNG.
+    Drawn in the report's figure style (``styles``: the whole report's, :func:`style.method_styles`);
+    writes ``path`` (PNG) and the same figure as PDF beside it; returns the PNG.
     """
     d = ts[(ts["capacity"] == cap) & ts["quantiles"].notna()]
     if d.empty:
         return None
+    styles = styles if styles is not None else style.method_styles(d)
     kinds = [k for k in KINDS if (d["kind"] == k).any()]
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(kinds), figsize=(4.6 * len(kinds), 3.8), squeeze=False, sharey=True)
     levels = np.linspace(0.0, 1.0, CDF_POINTS)
-    for ax, kind in zip(axes[0], kinds):
-        g = d[d["kind"] == kind]
-        for i, method in enumerate(_order(g["method"])):
-            q = np.array([np.asarray(v, float) for v in g.loc[g["method"] == method, "quantiles"]])
-            ax.step(q.mean(axis=0), levels, where="post", label=method, color=f"C{i % 10}",
-                    linestyle=("-", "--", ":", "-.")[i // 10 % 4], linewidth=1.2)  # fmt: skip
-        empty = float(g["replay_empty_mean"].mean())
-        ax.axvline(empty, color="black", linewidth=0.8, linestyle=":", label="nothing cached")
-        ax.set_title(f"{_TITLES[kind]} (capacity {cap:g})")
-        ax.set_xlabel("per-token latency (ms)")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("share of tokens with latency <= x")
-    axes[0][0].legend(fontsize=6, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    fig.savefig(path.with_suffix(".pdf"))
-    plt.close(fig)
-    return path
+    with style.figure_context() as plt:
+        fig, axes = plt.subplots(
+            1,
+            len(kinds),
+            figsize=(style.PANEL[0] * (1 if len(kinds) == 1 else 0.8 * len(kinds)), style.PANEL[1]),
+            squeeze=False,
+            sharey=True,
+        )
+        for ax, kind in zip(axes[0], kinds):
+            g = d[d["kind"] == kind]
+            methods = style.ordered(g["method"].astype(str), styles)
+            for i, method in enumerate(methods):
+                q = np.array([np.asarray(v, float) for v in g.loc[g["method"].astype(str) == method, "quantiles"]])
+                # equal curves stay apart by their markers, staggered along the line
+                every = (i * 10 // len(methods), 10)
+                ax.step(q.mean(axis=0), levels, where="post", label=method, **styles[method].line(markevery=every))
+            empty = float(g["replay_empty_mean"].mean())
+            ax.axvline(empty, color="black", linewidth=0.8, linestyle=":", label="nothing cached")
+            ax.set_title(_TITLES[kind], fontsize=8.5)
+            ax.set_xlabel("per-token latency (ms)")
+        axes[0][0].set_ylabel("share of tokens with latency ≤ x")
+        style.suptitle(fig, style.title(None, f"per-token latency CDF (capacity {cap:g})"))
+        style.legend_outside(fig, list(axes[0]), styles)
+        return style.save(fig, path)
 
 
 # ---- sections -----------------------------------------------------------------------------------------
@@ -277,10 +275,15 @@ def shift_sections(ctx: ReportContext) -> list[Section]:
     if not tail.empty:
         folder = ctx.out_dir / "plots"
         folder.mkdir(parents=True, exist_ok=True)
+        styles = style.method_styles(ctx.runs)
         figs = [
             p
             for cap in sorted(tail["capacity"].unique())
-            if (p := cdf_figure(ts, cap, folder / f"shift-cdf-capacity-{_f(float(cap), 'g').replace('.', '_')}.png"))
+            if (
+                p := cdf_figure(
+                    ts, cap, folder / f"shift-cdf-capacity-{_f(float(cap), 'g').replace('.', '_')}.png", styles
+                )
+            )
         ]
         out.append(
             Section(

@@ -25,8 +25,10 @@ from typing import Any
 
 import pandas as pd
 
-#: Method kinds in display order (legend groups, rows of the confidence-interval figure).
-KINDS: tuple[str, ...] = ("exact", "approximation", "heuristic", "baseline")
+from moebench.report.tables import KIND_ORDER, kind_rank
+
+#: Method kinds in display order (legend groups, rows of the confidence-interval figure): the tables' order.
+KINDS: tuple[str, ...] = KIND_ORDER
 
 #: Colour family per kind (Okabe-Ito and Paul Tol colour-blind-safe colours, grouped by hue).
 PALETTES: Mapping[str, tuple[str, ...]] = {
@@ -142,8 +144,7 @@ def method_kinds(runs: pd.DataFrame) -> dict[str, str]:
 
 def ordered(methods: Iterable[str], styles: Mapping[str, MethodStyle]) -> list[str]:
     """Methods by kind (exact first), then name: the order of every legend."""
-    rank = {k: i for i, k in enumerate(KINDS)}
-    return sorted(set(methods), key=lambda m: (rank.get(styles[m].kind, len(KINDS)) if m in styles else 99, m))
+    return sorted(set(methods), key=lambda m: (kind_rank(styles[m].kind if m in styles else None), m))
 
 
 @contextlib.contextmanager

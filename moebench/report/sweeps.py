@@ -342,7 +342,7 @@ def sweeps_sections(ctx: ReportContext) -> list[Section]:
     """
     runs = ctx.runs
     holdout = column(runs, "holdout_latency").notna().any() if not runs.empty else False
-    if runs.empty or not ("none" in set(runs["method"].astype(str)) or holdout):
+    if not (has_baseline(runs) or holdout):
         return []
     out: list[Section] = []
     t = headline_table(runs, ("family",))

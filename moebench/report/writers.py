@@ -15,9 +15,9 @@ import pandas as pd
 
 from moebench.report import latex
 from moebench.report.latex import macro_name, tex_escape
-from moebench.report.paper import KIND_TITLES, fmt_value
+from moebench.report.paper import KIND_TITLES, fmt_value, gmean_undefined
 from moebench.report.sections import Section
-from moebench.report.tables import kind_rank
+from moebench.report.tables import kind_rank, overall_rows
 
 #: Summary columns shown in every format: (summary field, header, number kind).
 SUMMARY_COLUMNS = [
@@ -62,7 +62,7 @@ def summary_cell(r: pd.Series, col: str, kind: str) -> str:
     if col == "instances":
         n, f = int(r["instances"]), int(r["family_instances"])
         return str(n) if n == f else f"{n}/{f}"
-    if col == "gain_gmean" and pd.isna(r[col]) and r.get("gain_zero", 0):
+    if gmean_undefined(r, col):
         return "n/a"
     v = r[col]
     if col == "gap_worst" and pd.notna(v):
@@ -189,8 +189,7 @@ def latex_macros(headline: dict[str, Any], summary: pd.DataFrame) -> str:
     lines = ["% moebench headline numbers: \\input{macros.tex}"]
     for key, v in headline.items():
         lines.append(f"\\newcommand{{\\{macro_name(key)}}}{{{tex_escape(fmt(v, 1 if key.endswith('_pct') else 3))}}}")
-    fams = set(summary["family"]) if not summary.empty else set()
-    scope = summary[summary["family"] == "all"] if "all" in fams else summary
+    scope = overall_rows(summary)
     seen: set[str] = set()
     for _, r in scope.iterrows():
         for col, label in (("gain_gmean", "GainGmean"), ("gain_worst", "GainWorst"), ("lat_gmean", "LatGmean")):
@@ -198,7 +197,7 @@ def latex_macros(headline: dict[str, Any], summary: pd.DataFrame) -> str:
             if name in seen:  # two method names that differ only in punctuation
                 continue
             seen.add(name)
-            text = "n/a" if col == "gain_gmean" and pd.isna(r[col]) and r.get("gain_zero", 0) else fmt(r[col])
+            text = "n/a" if gmean_undefined(r, col) else fmt(r[col])
             lines.append(f"\\newcommand{{\\{name}}}{{{tex_escape(text)}}}")
     return "\n".join(lines) + "\n"
 
@@ -270,11 +269,10 @@ def section_grid(section: Section) -> latex.Grid:
 def latex_section(section: Section, wide: str = "split") -> str:
     """One extra section as booktabs table floats (text columns left, numeric right)."""
     head = f"% moebench section: {tex_escape(section.title)} (needs \\usepackage{{booktabs}})\n"
+    grid = section_grid(section)
     if not section.rows:
-        grid = section_grid(section)
         grid.rows = [[section.empty] + [""] * (len(section.header) - 1)]
-        return head + latex.render(grid, wide)
-    return head + latex.render(section_grid(section), wide)
+    return head + latex.render(grid, wide)
 
 
 def write_sections(
@@ -292,14 +290,6 @@ def write_sections(
             p.write_text(latex_section(sec, wide), encoding="utf-8")
             out.append(p)
     return out
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return cell == "–"
-    return True
 
 
 # ---- Markdown ----------------------------------------------------------------------------
