@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime
 import errno
 import fcntl
+import itertools
 import json
 import os
 import socket
@@ -30,6 +31,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from moebench.bench.store import ResultStore
 from moebench.errors import InputError
 
 #: The lock file (its content names the holder).
@@ -152,16 +154,9 @@ def _suites_in(out: Path) -> set[str]:
     except (OSError, ValueError):
         pass
     try:
-        with open(out / "results.jsonl", "rb") as fh:
-            for i, raw in enumerate(fh):
-                if i >= 1000:
-                    break
-                try:
-                    rec = json.loads(raw)
-                except ValueError:
-                    continue
-                if isinstance(rec, dict) and isinstance(rec.get("suite"), str):
-                    names.add(rec["suite"])
+        for _, rec in itertools.islice(ResultStore(out / "results.jsonl").lines(), 1000):
+            if isinstance(rec, dict) and isinstance(rec.get("suite"), str):
+                names.add(rec["suite"])
     except OSError:
         pass
     return names
