@@ -289,8 +289,6 @@ def token_set_scores(inst: Instance, placement: Any) -> list[dict[str, Any]]:
         One object per token set (fields :data:`moebench.schema.rows.TOKEN_SET_FIELDS`): the
         instance itself, its holdout twin (if any), then each transfer twin.
     """
-    import numpy as np
-
     from moebench.evaluate import evaluate
     from moebench.placement import from_triples
 

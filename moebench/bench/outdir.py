@@ -1,6 +1,6 @@
 """The output folder of a run: an exclusive lock, and what a run may find there.
 
-One run at a time writes a folder. :func:`claim_folder` takes an exclusive ``flock`` on
+One run at a time writes a folder. :func:`lock_folder` takes an exclusive ``flock`` on
 ``<out>/.moebench.lock`` (released by the kernel when the process dies, so a lock left by a
 killed run is never stale: its file only names the last holder) and writes the holder's pid,
 host and start time into it, which a second run quotes when it refuses (exit 2) or waits
@@ -23,14 +23,15 @@ from __future__ import annotations
 import datetime
 import errno
 import fcntl
+import itertools
 import json
 import os
 import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from moebench.bench.store import ResultStore
 from moebench.errors import InputError
 
 #: The lock file (its content names the holder).
@@ -153,16 +154,9 @@ def _suites_in(out: Path) -> set[str]:
     except (OSError, ValueError):
         pass
     try:
-        with open(out / "results.jsonl", "rb") as fh:
-            for i, raw in enumerate(fh):
-                if i >= 1000:
-                    break
-                try:
-                    rec = json.loads(raw)
-                except ValueError:
-                    continue
-                if isinstance(rec, dict) and isinstance(rec.get("suite"), str):
-                    names.add(rec["suite"])
+        for _, rec in itertools.islice(ResultStore(out / "results.jsonl").lines(), 1000):
+            if isinstance(rec, dict) and isinstance(rec.get("suite"), str):
+                names.add(rec["suite"])
     except OSError:
         pass
     return names
@@ -244,12 +238,3 @@ def prepare_folder(
 def describe_move(dest: Path | None) -> str | None:
     """The one line telling where the previous results went."""
     return None if dest is None else f"moebench: note: the previous results were moved to {dest}"
-
-
-def read_holder(out: Path) -> dict[str, Any] | None:
-    """The last holder written in ``out``'s lock file (None: no lock file or unreadable)."""
-    try:
-        info = json.loads((out / LOCK_NAME).read_text())
-    except (OSError, ValueError):
-        return None
-    return info if isinstance(info, dict) else None

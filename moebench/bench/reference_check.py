@@ -27,18 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moebench.bench.references import (
-    WITH_PLACEMENT,
-    Key,
-    Problem,
-    Reference,
-    placement_path,
-    read_references,
-)
+from moebench.bench.references import Key, Problem, Reference, placement_path, read_references
 from moebench.errors import InputError
 from moebench.evaluate import evaluate
 from moebench.instance import Instance
 from moebench.placement import from_triples, placement_hash
+from moebench.status import WITH_PLACEMENT
 from moebench.tolerances import bound_below, noise, optimum_beaten
 
 

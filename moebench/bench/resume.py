@@ -10,7 +10,6 @@ Every other line is damaged: its task runs again, and the run says how many in o
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterable
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from moebench.bench.store import ResultStore
 from moebench.bench.tasks import Task
 from moebench.errors import InputError
 from moebench.status import WITH_PLACEMENT, Status
@@ -149,35 +149,26 @@ def resume_records(store: Path, tasks: Iterable[Task], suite_name: str) -> Resum
     """
     by_id = {t.task_id: t for t in tasks}
     out = Resumed()
-    if not store.exists():
-        return out
-    with open(store, "rb") as fh:
-        for raw in fh:
-            if not raw.endswith(b"\n"):
-                break
-            if not raw.strip():
-                continue
-            try:
-                rec = json.loads(raw)
-            except (ValueError, RecursionError):
-                rec = None
-            tid = rec.get("task_id") if isinstance(rec, dict) else None
-            if isinstance(tid, str) and tid in out.kept:
-                out.good_lines.append(raw)
-                continue  # a task's first valid record wins
-            why = check_record(rec, by_id.get(tid) if isinstance(tid, str) else None, suite_name)
-            if why is None:
-                out.kept[tid] = rec
-                out.rerun.discard(tid)
-                out.good_lines.append(raw)
-                continue
-            if why in ("task not in this suite", "other suite"):
-                out.unknown += 1  # not damage: results of tasks this suite no longer has
-                out.good_lines.append(raw)
-                continue
-            out.bad_lines.append(raw)
-            out.damaged += 1
-            out.reasons[why] = out.reasons.get(why, 0) + 1
-            if isinstance(tid, str) and tid in by_id:
-                out.rerun.add(tid)
+    for raw, rec in ResultStore(store).lines():
+        if not raw.strip():
+            continue
+        tid = rec.get("task_id") if isinstance(rec, dict) else None
+        if isinstance(tid, str) and tid in out.kept:
+            out.good_lines.append(raw)
+            continue  # a task's first valid record wins
+        why = check_record(rec, by_id.get(tid) if isinstance(tid, str) else None, suite_name)
+        if why is None:
+            out.kept[tid] = rec
+            out.rerun.discard(tid)
+            out.good_lines.append(raw)
+            continue
+        if why in ("task not in this suite", "other suite"):
+            out.unknown += 1  # not damage: results of tasks this suite no longer has
+            out.good_lines.append(raw)
+            continue
+        out.bad_lines.append(raw)
+        out.damaged += 1
+        out.reasons[why] = out.reasons.get(why, 0) + 1
+        if isinstance(tid, str) and tid in by_id:
+            out.rerun.add(tid)
     return out

@@ -38,20 +38,27 @@ class ResultStore:
         self._fd: int | None = None
 
     # ---- reading ---------------------------------------------------------------------
-    def records(self) -> Iterator[dict[str, Any]]:
-        """Every complete record, in file order; a torn or corrupt line is skipped."""
+    def lines(self) -> Iterator[tuple[bytes, Any]]:
+        """Every complete line, in file order, with its parsed JSON (None when it does not parse).
+
+        A torn last line (no newline: the writer was killed mid-record) ends the file.
+        """
         if not self.path.exists():
             return
         with open(self.path, "rb") as fh:
             for raw in fh:
                 if not raw.endswith(b"\n"):
-                    break  # torn last line: the writer was killed mid-record
+                    break
                 try:
-                    rec = json.loads(raw)
-                except ValueError:
-                    continue
-                if isinstance(rec, dict) and "task_id" in rec:
-                    yield rec
+                    yield raw, json.loads(raw)
+                except (ValueError, RecursionError):
+                    yield raw, None
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every complete record, in file order; a torn or corrupt line is skipped."""
+        for _, rec in self.lines():
+            if isinstance(rec, dict) and "task_id" in rec:
+                yield rec
 
     def finished(self) -> dict[str, dict[str, Any]]:
         """Records by task id (the first record of a task wins)."""
