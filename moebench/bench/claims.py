@@ -44,7 +44,7 @@ def attach_references(df: pd.DataFrame, refs: dict[tuple[str, str], Reference] |
         at = out.index[sorted(rec.rejected)]
         out["error"] = out["error"].astype(object) if "error" in out else None
         out.loc[at, "status"] = "error"
-        out.loc[at, "error"] = [f"refuted: {rec.rejected[i].message}" for i in sorted(rec.rejected)]
+        out.loc[at, "error"] = [rec.rejected[i].row_error for i in sorted(rec.rejected)]
     refs_of = [merged.get(k) for k in keys]
     for col, field in (("ref_gain", "gain"), ("ref_latency", "latency"), ("ref_bound", "bound")):
         out[col] = pd.Series([_value(r, field) for r in refs_of], index=out.index, dtype=float)

@@ -119,6 +119,11 @@ class Problem:
     def __str__(self) -> str:
         return f"{self.instance}: {self.message}"
 
+    @property
+    def row_error(self) -> str:
+        """The ``error`` text of a results row whose claim this refutes (its status becomes ``error``)."""
+        return f"refuted: {self.message}"
+
 
 @dataclass
 class Reconciled:

@@ -295,7 +295,7 @@ def _run_locked(
     rows = [results[t.task_id] for t in tasks if t.task_id in results]
     merged = reconcile(refs, rows)
     for i, problem in merged.rejected.items():  # a refuted claim is an error row the report lists
-        rows[i] = {**rows[i], "status": "error", "error": f"refuted: {problem.message}"}
+        rows[i] = {**rows[i], "status": "error", "error": problem.row_error}
     for problem in merged.problems:
         print(f"moebench: warning: reference rejected: {problem}", file=sys.stderr)
     files = write_table(rows, out)
