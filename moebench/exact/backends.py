@@ -31,68 +31,55 @@ from __future__ import annotations
 from functools import partial
 
 from moebench.exact.cpsat import CpsatBackend
-from moebench.exact.driver import COMMON_OPTIONS, DEFAULT_FORMULATION, check_options, run_exact
+from moebench.exact.driver import COMMON_OPTIONS, DEFAULT_FORMULATION, Backend, check_options, run_exact
 from moebench.exact.formulations import FORMULATIONS
 from moebench.exact.highs import HighsBackend
 from moebench.exact.pyomo_model import PyomoBackend
 from moebench.instance import Instance
 from moebench.methods import Method, MethodInfo, MethodSpec, Solution, SolveRequest, no_args, register_method
 
-
-def solve_milp_highs(inst: Instance, req: SolveRequest) -> Solution:
-    """``milp-highs``: build the sparse model with numpy and solve it with highspy."""
-    return run_exact(inst, req, HighsBackend())
-
-
-def solve_milp_pyomo(inst: Instance, req: SolveRequest) -> Solution:
-    """``milp-pyomo``: see :mod:`moebench.exact.pyomo_model`."""
-    return run_exact(inst, req, PyomoBackend())
-
-
-def solve_cpsat(inst: Instance, req: SolveRequest) -> Solution:
-    """``cpsat``: see :mod:`moebench.exact.cpsat`."""
-    return run_exact(inst, req, CpsatBackend())
-
-
 _FORMS = f"formulation {'|'.join(FORMULATIONS)} (default {DEFAULT_FORMULATION}; k1 needs K = 1)"
 
 
-@register_method("milp-highs", summary=f"MILP on HiGHS via highspy, matrices from numpy; {_FORMS}")
-def _build_highs(spec: MethodSpec) -> Method:
-    no_args(spec)
-    info = MethodInfo(
-        "milp-highs",
-        "exact",
-        "F-cover / F-assign / F-k1 MILP passed to HiGHS as arrays in one call",
-        deterministic=True,
-    )
-    return Method(info, solve_milp_highs, options=COMMON_OPTIONS, check_options=partial(check_options, backend="highs"))
+def _register(
+    name: str,
+    backend: type[Backend],
+    summary: str,
+    description: str,
+    *,
+    extra: tuple[str, ...] = (),
+    deterministic: bool = True,
+) -> None:
+    """Register ``name``: :func:`run_exact` with ``backend``, its options checked against the backend's profiles."""
+
+    def solve(inst: Instance, req: SolveRequest) -> Solution:
+        return run_exact(inst, req, backend())
+
+    @register_method(name, summary=f"{summary}; {_FORMS}")
+    def build(spec: MethodSpec) -> Method:
+        no_args(spec)
+        info = MethodInfo(name, "exact", description, deterministic=deterministic)
+        check = partial(check_options, backend=backend.profile_kind)
+        return Method(info, solve, options=(*COMMON_OPTIONS, *extra), check_options=check)
 
 
-@register_method("milp-pyomo", summary=f"readable Pyomo MILP, HiGHS by default (--solver); {_FORMS}")
-def _build_pyomo(spec: MethodSpec) -> Method:
-    no_args(spec)
-    info = MethodInfo(
-        "milp-pyomo",
-        "exact",
-        "Pyomo models of F-cover / F-assign / F-k1 solved by HiGHS or any installed Pyomo solver",
-        deterministic=True,
-    )
-    return Method(
-        info,
-        solve_milp_pyomo,
-        options=(*COMMON_OPTIONS, "solver"),
-        check_options=partial(check_options, backend="highs"),
-    )
-
-
-@register_method("cpsat", summary=f"OR-Tools CP-SAT on an integer-scaled model; {_FORMS}")
-def _build_cpsat(spec: MethodSpec) -> Method:
-    no_args(spec)
-    info = MethodInfo(
-        "cpsat",
-        "exact",
-        "CP-SAT on integer-scaled F-cover / F-assign / F-k1 (rounding added to its bound)",
-        deterministic=False,
-    )
-    return Method(info, solve_cpsat, options=COMMON_OPTIONS, check_options=partial(check_options, backend="cpsat"))
+_register(
+    "milp-highs",
+    HighsBackend,
+    "MILP on HiGHS via highspy, matrices from numpy",
+    "F-cover / F-assign / F-k1 MILP passed to HiGHS as arrays in one call",
+)
+_register(
+    "milp-pyomo",
+    PyomoBackend,
+    "readable Pyomo MILP, HiGHS by default (--solver)",
+    "Pyomo models of F-cover / F-assign / F-k1 solved by HiGHS or any installed Pyomo solver",
+    extra=("solver",),
+)
+_register(
+    "cpsat",
+    CpsatBackend,
+    "OR-Tools CP-SAT on an integer-scaled model",
+    "CP-SAT on integer-scaled F-cover / F-assign / F-k1 (rounding added to its bound)",
+    deterministic=False,
+)

@@ -23,13 +23,10 @@ from typing import Any
 import msgspec
 
 from moebench.errors import InputError
-from moebench.schema.config import ProfileFile, ProfileOptions, load_toml
+from moebench.schema.config import ProfileFile, load_toml
 
 #: The shipped profiles (package data ``moebench/solvers/``).
 SOLVERS_DIR = Path(__file__).resolve().parents[1] / "solvers"
-BACKENDS = ("highs", "cpsat")
-#: moebench's own back-end options a profile may set (declared in moebench.schema.config)
-OPTION_KEYS = tuple(f.name for f in msgspec.structs.fields(ProfileOptions))
 
 
 @dataclass(frozen=True)
