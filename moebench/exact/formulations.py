@@ -93,6 +93,11 @@ def kept_pairs(inst: Instance) -> Pairs:
         & (inst.latency < inst.fallback[None, :])
         & (inst.size[None, :] <= inst.capacity[:, None] * (1 + 1e-12))
     )
+    return pairs_of(inst, useful)
+
+
+def pairs_of(inst: Instance, useful: np.ndarray) -> Pairs:
+    """The :class:`Pairs` of an (N, G) mask of kept pairs."""
     expert, server = np.nonzero(useful.T)  # sorted by expert, then server
     cand = np.flatnonzero(useful.any(axis=0))
     best = np.minimum(inst.fallback, np.where(useful, inst.latency, np.inf).min(axis=0))
@@ -133,8 +138,6 @@ class SparseModel:
         Sizes for reports (columns, binaries, rows, nonzeros, levels).
     start : ndarray of bool or None
         A feasible placement (N, G) to start the solver from (from the strengthening ``profile``).
-    extra_bound : float or None
-        A proven upper bound on the optimal gain found while building (strengthening ``profile``).
     scale : float
         Objective scale (a power of two, so scaling is exact): objective values are ``scale``
         times ``Lat - Lat(empty)`` (min) or the gain (max), see the module docstring.
@@ -160,7 +163,6 @@ class SparseModel:
     blocks: dict[str, tuple[int, int]] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     start: np.ndarray | None = None
-    extra_bound: float | None = None
     scale: float = 1.0
 
     @property
@@ -173,13 +175,12 @@ class SparseModel:
         """Number of rows."""
         return int(self.row_lb.shape[0])
 
-    def csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Row-wise compressed matrix ``(start, index, value)``, start of length n_rows + 1."""
-        return _compress(self.rows, self.cols, self.vals, self.n_rows)
-
     def csc(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Column-wise compressed matrix ``(start, index, value)``, start of length n_cols + 1."""
-        return _compress(self.cols, self.rows, self.vals, self.n_cols)
+        order = np.lexsort((self.rows, self.cols))
+        start = np.zeros(self.n_cols + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.cols, minlength=self.n_cols), out=start[1:])
+        return start, self.rows[order].astype(np.int64), self.vals[order].astype(np.float64)
 
     def decode(self, v: np.ndarray) -> np.ndarray:
         """Placement (N, G) of bool from a solution vector (binaries rounded at 0.5)."""
@@ -225,24 +226,10 @@ class SparseModel:
         better_up = self.obj < 0 if self.sense == "min" else self.obj > 0
         return np.where(better_up, self.col_ub, self.col_lb).astype(float)
 
-    def max_violation(self, v: np.ndarray) -> float:
-        """Largest violation of a row or column bound by ``v`` (0 when feasible)."""
-        v = np.asarray(v, float)
-        act = np.bincount(self.rows, weights=self.vals * v[self.cols], minlength=self.n_rows)
-        viol = [
-            np.maximum(self.row_lb - act, 0),
-            np.maximum(act - self.row_ub, 0),
-            np.maximum(self.col_lb - v, 0),
-            np.maximum(v - self.col_ub, 0),
-        ]
-        return float(max(a.max(initial=0.0) for a in viol))
 
-
-def _compress(major: np.ndarray, minor: np.ndarray, vals: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
-    order = np.lexsort((minor, major))
-    start = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(major, minlength=n), out=start[1:])
-    return start, minor[order].astype(np.int64), vals[order].astype(np.float64)
+def _cat(parts: list, dt: Any = float) -> np.ndarray:
+    """The concatenated blocks ``parts`` as one array of type ``dt`` (empty without blocks)."""
+    return np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)
 
 
 class _Builder:
@@ -285,27 +272,30 @@ class _Builder:
         self.c.append(np.asarray(c, np.int64))
         self.v.append(np.broadcast_to(np.asarray(v, float), r.shape))
 
-    def finish(self, inst: Instance, formulation: str, sense: str, offset: float, x_cols: np.ndarray, pairs: Pairs):
-        cat = lambda parts, dt=float: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
+    def finish(
+        self, inst: Instance, formulation: str, sense: str, offset: float, x_cols: np.ndarray, ex: Extra, **stats: Any
+    ) -> SparseModel:
+        """The model, with the strengthenings' record and start placement of ``ex`` and further ``stats``."""
         model = SparseModel(
             formulation=formulation,
             sense=sense,
-            obj=cat(self.obj),
-            col_lb=cat(self.lb),
-            col_ub=cat(self.ub),
-            integer=cat(self.int, bool),
+            obj=_cat(self.obj),
+            col_lb=_cat(self.lb),
+            col_ub=_cat(self.ub),
+            integer=_cat(self.int, bool),
             offset=float(offset),
-            rows=cat(self.r, np.int64),
-            cols=cat(self.c, np.int64),
-            vals=cat(self.v),
-            row_lb=cat(self.rlb),
-            row_ub=cat(self.rub),
+            rows=_cat(self.r, np.int64),
+            cols=_cat(self.c, np.int64),
+            vals=_cat(self.v),
+            row_lb=_cat(self.rlb),
+            row_ub=_cat(self.rub),
             x_cols=x_cols,
-            pairs=pairs,
+            pairs=ex.pairs,
             N=inst.N,
             G=inst.G,
             empty_latency=inst.empty_latency,
             blocks=dict(self.blocks),
+            start=ex.start,
         )
         model.stats = {
             "formulation": formulation,
@@ -313,6 +303,8 @@ class _Builder:
             "binaries": int(model.integer.sum()),
             "rows": model.n_rows,
             "nonzeros": int(model.vals.shape[0]),
+            **stats,
+            "strengthen": ex.record(),
         }
         return model
 
@@ -323,21 +315,29 @@ def _capacity_rows(b: _Builder, inst: Instance, pairs: Pairs, x: np.ndarray, slo
     With ``slot`` (all sizes equal to it, strengthening ``slots``) the rows count experts:
     sum_g x[n,g] <= floor(Q_n / slot).
     """
-    if slot is not None:
-        cap = slot_capacity(inst, slot).astype(float)
-        load = np.bincount(pairs.server, minlength=inst.N).astype(float)
-        coef = np.ones(len(pairs.server))
-    else:
-        cap = inst.capacity
-        load = np.bincount(pairs.server, weights=inst.size[pairs.expert], minlength=inst.N)
-        coef = inst.size[pairs.expert]
-    binding = np.flatnonzero(load > cap)  # a server that can hold all its pairs needs no row
+    coef, cap, binding = capacity_terms(inst, pairs, slot)
     if len(binding) == 0:
         return
     row_of = np.full(inst.N, -1)
     row_of[binding] = b.rows_(len(binding), -np.inf, cap[binding])
     keep = row_of[pairs.server] >= 0
     b.entries(row_of[pairs.server[keep]], x[keep], coef[keep])
+
+
+def capacity_terms(
+    inst: Instance, pairs: Pairs, slot: float | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The capacity rows of the kept pairs: each pair's coefficient, every server's right-hand side,
+    and the servers that need a row (a server that can hold all its pairs needs none). With
+    ``slot`` (strengthening ``slots``) the rows count experts: coefficients 1, ``floor(Q / slot)``."""
+    if slot is not None:
+        cap = slot_capacity(inst, slot).astype(float)
+        coef = np.ones(len(pairs.server))
+    else:
+        cap = inst.capacity
+        coef = inst.size[pairs.expert]
+    load = np.bincount(pairs.server, weights=coef, minlength=inst.N)
+    return coef, cap, np.flatnonzero(load > cap)
 
 
 def _extra_rows(b: _Builder, ex: Extra, x: np.ndarray, a: np.ndarray | None = None) -> None:
@@ -397,12 +397,7 @@ def build_assign(inst: Instance, ex: Extra | None = None) -> SparseModel:
     b.entries(rz, z[s_idx], 1.0)
     b.entries(rz, t[rank[g]], -1.0)
     _extra_rows(b, ex, x)
-    model = b.finish(inst, "assign", "min", offset - inst.empty_latency, x, pairs)
-    model.stats["sets"] = len(zset)
-    model.stats["strengthen"] = ex.record()
-    model.start = ex.start
-    model.extra_bound = ex.gain_bound
-    return model
+    return b.finish(inst, "assign", "min", offset - inst.empty_latency, x, ex, sets=len(zset))
 
 
 def build_k1(inst: Instance, ex: Extra | None = None) -> SparseModel:
@@ -424,11 +419,7 @@ def build_k1(inst: Instance, ex: Extra | None = None) -> SparseModel:
     saving = p[pairs.expert] * (inst.fallback[pairs.expert] - inst.latency[pairs.server, pairs.expert])
     _assignment_rows(b, pairs, x, -saving)
     _extra_rows(b, ex, x)
-    model = b.finish(inst, "k1", "min", float(p @ inst.fallback) - inst.empty_latency, x, pairs)
-    model.stats["strengthen"] = ex.record()
-    model.start = ex.start
-    model.extra_bound = ex.gain_bound
-    return model
+    return b.finish(inst, "k1", "min", float(p @ inst.fallback) - inst.empty_latency, x, ex)
 
 
 @dataclass(frozen=True)
@@ -539,12 +530,7 @@ def build_cover(inst: Instance, ex: Extra | None = None) -> SparseModel:
     b.entries(ra, a[cs.ac_a], 1.0)
     b.entries(ra, c[cs.ac_c], -1.0)
     _extra_rows(b, ex, x, a)
-    model = b.finish(inst, "cover", "max", 0.0, x, pairs)
-    model.stats["set_levels"] = len(cs.a_set)
-    model.stats["strengthen"] = ex.record()
-    model.start = ex.start
-    model.extra_bound = ex.gain_bound
-    return model
+    return b.finish(inst, "cover", "max", 0.0, x, ex, set_levels=len(cs.a_set))
 
 
 def plain_extra(inst: Instance, formulation: str) -> Extra:
@@ -663,19 +649,15 @@ class Extra:
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The rows as flat arrays (keys ``x_row x_pair x_coef a_row a_idx a_coef lb ub``)."""
-
-        def cat(parts: list, dt: Any) -> np.ndarray:
-            return np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)
-
         return {
-            "x_row": cat(self.x_row, np.int64),
-            "x_pair": cat(self.x_pair, np.int64),
-            "x_coef": cat(self.x_coef, float),
-            "a_row": cat(self.a_row, np.int64),
-            "a_idx": cat(self.a_idx, np.int64),
-            "a_coef": cat(self.a_coef, float),
-            "lb": cat(self.lb, float),
-            "ub": cat(self.ub, float),
+            "x_row": _cat(self.x_row, np.int64),
+            "x_pair": _cat(self.x_pair, np.int64),
+            "x_coef": _cat(self.x_coef, float),
+            "a_row": _cat(self.a_row, np.int64),
+            "a_idx": _cat(self.a_idx, np.int64),
+            "a_coef": _cat(self.a_coef, float),
+            "lb": _cat(self.lb, float),
+            "ub": _cat(self.ub, float),
         }
 
     def record(self) -> dict[str, Any]:

@@ -34,28 +34,29 @@ import numpy as np
 from moebench.errors import UnavailableError
 from moebench.evaluate import empty_placement
 from moebench.exact.driver import Resolved, SolverResult, Stream
-from moebench.exact.formulations import Extra, objective_scale, plain_extra, slot_capacity
+from moebench.exact.formulations import Extra, capacity_terms, objective_scale, plain_extra
 from moebench.exact.highs import bound_slack
 from moebench.instance import Instance
 from moebench.methods import SolveRequest
 
 
+def _group(keys: np.ndarray, values: np.ndarray) -> dict[int, list[int]]:
+    """``values`` grouped by ``keys`` (in their order)."""
+    out: dict[int, list[int]] = {}
+    for k, v in zip(keys.tolist(), values.tolist()):
+        out.setdefault(k, []).append(v)
+    return out
+
+
 def _capacity(pyo: Any, m: Any, inst: Instance, pairs: Any, slot: float | None = None) -> None:
     """Capacity rows (only for servers whose kept pairs could overflow them); in expert counts
     ``<= floor(Q / s)`` with the strengthening ``slots`` (``slot`` = the common size)."""
-    if slot is not None:
-        cap = slot_capacity(inst, slot).astype(float)
-        load = np.bincount(pairs.server, minlength=inst.N).astype(float)
-    else:
-        cap = inst.capacity
-        load = np.bincount(pairs.server, weights=inst.size[pairs.expert], minlength=inst.N)
-    m.SERVERS = pyo.Set(initialize=[int(n) for n in np.flatnonzero(load > cap)])
-    by_server: dict[int, list[int]] = {}
-    for n, g in zip(pairs.server.tolist(), pairs.expert.tolist()):
-        by_server.setdefault(n, []).append(g)
-    w = (lambda g: 1.0) if slot is not None else (lambda g: float(inst.size[g]))
+    coef, cap, binding = capacity_terms(inst, pairs, slot)
+    m.SERVERS = pyo.Set(initialize=[int(n) for n in binding])
+    by_server = _group(pairs.server, np.arange(len(pairs.server)))
     m.capacity = pyo.Constraint(
-        m.SERVERS, rule=lambda m, n: sum(w(g) * m.x[n, g] for g in by_server[n]) <= float(cap[n])
+        m.SERVERS,
+        rule=lambda m, n: sum(float(coef[i]) * m.x[n, int(pairs.expert[i])] for i in by_server[n]) <= float(cap[n]),
     )
 
 
@@ -76,11 +77,22 @@ def _extra(pyo: Any, m: Any, ex: Extra, a: Any = None) -> None:
         m.strengthening.add((None if not np.isfinite(lb) else lb, expr, None if not np.isfinite(ub) else ub))
 
 
-def _pairs_by_expert(pairs: Any) -> dict[int, list[int]]:
-    out: dict[int, list[int]] = {}
-    for n, g in zip(pairs.server.tolist(), pairs.expert.tolist()):
-        out.setdefault(g, []).append(n)
-    return out
+def _assignment(pyo: Any, inst: Instance, ex: Extra, name: str, t: bool = False) -> tuple[Any, dict[int, list[int]]]:
+    """The model ``name`` with what F-assign and F-k1 share: x, y (and F-assign's t), y <= x,
+    sum_n y[n, g] <= 1 and the capacity rows; also the servers of every candidate expert."""
+    pairs = ex.pairs
+    servers_of = _group(pairs.expert, pairs.server)
+    m = pyo.ConcreteModel(name=f"{name} {inst.name}")
+    m.PAIRS = pyo.Set(initialize=list(zip(pairs.server.tolist(), pairs.expert.tolist())), dimen=2)
+    m.CAND = pyo.Set(initialize=pairs.cand.tolist())
+    m.x = pyo.Var(m.PAIRS, within=pyo.Binary)
+    m.y = pyo.Var(m.PAIRS, bounds=(0, 1))
+    if t:
+        m.t = pyo.Var(m.CAND, bounds=lambda m, g: (float(pairs.best[g]), float(inst.fallback[g])))
+    _capacity(pyo, m, inst, pairs, ex.slot_size)
+    m.serve_if_cached = pyo.Constraint(m.PAIRS, rule=lambda m, n, g: m.y[n, g] <= m.x[n, g])
+    m.one_server = pyo.Constraint(m.CAND, rule=lambda m, g: sum(m.y[n, g] for n in servers_of[g]) <= 1)
+    return m, servers_of
 
 
 def build_assign_pyomo(inst: Instance, ex: Extra | None = None, scale: float = 1.0) -> Any:
@@ -92,17 +104,8 @@ def build_assign_pyomo(inst: Instance, ex: Extra | None = None, scale: float = 1
 
     ex = plain_extra(inst, "assign") if ex is None else ex
     pairs = ex.pairs
-    servers_of = _pairs_by_expert(pairs)
     T, T0 = inst.latency, inst.fallback
-    m = pyo.ConcreteModel(name=f"F-assign {inst.name}")
-    m.PAIRS = pyo.Set(initialize=list(zip(pairs.server.tolist(), pairs.expert.tolist())), dimen=2)
-    m.CAND = pyo.Set(initialize=pairs.cand.tolist())
-    m.x = pyo.Var(m.PAIRS, within=pyo.Binary)
-    m.y = pyo.Var(m.PAIRS, bounds=(0, 1))
-    m.t = pyo.Var(m.CAND, bounds=lambda m, g: (float(pairs.best[g]), float(T0[g])))
-    _capacity(pyo, m, inst, pairs, ex.slot_size)
-    m.serve_if_cached = pyo.Constraint(m.PAIRS, rule=lambda m, n, g: m.y[n, g] <= m.x[n, g])
-    m.one_server = pyo.Constraint(m.CAND, rule=lambda m, g: sum(m.y[n, g] for n in servers_of[g]) <= 1)
+    m, servers_of = _assignment(pyo, inst, ex, "F-assign", t=True)
     m.expert_latency = pyo.Constraint(
         m.CAND,
         rule=lambda m, g: m.t[g] + sum(float(T0[g] - T[n, g]) * m.y[n, g] for n in servers_of[g]) == float(T0[g]),
@@ -133,17 +136,8 @@ def build_k1_pyomo(inst: Instance, ex: Extra | None = None, scale: float = 1.0) 
     import pyomo.environ as pyo
 
     ex = plain_extra(inst, "k1") if ex is None else ex
-    pairs = ex.pairs
-    servers_of = _pairs_by_expert(pairs)
     p, T, T0 = inst.marginals, inst.latency, inst.fallback
-    m = pyo.ConcreteModel(name=f"F-k1 {inst.name}")
-    m.PAIRS = pyo.Set(initialize=list(zip(pairs.server.tolist(), pairs.expert.tolist())), dimen=2)
-    m.CAND = pyo.Set(initialize=pairs.cand.tolist())
-    m.x = pyo.Var(m.PAIRS, within=pyo.Binary)
-    m.y = pyo.Var(m.PAIRS, bounds=(0, 1))
-    _capacity(pyo, m, inst, pairs, ex.slot_size)
-    m.serve_if_cached = pyo.Constraint(m.PAIRS, rule=lambda m, n, g: m.y[n, g] <= m.x[n, g])
-    m.one_server = pyo.Constraint(m.CAND, rule=lambda m, g: sum(m.y[n, g] for n in servers_of[g]) <= 1)
+    m, _ = _assignment(pyo, inst, ex, "F-k1")
     saving = sum(float(p[g] * (T0[g] - T[n, g])) * m.y[n, g] for n, g in m.PAIRS)
     m.latency = pyo.Objective(expr=scale * (float(p @ T0) - inst.empty_latency - saving), sense=pyo.minimize)
     _extra(pyo, m, ex)

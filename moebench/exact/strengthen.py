@@ -29,6 +29,7 @@ from moebench.exact.formulations import (
     cover_structure,
     equal_size,
     kept_pairs,
+    pairs_of,
     slot_capacity,
 )
 from moebench.instance import Instance
@@ -77,14 +78,6 @@ def parse_strengthen(raw: Any) -> tuple[str, ...]:
     return tuple(s for s in STRENGTHENINGS if s in names)
 
 
-def _filter_pairs(inst: Instance, pairs: Pairs, keep: np.ndarray) -> Pairs:
-    useful = np.zeros_like(pairs.useful)
-    useful[pairs.server[keep], pairs.expert[keep]] = True
-    cand = np.flatnonzero(useful.any(axis=0))
-    best = np.minimum(inst.fallback, np.where(useful, inst.latency, np.inf).min(axis=0))
-    return Pairs(pairs.server[keep], pairs.expert[keep], useful, cand, best)
-
-
 def _set_fits(inst: Instance, pairs: Pairs, a_set: np.ndarray, a_value: np.ndarray, slot: float | None) -> np.ndarray:
     """For every (set S, level v): can all of S be available within latency v at once?
 
@@ -120,7 +113,9 @@ def _prune(inst: Instance, ex: Extra, formulation: str) -> None:
     keep = used[ex.pairs.expert]
     dropped = int((~keep).sum())
     if dropped:
-        ex.pairs = _filter_pairs(inst, ex.pairs, keep)
+        useful = np.zeros_like(ex.pairs.useful)
+        useful[ex.pairs.server[keep], ex.pairs.expert[keep]] = True
+        ex.pairs = pairs_of(inst, useful)
         cs = cover_structure(inst, ex.pairs)
         fits = _set_fits(inst, ex.pairs, cs.a_set, cs.a_value, slot)
     ex.info["prune"] = {"pairs_removed": dropped, "levels_fixed_0": int((~fits).sum()), "levels": len(fits)}
