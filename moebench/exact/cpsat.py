@@ -160,11 +160,18 @@ class _Model:
     info: dict[str, Any]
 
 
-def _capacity(cp: Any, inst: Instance, pairs: Any, x: list[Any]) -> dict[str, Any]:
-    rows, info = capacity_rows(inst, pairs)
+def _new_model(inst: Instance, ex: Extra | None, formulation: str) -> tuple[Extra, Any, list[Any], dict[str, Any]]:
+    """``(ex, model, x, info)``: a CP-SAT model with a binary per kept pair of ``ex`` (no
+    strengthening when None) and the capacity rows; ``info`` describes their scaling."""
+    from ortools.sat.python import cp_model
+
+    ex = plain_extra(inst, formulation) if ex is None else ex
+    cp = cp_model.CpModel()
+    x = [cp.new_bool_var(f"x{i}") for i in range(len(ex.pairs.server))]
+    rows, info = capacity_rows(inst, ex.pairs)
     for idx, coef, rhs in rows:
         cp.add(sum(int(c) * x[i] for i, c in zip(idx, coef)) <= rhs)
-    return info
+    return ex, cp, x, info
 
 
 def add_extra_rows(cp: Any, ex: Extra, x: list[Any], a: list[Any] | None = None) -> dict[str, Any]:
@@ -197,17 +204,14 @@ def add_extra_rows(cp: Any, ex: Extra, x: list[Any], a: list[Any] | None = None)
             top = float(np.abs(coefs).max(initial=0.0))
             lam = 2.0 ** math.floor(math.log2(2.0**30 / top)) if top > 0 else 1.0
             rounded += 1
-        for side, bound in (("ub", ub), ("lb", lb)):
+        for sign, bound in ((1, ub), (-1, lb)):
             if not math.isfinite(bound):
                 continue
-            if side == "ub":
-                ci = np.floor(coefs * lam + 1e-9 * integral).astype(np.int64)
-                rhs = math.ceil(bound * lam - 1e-9 * integral)
-                cp.add(sum(int(c) * v for (v, _), c in zip(terms[r], ci) if c) <= rhs)
-            else:
-                ci = np.ceil(coefs * lam - 1e-9 * integral).astype(np.int64)
-                rhs = math.floor(bound * lam + 1e-9 * integral)
-                cp.add(sum(int(c) * v for (v, _), c in zip(terms[r], ci) if c) >= rhs)
+            # <= ub: floor the coefficients, ceil the bound; >= lb: ceil and floor (sign -1)
+            ci = sign * np.floor(sign * coefs * lam + 1e-9 * integral).astype(np.int64)
+            rhs = sign * math.ceil(sign * bound * lam - 1e-9 * integral)
+            expr = sum(int(c) * v for (v, _), c in zip(terms[r], ci) if c)
+            cp.add(expr <= rhs if sign > 0 else expr >= rhs)
     return {"extra_rows": n, "extra_rows_rounded": rounded}
 
 
@@ -223,13 +227,8 @@ def _target(inst: Instance) -> float:
 
 def build_cover_cp(inst: Instance, ex: Extra | None = None) -> _Model:
     """CP-SAT model of F-cover (see the module docstring); ``ex``: strengthenings."""
-    from ortools.sat.python import cp_model
-
-    ex = plain_extra(inst, "cover") if ex is None else ex
+    ex, cp, x, info = _new_model(inst, ex, "cover")
     pairs, cs = ex.pairs, ex.cs
-    cp = cp_model.CpModel()
-    x = [cp.new_bool_var(f"x{i}") for i in range(len(pairs.server))]
-    info = _capacity(cp, inst, pairs, x)
     c = [cp.new_bool_var(f"c{i}") for i in range(len(cs.c_expert))]
     a = [cp.new_bool_var(f"a{i}") for i in range(len(cs.a_set))]
     # c <=> OR of its fast pairs (grouped by c: cx_c is sorted)
@@ -257,13 +256,8 @@ def build_cover_cp(inst: Instance, ex: Extra | None = None) -> _Model:
 
 def build_k1_cp(inst: Instance, ex: Extra | None = None) -> _Model:
     """CP-SAT model of F-k1 (see the module docstring); ``ex``: strengthenings."""
-    from ortools.sat.python import cp_model
-
-    ex = plain_extra(inst, "k1") if ex is None else ex
+    ex, cp, x, info = _new_model(inst, ex, "k1")
     pairs = ex.pairs
-    cp = cp_model.CpModel()
-    x = [cp.new_bool_var(f"x{i}") for i in range(len(pairs.server))]
-    info = _capacity(cp, inst, pairs, x)
     lat = inst.latency[pairs.server, pairs.expert]
     y = [cp.new_bool_var(f"y{i}") for i in range(len(x))]
     # within an expert, order its pairs by latency: y_p <=> x_p and no earlier pair cached
@@ -285,13 +279,8 @@ def build_k1_cp(inst: Instance, ex: Extra | None = None) -> _Model:
 
 def build_assign_cp(inst: Instance, ex: Extra | None = None) -> _Model:
     """CP-SAT model of F-assign with min/max equalities (see the module docstring); ``ex``: strengthenings."""
-    from ortools.sat.python import cp_model
-
-    ex = plain_extra(inst, "assign") if ex is None else ex
+    ex, cp, x, info = _new_model(inst, ex, "assign")
     pairs = ex.pairs
-    cp = cp_model.CpModel()
-    x = [cp.new_bool_var(f"x{i}") for i in range(len(pairs.server))]
-    info = _capacity(cp, inst, pairs, x)
     # objective activity ~ Pi lam Lat(empty) must fit int64 (CP-SAT checks it); within that,
     # balance the two error terms L / (2 lam) and M zmax / (2 Pi)
     budget = MAX_ACTIVITY_ASSIGN / max(1.0, 2 * inst.empty_latency)
@@ -499,13 +488,9 @@ class CpsatBackend:
             # latency by ~0.1%. As for HiGHS, re-solve with x fixed and report that objective.
             objective = _polish(model, values, objective, info)
         x, dropped = (decode(values), 0) if exact else repair(inst, decode(values))
+        latency = scaled_latency(model, inst, objective)
         if dropped:  # the relaxed capacities let CP-SAT overfill a server: no longer its own solution
             info["repaired"] = f"{dropped} cached expert(s) dropped to fit the true capacities"
             common["optimal"] = False
-            return SolverResult(placement=x, solver_latency=None, bound=safe(solver.best_objective_bound), **common)
-        return SolverResult(
-            placement=x,
-            solver_latency=scaled_latency(model, inst, objective),
-            bound=safe(solver.best_objective_bound),
-            **common,
-        )
+            latency = None
+        return SolverResult(placement=x, solver_latency=latency, bound=safe(solver.best_objective_bound), **common)

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from moebench.errors import InputError
 from moebench.exact.driver import Resolved, SolverResult, Stream
 from moebench.exact.formulations import BUILDERS, Extra, SparseModel, objective_scale
 from moebench.instance import Instance
@@ -149,8 +150,6 @@ def _new_highs(threads: int, options: dict[str, Any]) -> Any:
     for key, val in options.items():
         status = h.setOptionValue(key, val)
         if status != highspy.HighsStatus.kOk:
-            from moebench.errors import InputError
-
             raise InputError(f"HiGHS rejected option {key}={val!r}", where="solver option")
     return h
 
@@ -166,7 +165,6 @@ def run_highs(
     solver_options: dict[str, Any] | None = None,
     on_incumbent: Any = None,
     relax: bool = False,
-    polish: bool = True,
     start: np.ndarray | None = None,
     tolerances: dict[str, float] | None = None,
 ) -> HighsOutcome:
@@ -183,9 +181,8 @@ def run_highs(
     on_incumbent
         Called as ``on_incumbent(solution_vector, dual_bound)`` on every improving MIP solution.
     relax
-        Solve the LP relaxation instead.
-    polish
-        Re-solve with the binaries fixed to the incumbent (see the module docstring).
+        Solve the LP relaxation instead (else the MIP, re-solved with the binaries fixed to the
+        incumbent, see the module docstring).
     start
         0/1 values of the placement binaries (``model.x_cols``) of a feasible placement, passed to
         HiGHS as a (partial) starting solution.
@@ -248,11 +245,11 @@ def run_highs(
             "model_status": h.modelStatusToString(status),
             "mip_node_count": int(info.mip_node_count) if not relax else 0,
             "simplex_iterations": int(info.simplex_iteration_count),
+            "status_code": int(status),
+            "tolerances": effective,
         },
     )
-    out.info["status_code"] = int(status)
-    out.info["tolerances"] = effective
-    if solution is not None and polish and not relax and len(model.x_cols):
+    if solution is not None and not relax and len(model.x_cols):
         tp = time.perf_counter()
         fixed = np.round(solution[model.x_cols])
         h.changeColsBounds(len(model.x_cols), model.x_cols.astype(np.int32), fixed, fixed)
@@ -280,7 +277,7 @@ def run_highs(
 
 def lp_bound(model: SparseModel, threads: int = 1, time_limit: float | None = None) -> float | None:
     """Value of the LP relaxation of ``model`` (``obj @ v + offset``), None if not solved."""
-    out = run_highs(model, threads=threads, time_limit=time_limit, relax=True, polish=False)
+    out = run_highs(model, threads=threads, time_limit=time_limit, relax=True)
     return out.objective if out.model_status == "Optimal" else None
 
 

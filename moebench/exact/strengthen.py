@@ -436,14 +436,12 @@ def build_model(
     formulation: str,
     strengthen: tuple[str, ...] = (),
     deadline: float | None = None,
-    ex: Extra | None = None,
 ) -> SparseModel:
     """Build ``formulation`` (``assign``, ``cover`` or ``k1``) for ``inst``.
 
     ``strengthen`` names strengthenings (:data:`STRENGTHENINGS`; none by default here, the back
     ends default to :data:`DEFAULT_STRENGTHEN`); ``deadline`` (``time.monotonic()``) bounds the
-    profile refinement of ``profile``. ``ex``, when given, is a ready :func:`strengthen_model`
-    result and replaces both. What each strengthening did is in ``model.stats["strengthen"]``.
+    profile refinement of ``profile``. What each strengthening did is in ``model.stats["strengthen"]``.
 
     Raises
     ------
@@ -453,7 +451,4 @@ def build_model(
         For ``k1`` when K != 1.
     """
     check_formulation(inst, formulation)
-    builder = BUILDERS[formulation]
-    if ex is None:
-        ex = strengthen_model(inst, formulation, tuple(strengthen), deadline)
-    return builder(inst, ex)
+    return BUILDERS[formulation](inst, strengthen_model(inst, formulation, tuple(strengthen), deadline))
