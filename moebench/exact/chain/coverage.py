@@ -271,21 +271,17 @@ def max_coverage(
     while True:
         st.ints[2] = min(node_limit, int(st.ints[1]) + KERNEL_CHUNK)
         code = kern.cover_run(bits.masks, bits.idx, p, e, b, margin, cut, slack, TOL, *args)
-        if code == kern.DONE:
+        if code == kern.DONE or st.ints[1] >= node_limit or (deadline is not None and time.monotonic() > deadline):
             break
-        if st.ints[1] >= node_limit or (deadline is not None and time.monotonic() > deadline):
-            hi_open = kern.cover_open_bound(
-                bits.masks, bits.idx, p, e, b, st.alive, st.cnt, st.n_alive, st.inside, st.val, st.ub, st.size,
-                st.phase, st.branch, st.ints,
-            )  # fmt: skip
-            best = float(st.best[0])
-            if best > start_best:
-                best_x = kern.mask_to_bool(st.best_mask[0], e)
-            floor = below if cut > best + margin else best
-            nodes = int(st.ints[1]) + (1 if st.ints[1] >= node_limit else 0)
-            return BudgetResult(best, max(best, hi_open, floor), best_x, nodes, False)
     best = float(st.best[0])
     if best > start_best:
         best_x = kern.mask_to_bool(st.best_mask[0], e)
     floor = below if cut > best + margin else best
-    return BudgetResult(best, max(floor, best), best_x, int(st.ints[1]), floor <= best + TOL)
+    if code == kern.DONE:
+        return BudgetResult(best, max(floor, best), best_x, int(st.ints[1]), floor <= best + TOL)
+    hi_open = kern.cover_open_bound(
+        bits.masks, bits.idx, p, e, b, st.alive, st.cnt, st.n_alive, st.inside, st.val, st.ub, st.size,
+        st.phase, st.branch, st.ints,
+    )  # fmt: skip
+    nodes = int(st.ints[1]) + (1 if st.ints[1] >= node_limit else 0)
+    return BudgetResult(best, max(best, hi_open, floor), best_x, nodes, False)

@@ -19,7 +19,7 @@ Without numba (``HAVE_NUMBA`` false) the callers use the Python reference.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -187,23 +187,8 @@ class DfsState:
         return st
 
     def args(self) -> tuple:
-        """The buffers in kernel argument order."""
-        return (
-            self.alive,
-            self.cnt,
-            self.n_alive,
-            self.inside,
-            self.out,
-            self.covered,
-            self.val,
-            self.ub,
-            self.size,
-            self.phase,
-            self.branch,
-            self.ints,
-            self.best,
-            self.best_mask,
-        )
+        """The buffers in kernel argument order (the order of the fields)."""
+        return tuple(getattr(self, f.name) for f in fields(self))
 
 
 @_jit

@@ -131,44 +131,41 @@ def _node_limit(spec: MethodSpec, default: int, what: str) -> int:
     return default if raw is None else int_arg(raw, spec, "nodes", lo=1, hi=10**9)
 
 
-@register_method(
+def _register(name: str, examples: tuple[str, ...], summary: str, description: str, *, exact: bool) -> None:
+    """Register ``exact-sets`` (``exact``) or ``bound-levels``: :func:`_solve` with a node limit per profile entry."""
+    default, what = (
+        (20_000, "initial node limit per profile entry") if exact else (5_000, "node limit per profile entry")
+    )
+
+    @register_method(name, examples=examples, summary=summary)
+    def build(spec: MethodSpec) -> Method:
+        limit = _node_limit(spec, default, what)
+        info = MethodInfo(
+            spec.full_name if spec.kwargs else name,
+            "exact",
+            description,
+            assumptions=("one expert size per layer",),
+            deterministic=True,
+        )
+
+        def solve(inst: Instance, req: SolveRequest) -> Solution:
+            return _solve(inst, req, exact=exact, node_limit=limit)
+
+        return Method(info, solve, options=("node_limit",))
+
+
+_register(
     "exact-sets",
-    examples=("exact-sets",),
-    summary="exact by branch and bound over experts/activation sets + (max,+) DP + nested levels (chain-reducible)",
+    ("exact-sets",),
+    "exact by branch and bound over experts/activation sets + (max,+) DP + nested levels (chain-reducible)",
+    "per-layer exact profiles by branch and bound, (max,+) DP over layers, per-level bounds and "
+    "top-down enumeration over nested levels; needs server-only latencies per layer",
+    exact=True,
 )
-def _build_exact(spec: MethodSpec) -> Method:
-    limit = _node_limit(spec, 20_000, "initial node limit per profile entry")
-    info = MethodInfo(
-        spec.full_name if spec.kwargs else "exact-sets",
-        "exact",
-        "per-layer exact profiles by branch and bound, (max,+) DP over layers, per-level bounds and "
-        "top-down enumeration over nested levels; needs server-only latencies per layer",
-        assumptions=("one expert size per layer",),
-        deterministic=True,
-    )
-
-    def solve(inst: Instance, req: SolveRequest) -> Solution:
-        return _solve(inst, req, exact=True, node_limit=limit)
-
-    return Method(info, solve, options=("node_limit",))
-
-
-@register_method(
+_register(
     "bound-levels",
-    examples=("bound-levels", "bound-levels[nodes=2000]"),
-    summary="certified upper bound: per-level optima with nesting dropped, nested top-down placement",
+    ("bound-levels", "bound-levels[nodes=2000]"),
+    "certified upper bound: per-level optima with nesting dropped, nested top-down placement",
+    "upper bound sum_j UB_j from exact or bounded per-layer profiles; returns the nested top-down chains",
+    exact=False,
 )
-def _build_bound(spec: MethodSpec) -> Method:
-    limit = _node_limit(spec, 5_000, "node limit per profile entry")
-    info = MethodInfo(
-        spec.full_name if spec.kwargs else "bound-levels",
-        "exact",
-        "upper bound sum_j UB_j from exact or bounded per-layer profiles; returns the nested top-down chains",
-        assumptions=("one expert size per layer",),
-        deterministic=True,
-    )
-
-    def solve(inst: Instance, req: SolveRequest) -> Solution:
-        return _solve(inst, req, exact=False, node_limit=limit)
-
-    return Method(info, solve, options=("node_limit",))
