@@ -118,29 +118,6 @@ def check_options(options: Mapping[str, Any], backend: str) -> Resolved:
     )
 
 
-def resolve_options(inst: Instance, req: SolveRequest, backend: str) -> Resolved:
-    """:func:`check_options` of the request, then whether its formulation applies to ``inst``.
-
-    Raises
-    ------
-    InputError
-        Bad option values or profile.
-    NotApplicableError
-        ``formulation = k1`` on an instance with K != 1.
-    """
-    opt = check_options(req.options, backend)
-    check_formulation(inst, opt.formulation)
-    return opt
-
-
-def strengthen_for(inst: Instance, req: SolveRequest, opt: Resolved) -> Extra:
-    """The strengthenings of ``opt`` for ``inst``; ``profile`` refines its per-layer profiles for at
-    most PROFILE_TIME_SHARE of the time left (and PROFILE_MAX_SECONDS)."""
-    rem = req.remaining()
-    share = PROFILE_MAX_SECONDS if rem is None else min(PROFILE_MAX_SECONDS, PROFILE_TIME_SHARE * rem)
-    return strengthen_model(inst, opt.formulation, opt.strengthen, deadline=time.monotonic() + share)
-
-
 def solver_time_limit(req: SolveRequest) -> float | None:
     """Seconds left for the solver itself (the harness enforces the wall clock anyway)."""
     rem = req.remaining()
@@ -247,13 +224,26 @@ class Backend(Protocol):
 
 
 def run_exact(inst: Instance, req: SolveRequest, backend: Backend) -> Solution:
-    """Run one exact back end on ``inst`` (see the module docstring)."""
-    opt = resolve_options(inst, req, backend.profile_kind)
+    """Run one exact back end on ``inst`` (see the module docstring).
+
+    Raises
+    ------
+    InputError
+        Bad option values or profile.
+    NotApplicableError
+        ``formulation = k1`` on an instance with K != 1.
+    """
+    opt = check_options(req.options, backend.profile_kind)
+    check_formulation(inst, opt.formulation)
     t0 = time.perf_counter()
     # a killed solve always has a placement and a bound: the empty one and the trivial bound first
     stream = Stream(req, trivial_gain_bound(inst))
     stream(empty_placement(inst), None)
-    ex = strengthen_for(inst, req, opt)
+    # the strengthening ``profile`` refines its per-layer profiles for at most PROFILE_TIME_SHARE of
+    # the time left (and PROFILE_MAX_SECONDS)
+    rem = req.remaining()
+    share = PROFILE_MAX_SECONDS if rem is None else min(PROFILE_MAX_SECONDS, PROFILE_TIME_SHARE * rem)
+    ex = strengthen_model(inst, opt.formulation, opt.strengthen, deadline=time.monotonic() + share)
     stream.bound = known = tighter_bound(stream.bound, ex.gain_bound)
     if ex.start is not None:
         stream(ex.start, None)

@@ -133,6 +133,11 @@ def exact_chains(
     # their levels are searched once per entry, not refined until proven
     heur_grow = grow and not (COMPLETE_TOPS and lp)
 
+    def heur_alloc(profs: list[LayerProfile], j: int, budget: int, until: float | None) -> np.ndarray:
+        # the best known allocation of level j over `profs` (their entries refined until `until`)
+        w = model.weights[:, j]
+        return certify_level(profs, w, budget, deadline=until, node_limit=node_limit, grow=heur_grow, units=units)[1]
+
     def nested(until: float | None) -> dict[int, list[np.ndarray]]:
         # top-down nested heuristic: each level's best known allocation inside the level above
         # (``until`` = 0.0: no refinement at all, only the DP over the current lower profiles)
@@ -140,15 +145,7 @@ def exact_chains(
         above = allowed
         for j in sorted(levels, reverse=True):
             profs = profiles if above is allowed else [profile(ly, above[ly]) for ly in range(nl)]
-            _, alloc = certify_level(
-                profs,
-                model.weights[:, j],
-                int(model.prefix[j]),
-                deadline=until,
-                node_limit=node_limit,
-                grow=heur_grow,
-                units=units,
-            )
+            alloc = heur_alloc(profs, j, int(model.prefix[j]), until)
             out[j] = [profs[ly].witness[int(alloc[ly])] & above[ly] for ly in range(nl)]
             above = out[j]
         return out
@@ -177,15 +174,7 @@ def exact_chains(
         for j in sorted(levels):
             profs = [forced_profile(ly, below[ly]) for ly in range(nl)]
             used = int(sum(int(units[ly]) * int(below[ly].sum()) for ly in range(nl)))
-            _, alloc = certify_level(
-                profs,
-                model.weights[:, j],
-                int(model.prefix[j]) - used,
-                deadline=until,
-                node_limit=node_limit,
-                grow=heur_grow,
-                units=units,
-            )
+            alloc = heur_alloc(profs, j, int(model.prefix[j]) - used, until)
             out[j] = [below[ly] | (profs[ly].witness[int(alloc[ly])] & allowed[ly]) for ly in range(nl)]
             below = out[j]
         return out

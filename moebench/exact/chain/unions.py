@@ -73,20 +73,10 @@ def closed_unions_py(
     need, slack = quantized_need(p, need)
     cnt0 = a.sum(axis=1)
     alive0 = np.flatnonzero((cnt0 > 0) & (cnt0 <= bmax))
-    covered0 = np.zeros(e, dtype=bool)
-    # node: (inside, out, covered union, alive ids, missing counts, mass, size, new subset?)
-    stack = [
-        (
-            np.zeros(e, dtype=bool),
-            np.zeros(e, dtype=bool),
-            covered0,
-            alive0,
-            cnt0[alive0],
-            float(p[cnt0 == 0].sum()),
-            0,
-            True,
-        )
-    ]
+    # node: (inside, out, covered union, alive ids, missing counts, mass, size, new subset?); the
+    # masks are never changed in place (a child gets copies), so the root's three may be one array
+    none = np.zeros(e, dtype=bool)
+    stack = [(none, none, none, alive0, cnt0[alive0], float(p[cnt0 == 0].sum()), 0, True)]
     visits = 0
     while stack:
         inside, out, covered, alive, cnt, val, size, new = stack.pop()
