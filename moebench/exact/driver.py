@@ -33,7 +33,7 @@ import numpy as np
 
 from moebench.errors import InputError
 from moebench.evaluate import empty_placement, evaluate
-from moebench.exact.formulations import FORMULATIONS, Extra, check_formulation, trivial_gain_bound
+from moebench.exact.formulations import Extra, check_formulation, trivial_gain_bound
 from moebench.exact.profiles import Profile, load_profile
 from moebench.exact.strengthen import PROFILE_MAX_SECONDS, PROFILE_TIME_SHARE, parse_strengthen, strengthen_model
 from moebench.instance import Instance
@@ -99,8 +99,7 @@ def check_options(options: Mapping[str, Any], backend: str) -> Resolved:
     """
     o = options
     formulation = str(o.get("formulation") or DEFAULT_FORMULATION)
-    if formulation not in FORMULATIONS:
-        raise InputError(f"unknown formulation {formulation!r}; known: {', '.join(FORMULATIONS)}", where="formulation")
+    check_formulation(None, formulation)
     profile = load_profile(str(o.get("profile") or DEFAULT_PROFILE[backend]), backend=backend)
     merged = {"threads": 1, "mip_rel_gap": 0.0, "mip_abs_gap": None, **profile.options}
     for key in ("threads", "mip_rel_gap", "mip_abs_gap"):

@@ -408,8 +408,7 @@ def build_k1(inst: Instance, ex: Extra | None = None) -> SparseModel:
     NotApplicableError
         When K != 1.
     """
-    if inst.K != 1:
-        raise NotApplicableError(f"formulation k1 needs K = 1, the instance has K = {inst.K}")
+    check_formulation(inst, "k1")
     ex = plain_extra(inst, "k1") if ex is None else ex
     pairs = ex.pairs
     b = _Builder()
@@ -561,11 +560,12 @@ def objective_scale(inst: Instance) -> float:
     return float(2.0 ** round(np.log2(OBJECTIVE_TARGET / u)))
 
 
-def check_formulation(inst: Instance, formulation: str) -> None:
-    """Raise InputError / NotApplicableError when ``formulation`` cannot be used on ``inst``."""
+def check_formulation(inst: Instance | None, formulation: str) -> None:
+    """Raise InputError / NotApplicableError when ``formulation`` cannot be used on ``inst`` (None:
+    only check the name)."""
     if formulation not in FORMULATIONS:
         raise InputError(f"unknown formulation {formulation!r}; known: {', '.join(FORMULATIONS)}", where="formulation")
-    if formulation == "k1" and inst.K != 1:
+    if inst is not None and formulation == "k1" and inst.K != 1:
         raise NotApplicableError(f"formulation k1 needs K = 1, the instance has K = {inst.K}")
 
 

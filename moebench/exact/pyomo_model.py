@@ -214,7 +214,7 @@ def _objective_value(m: Any) -> float:
     return float(pyo.value(obj))
 
 
-def _run(solver: Any, new: bool, m: Any, name: str, opt: Any, req: SolveRequest, limit: float | None) -> dict:
+def _run(solver: Any, new: bool, m: Any, opt: Resolved, req: SolveRequest, limit: float | None) -> dict:
     """One solve; returns status flags, objective, bound (in objective units) and solution availability."""
 
     if new:
@@ -224,36 +224,29 @@ def _run(solver: Any, new: bool, m: Any, name: str, opt: Any, req: SolveRequest,
             "raise_exception_on_nonoptimal_result": False,
             "load_solutions": False,
             "rel_gap": opt.mip_rel_gap,
+            "threads": opt.threads,
         }
         if limit is not None:
             kw["time_limit"] = limit  # driver.solver_time_limit: >= 0.05
-        if name == "highs":
+        if opt.solver == "highs":
             from moebench.exact.highs import prepare_threads
 
             prepare_threads(opt.threads)
-            kw["threads"] = opt.threads
             extra = {"random_seed": int(req.seed) % 2147483647, **opt.solver_options}
             if opt.mip_abs_gap is not None:
                 extra["mip_abs_gap"] = opt.mip_abs_gap
             kw["solver_options"] = extra
-        else:
-            kw["threads"] = opt.threads
         res = solver.solve(m, **kw)
         has = res.solution_status in (SolutionStatus.feasible, SolutionStatus.optimal)
         if has:
             res.solution_loader.load_vars()
-        tc = res.termination_condition
+        tc, tcs = res.termination_condition, TerminationCondition
         bound = res.objective_bound
         return {
             "has": has,
-            "optimal": tc == TerminationCondition.convergenceCriteriaSatisfied,
-            "time_limit": tc
-            in (
-                TerminationCondition.maxTimeLimit,
-                TerminationCondition.iterationLimit,
-                TerminationCondition.interrupted,
-            ),
-            "infeasible": tc in (TerminationCondition.provenInfeasible, TerminationCondition.infeasibleOrUnbounded),
+            "optimal": tc == tcs.convergenceCriteriaSatisfied,
+            "time_limit": tc in (tcs.maxTimeLimit, tcs.iterationLimit, tcs.interrupted),
+            "infeasible": tc in (tcs.provenInfeasible, tcs.infeasibleOrUnbounded),
             "objective": res.incumbent_objective,
             "bound": None if bound is None or not np.isfinite(bound) else float(bound),
             "termination": str(tc),
@@ -340,7 +333,7 @@ class PyomoBackend:
             r = {"has": True, "optimal": True, "time_limit": False, "infeasible": False}
             r.update(objective=val, bound=val, termination="trivial (no constraints)")
         else:
-            r = _run(solver, new, m, opt.solver, opt, req, limit)
+            r = _run(solver, new, m, opt, req, limit)
         version = solver.version() if new else getattr(solver, "version", lambda: None)()
         tol = solver_tolerances(opt, m.SCALE)
         info: dict[str, Any] = {
@@ -378,7 +371,7 @@ class PyomoBackend:
             # remove slack: fix the binaries and solve again (see the module docstring)
             for k, v in m.x.items():
                 v.fix(round(xval[k]))
-            r2 = _run(solver, new, m, opt.solver, opt, req, None)
+            r2 = _run(solver, new, m, opt, req, None)
             if r2["has"] and r2["objective"] is not None:
                 objective = float(r2["objective"])
                 info["polished"] = True

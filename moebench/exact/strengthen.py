@@ -277,6 +277,13 @@ def _profile_start(inst: Instance, cm: Any, profiles: list) -> np.ndarray:
     return chains_to_placement(inst, cm, chains)
 
 
+def _padded(hi: np.ndarray, n: int, mass: float) -> np.ndarray:
+    """The first ``n`` values of an upper profile ``hi``, padded with the layer's total ``mass``."""
+    out = np.full(n, float(mass))
+    out[: min(len(hi), n)] = hi[:n]
+    return out
+
+
 def _profile(inst: Instance, ex: Extra, deadline: float | None) -> None:
     """``profile`` (F-cover, chain-reducible instances): per-layer profile cuts and level DP rows.
 
@@ -327,11 +334,7 @@ def _profile(inst: Instance, ex: Extra, deadline: float | None) -> None:
     ex.start = _profile_start(inst, cm, profiles)
     # the cuts
     n_env = n_dp = 0
-    his = []
-    for layer, (prof, bmax) in enumerate(zip(profiles, bmaxes)):
-        hi = np.full(bmax + 1, float(cm.probs[layer].sum()))
-        hi[: prof.bmax + 1] = prof.hi[: bmax + 1]
-        his.append(hi)
+    his = [_padded(prof.hi, bmax + 1, p.sum()) for prof, bmax, p in zip(profiles, bmaxes, cm.probs)]
     dp_terms: dict[int, list[tuple[int, float]]] = {}
     for layer in range(inst.L):
         for v, j, budget in levels[layer]:
@@ -366,11 +369,7 @@ def _profile(inst: Instance, ex: Extra, deadline: float | None) -> None:
     # bound-levels (docs/certify.md section 3): R* <= sum_j max {sum_l w[l,j] hi_l(b_l) : sum b_l <= P_j},
     # every layer's profile padded with its total mass beyond the budgets it was built for
     top = int(cm.prefix.max(initial=0))
-    padded = []
-    for layer, hi in enumerate(his):
-        full = np.full(top + 1, float(cm.probs[layer].sum()))
-        full[: min(len(hi), top + 1)] = hi[: top + 1]
-        padded.append(full)
+    padded = [_padded(hi, top + 1, p.sum()) for hi, p in zip(his, cm.probs)]
     ex.gain_bound = 0.0
     for j in cm.levels.tolist():
         budget = int(cm.prefix[j])
