@@ -132,8 +132,6 @@ class SparseModel:
         Placement shape.
     empty_latency : float
         Lat(empty), to convert between latency and gain.
-    blocks : dict
-        Column ranges of each variable family (e.g. ``{"x": (0, P), "z": (lo, hi)}``).
     stats : dict
         Sizes for reports (columns, binaries, rows, nonzeros, levels).
     start : ndarray of bool or None
@@ -160,7 +158,6 @@ class SparseModel:
     N: int
     G: int
     empty_latency: float
-    blocks: dict[str, tuple[int, int]] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     start: np.ndarray | None = None
     scale: float = 1.0
@@ -247,12 +244,10 @@ class _Builder:
         self.v: list[np.ndarray] = []
         self.rlb: list[np.ndarray] = []
         self.rub: list[np.ndarray] = []
-        self.blocks: dict[str, tuple[int, int]] = {}
 
-    def cols(self, name: str, n: int, lb: Any, ub: Any, obj: Any = 0.0, integer: bool = False) -> np.ndarray:
+    def cols(self, n: int, lb: Any, ub: Any, obj: Any = 0.0, integer: bool = False) -> np.ndarray:
         first = self.n_cols
         self.n_cols += n
-        self.blocks[name] = (first, self.n_cols)
         self.obj.append(np.broadcast_to(np.asarray(obj, float), (n,)))
         self.lb.append(np.broadcast_to(np.asarray(lb, float), (n,)))
         self.ub.append(np.broadcast_to(np.asarray(ub, float), (n,)))
@@ -294,7 +289,6 @@ class _Builder:
             N=inst.N,
             G=inst.G,
             empty_latency=inst.empty_latency,
-            blocks=dict(self.blocks),
             start=ex.start,
         )
         model.stats = {
@@ -355,7 +349,7 @@ def _extra_rows(b: _Builder, ex: Extra, x: np.ndarray, a: np.ndarray | None = No
 def _assignment_rows(b: _Builder, pairs: Pairs, x: np.ndarray, obj: Any = 0.0) -> np.ndarray:
     """y <= x and sum_n y[n,g] <= 1; returns the y columns."""
     p = len(x)
-    y = b.cols("y", p, 0.0, 1.0, obj)
+    y = b.cols(p, 0.0, 1.0, obj)
     r = b.rows_(p, -np.inf, 0.0)
     b.entries(r, y, 1.0)
     b.entries(r, x, -1.0)
@@ -371,11 +365,11 @@ def build_assign(inst: Instance, ex: Extra | None = None) -> SparseModel:
     ex = plain_extra(inst, "assign") if ex is None else ex
     pairs = ex.pairs
     b = _Builder()
-    x = b.cols("x", len(pairs.server), 0.0, 1.0, integer=True)
+    x = b.cols(len(pairs.server), 0.0, 1.0, integer=True)
     _capacity_rows(b, inst, pairs, x, ex.slot_size)
     y = _assignment_rows(b, pairs, x)
     cand = pairs.cand
-    t = b.cols("t", len(cand), pairs.best[cand], inst.fallback[cand])
+    t = b.cols(len(cand), pairs.best[cand], inst.fallback[cand])
     rank = np.full(inst.G, -1)
     rank[cand] = np.arange(len(cand))
     rt = b.rows_(len(cand), inst.fallback[cand], inst.fallback[cand])
@@ -390,7 +384,7 @@ def build_assign(inst: Instance, ex: Extra | None = None) -> SparseModel:
     best_set = np.maximum(fixed, pairs.best[inst.sets].max(axis=1))
     if ex.z_lb is not None:
         best_set = np.maximum(best_set, ex.z_lb)
-    z = b.cols("z", len(zset), best_set[zset], inst.base_set_latency[zset], inst.probs[zset])
+    z = b.cols(len(zset), best_set[zset], inst.base_set_latency[zset], inst.probs[zset])
     s_idx, k_idx = np.nonzero(is_c[zset])
     g = inst.sets[zset[s_idx], k_idx]
     rz = b.rows_(len(s_idx), 0.0, np.inf)
@@ -412,7 +406,7 @@ def build_k1(inst: Instance, ex: Extra | None = None) -> SparseModel:
     ex = plain_extra(inst, "k1") if ex is None else ex
     pairs = ex.pairs
     b = _Builder()
-    x = b.cols("x", len(pairs.server), 0.0, 1.0, integer=True)
+    x = b.cols(len(pairs.server), 0.0, 1.0, integer=True)
     _capacity_rows(b, inst, pairs, x, ex.slot_size)
     p = inst.marginals
     saving = p[pairs.expert] * (inst.fallback[pairs.expert] - inst.latency[pairs.server, pairs.expert])
@@ -516,12 +510,12 @@ def build_cover(inst: Instance, ex: Extra | None = None) -> SparseModel:
     ex = plain_extra(inst, "cover") if ex is None else ex
     pairs, cs = ex.pairs, ex.cs
     b = _Builder()
-    x = b.cols("x", len(pairs.server), 0.0, 1.0, integer=True)
+    x = b.cols(len(pairs.server), 0.0, 1.0, integer=True)
     _capacity_rows(b, inst, pairs, x, ex.slot_size)
-    c = b.cols("c", len(cs.c_expert), 0.0, 1.0)
+    c = b.cols(len(cs.c_expert), 0.0, 1.0)
     a_ub = np.ones(len(cs.a_set))
     a_ub[ex.a_zero] = 0.0
-    a = b.cols("a", len(cs.a_set), 0.0, a_ub, cs.a_weight)
+    a = b.cols(len(cs.a_set), 0.0, a_ub, cs.a_weight)
     rc = b.rows_(len(c), -np.inf, 0.0)
     b.entries(rc, c, 1.0)
     b.entries(rc[cs.cx_c], x[cs.cx_pair], -1.0)

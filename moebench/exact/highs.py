@@ -227,7 +227,7 @@ def run_highs(
         h.setSolution(len(model.x_cols), model.x_cols.astype(np.int32), np.asarray(start, np.float64))
     t0 = time.perf_counter()
     h.run()
-    status = h.getModelStatus()
+    ms, status = highspy.HighsModelStatus, h.getModelStatus()
     info = h.getInfo()
     has_sol = int(info.primal_solution_status) == 2  # kSolutionStatusFeasible
     solution = np.asarray(h.getSolution().col_value, float) if has_sol else None
@@ -251,27 +251,21 @@ def run_highs(
     )
     if solution is not None and not relax and len(model.x_cols):
         tp = time.perf_counter()
+        cols = model.x_cols.astype(np.int32)
         fixed = np.round(solution[model.x_cols])
-        h.changeColsBounds(len(model.x_cols), model.x_cols.astype(np.int32), fixed, fixed)
-        cont = np.zeros(len(model.x_cols), dtype=np.uint8)  # kContinuous
-        h.changeColsIntegrality(len(model.x_cols), model.x_cols.astype(np.int32), cont)
+        h.changeColsBounds(len(cols), cols, fixed, fixed)
+        h.changeColsIntegrality(len(cols), cols, np.zeros(len(cols), dtype=np.uint8))  # kContinuous
         h.setOptionValue("time_limit", 1e6)
         h.run()
-        pinfo = h.getInfo()
-        if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
-            out.polished = float(pinfo.objective_function_value)
+        if h.getModelStatus() == ms.kOptimal:
+            out.polished = float(h.getInfo().objective_function_value)
         else:
             out.info["polish_status"] = h.modelStatusToString(h.getModelStatus())
         out.info["polish_time"] = time.perf_counter() - tp
     out.solve_time = time.perf_counter() - t0
-    out.info["optimal"] = status == highspy.HighsModelStatus.kOptimal
-    out.info["time_limit"] = status in (
-        highspy.HighsModelStatus.kTimeLimit,
-        highspy.HighsModelStatus.kInterrupt,
-        highspy.HighsModelStatus.kIterationLimit,
-        highspy.HighsModelStatus.kSolutionLimit,
-    )
-    out.info["infeasible"] = status == highspy.HighsModelStatus.kInfeasible
+    out.info["optimal"] = status == ms.kOptimal
+    out.info["time_limit"] = status in (ms.kTimeLimit, ms.kInterrupt, ms.kIterationLimit, ms.kSolutionLimit)
+    out.info["infeasible"] = status == ms.kInfeasible
     return out
 
 
