@@ -231,7 +231,7 @@ def max_coverage(
 
     The search of :func:`max_coverage_py` (same bounds, pruning and branching order; see its
     docstring for the parameters), run by the compiled kernel
-    :func:`moebench.exact.chain.kernel.cover_run` when numba is installed and the layer has at
+    :func:`moebench.exact.chain.kernel.dfs_run` when numba is installed and the layer has at
     most 64 experts, else by the Python reference.
 
     Parameters
@@ -268,9 +268,10 @@ def max_coverage(
     st = kern.DfsState.root(cnt0, p, e, b, best)
     start_best = st.best[0]
     args = st.args()
+    no_need = np.zeros(1)
     while True:
         st.ints[2] = min(node_limit, int(st.ints[1]) + KERNEL_CHUNK)
-        code = kern.cover_run(bits.masks, bits.idx, p, e, b, margin, cut, slack, TOL, *args)
+        code = kern.dfs_run(bits.masks, bits.idx, p, e, b, False, no_need, margin, cut, slack, TOL, *args)
         if code == kern.DONE or st.ints[1] >= node_limit or (deadline is not None and time.monotonic() > deadline):
             break
     best = float(st.best[0])
@@ -280,7 +281,7 @@ def max_coverage(
     if code == kern.DONE:
         return BudgetResult(best, max(floor, best), best_x, int(st.ints[1]), floor <= best + TOL)
     hi_open = kern.cover_open_bound(
-        bits.masks, bits.idx, p, e, b, st.alive, st.cnt, st.n_alive, st.inside, st.val, st.ub, st.size,
+        bits.masks, bits.idx, p, e, b, st.alive, st.cnt, st.n_alive, st.inside, st.val, st.size,
         st.phase, st.branch, st.ints,
     )  # fmt: skip
     nodes = int(st.ints[1]) + (1 if st.ints[1] >= node_limit else 0)

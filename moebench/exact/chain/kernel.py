@@ -6,11 +6,12 @@ The two depth-first searches of the chain method -- :func:`~moebench.exact.chain
 calls on small arrays. Here the same searches run compiled: an activation set is one ``uint64``
 mask (layers with at most 64 experts), a node keeps the ids of its alive sets and their missing
 counts in depth-indexed buffers, and the search is an explicit stack of depth <= E (every branch
-fixes one more expert).
+fixes one more expert). One kernel, :func:`dfs_run`, runs both: they share the node loop and
+differ in what a node records and how it is pruned.
 
-Both kernels are *resumable*: all search state lives in a :class:`DfsState` owned by the caller,
+The kernel is *resumable*: all search state lives in a :class:`DfsState` owned by the caller,
 and a call returns after ``stop_at`` nodes (so the caller can check its deadline, which numba
-cannot read) or, for :func:`unions_run`, whenever a closed union qualifies (a generator in two
+cannot read) or, for closed_unions, whenever a closed union qualifies (a generator in two
 halves). The bounds, pruning rules and branching order are those of the Python reference, whose
 docstrings argue their validity; ``tests/test_certify_kernel.py`` checks the kernels against it.
 
@@ -117,8 +118,6 @@ class DfsState:
         Included / excluded experts, union of the covered sets.
     val : ndarray, shape (E + 2,)
         Covered mass.
-    ub : ndarray, shape (E + 2,)
-        Spread bound of an expanded node.
     size, phase, branch : ndarray of int64, shape (E + 2,)
         Experts included; phase 0 fresh / 1 include child explored / 2 both explored / 3 yielded /
         4 fresh exclude child (its subset was already reported by its parent); the branching expert.
@@ -137,7 +136,6 @@ class DfsState:
     out: np.ndarray
     covered: np.ndarray
     val: np.ndarray
-    ub: np.ndarray
     size: np.ndarray
     phase: np.ndarray
     branch: np.ndarray
@@ -171,7 +169,6 @@ class DfsState:
             out=np.zeros(d, dtype=np.uint64),
             covered=np.zeros(d, dtype=np.uint64),
             val=np.zeros(d),
-            ub=np.zeros(d),
             size=np.zeros(d, dtype=np.int64),
             phase=np.zeros(d, dtype=np.int64),
             branch=np.zeros(d, dtype=np.int64),
@@ -272,15 +269,20 @@ def _children(
 
 
 @_jit
-def cover_run(
-    masks, idx, p, e, b, margin, cut, slack, tol,
-    alive, cnt, n_alive, inside, out, covered, val, ub, size, phase, branch, ints, best, best_mask,
+def dfs_run(
+    masks, idx, p, e, b, unions, need, margin, cut, slack, tol,
+    alive, cnt, n_alive, inside, out, covered, val, size, phase, branch, ints, best, best_mask,
 ):  # pragma: no cover - compiled  # fmt: skip
-    """Run the max_coverage search until it ends (DONE) or ``ints[2]`` nodes were used (PAUSED).
+    """Run the max_coverage search (``unions`` false) or the closed_unions enumeration (true, up to
+    ``b`` experts) until it ends (DONE), ``ints[2]`` nodes were used (PAUSED; the node at ``ints[0]``
+    has not been evaluated yet, phase 0 or 4) or, for closed_unions, at the next qualifying closed
+    union (YIELD: it is the node at depth ``ints[0]``).
 
-    A node is pruned when val + spread bound < max(best + margin, cut - slack) (quantum and
-    decision-mode pruning as in sets.max_coverage). On PAUSED the node at ``ints[0]`` has not
-    been evaluated yet (phase 0).
+    max_coverage prunes a node when val + spread bound < max(best + margin, cut - slack) (quantum
+    and decision-mode pruning as in sets.max_coverage). In closed_unions a node qualifies when
+    val >= need[size] - slack and its covered union equals its included experts; it is pruned when
+    an included expert lies in no covered or alive set, or when no reachable size s has
+    val + top-(s - size) spread >= need[s] - slack.
     """
     h = np.zeros(e)
     tmp = np.zeros(e)
@@ -289,39 +291,60 @@ def cover_run(
     nodes = ints[1]
     while d >= 0:
         ph = phase[d]
-        if ph == 0:
-            if nodes >= ints[2]:
-                ints[0] = d
-                ints[1] = nodes
-                return 2
-            nodes += 1
-            if val[d] > best[0] + tol:
-                best[0] = val[d]
-                best_mask[0] = inside[d]
+        if ph == 0 or ph == 3 or ph == 4:
+            if ph != 3:
+                if nodes >= ints[2]:
+                    ints[0] = d
+                    ints[1] = nodes
+                    return 2
+                nodes += 1
+                if not unions and val[d] > best[0] + tol:
+                    best[0] = val[d]
+                    best_mask[0] = inside[d]
+                # an exclude child has its parent's subset, which was already reported
+                if unions and ph == 0 and val[d] >= need[size[d]] - slack and covered[d] == inside[d]:
+                    phase[d] = 3
+                    ints[0] = d
+                    ints[1] = nodes
+                    return 1
             r = b - size[d]
-            if r == 0 or n_alive[d] == 0:
+            n = n_alive[d]
+            if r == 0 or n == 0:
                 d -= 1
                 continue
-            _spread(idx, p, alive[d], cnt[d], n_alive[d], inside[d], e, h)
+            if unions:
+                reach = covered[d]
+                for k in range(n):
+                    reach |= masks[alive[d, k]]
+                if inside[d] & ~reach:
+                    d -= 1
+                    continue
+            _spread(idx, p, alive[d], cnt[d], n, inside[d], e, h)
             g = _top_sums(h, e, r, tmp, top)
-            bound = top[r]
-            floor = best[0] + margin
-            if cut - slack > floor:
-                floor = cut - slack
-            if val[d] + bound < floor or g < 0:
+            if unions:
+                ok = False
+                for s in range(1, r + 1):
+                    if val[d] + top[s] >= need[size[d] + s] - slack:
+                        ok = True
+                        break
+            else:
+                floor = best[0] + margin
+                if cut - slack > floor:
+                    floor = cut - slack
+                ok = val[d] + top[r] >= floor
+            if not ok or g < 0:
                 d -= 1
                 continue
-            ub[d] = bound
             branch[d] = g
             phase[d] = 1
-            _children(masks, p, alive, cnt, n_alive, inside, out, covered, val, size, d, g, r, True, False)
+            _children(masks, p, alive, cnt, n_alive, inside, out, covered, val, size, d, g, r, True, unions)
             d += 1
             phase[d] = 0
         elif ph == 1:
             phase[d] = 2
-            _children(masks, p, alive, cnt, n_alive, inside, out, covered, val, size, d, branch[d], 0, False, False)
+            _children(masks, p, alive, cnt, n_alive, inside, out, covered, val, size, d, branch[d], 0, False, unions)
             d += 1
-            phase[d] = 0
+            phase[d] = 4 if unions else 0
         else:
             d -= 1
     ints[0] = d
@@ -331,7 +354,7 @@ def cover_run(
 
 @_jit
 def cover_open_bound(
-    masks, idx, p, e, b, alive, cnt, n_alive, inside, val, ub, size, phase, branch, ints
+    masks, idx, p, e, b, alive, cnt, n_alive, inside, val, size, phase, branch, ints
 ):  # pragma: no cover
     """Largest bound over the open nodes of a PAUSED max_coverage search (a proven bound on
     everything not yet searched): the unevaluated node at the top of the stack and every pending
@@ -373,76 +396,6 @@ def cover_open_bound(
         if bound > hi:
             hi = bound
     return hi
-
-
-@_jit
-def unions_run(
-    masks, idx, p, e, bmax, need, slack,
-    alive, cnt, n_alive, inside, out, covered, val, ub, size, phase, branch, ints, best, best_mask,
-):  # pragma: no cover - compiled  # fmt: skip
-    """Run the closed_unions enumeration until the next qualifying closed union (YIELD: it is
-    the node at depth ``ints[0]``), the end (DONE) or ``ints[2]`` visits (PAUSED).
-
-    A node qualifies when val >= need[size] - slack and its covered union equals its included
-    experts. It is pruned when an included expert lies in no covered or alive set, or when no
-    reachable size s has val + top-(s - size) spread >= need[s] - slack.
-    """
-    h = np.zeros(e)
-    tmp = np.zeros(e)
-    top = np.zeros(bmax + 2)
-    d = ints[0]
-    nodes = ints[1]
-    while d >= 0:
-        ph = phase[d]
-        if ph == 0 or ph == 3 or ph == 4:
-            if ph != 3:
-                if nodes >= ints[2]:
-                    ints[0] = d
-                    ints[1] = nodes
-                    return 2
-                nodes += 1
-                # an exclude child has its parent's subset, which was already reported
-                if ph == 0 and val[d] >= need[size[d]] - slack and covered[d] == inside[d]:
-                    phase[d] = 3
-                    ints[0] = d
-                    ints[1] = nodes
-                    return 1
-            r = bmax - size[d]
-            n = n_alive[d]
-            if r == 0 or n == 0:
-                d -= 1
-                continue
-            reach = covered[d]
-            for k in range(n):
-                reach |= masks[alive[d, k]]
-            if inside[d] & ~reach:
-                d -= 1
-                continue
-            _spread(idx, p, alive[d], cnt[d], n, inside[d], e, h)
-            g = _top_sums(h, e, r, tmp, top)
-            ok = False
-            for s in range(1, r + 1):
-                if val[d] + top[s] >= need[size[d] + s] - slack:
-                    ok = True
-                    break
-            if not ok or g < 0:
-                d -= 1
-                continue
-            branch[d] = g
-            phase[d] = 1
-            _children(masks, p, alive, cnt, n_alive, inside, out, covered, val, size, d, g, r, True, True)
-            d += 1
-            phase[d] = 0
-        elif ph == 1:
-            phase[d] = 2
-            _children(masks, p, alive, cnt, n_alive, inside, out, covered, val, size, d, branch[d], 0, False, True)
-            d += 1
-            phase[d] = 4
-        else:
-            d -= 1
-    ints[0] = d
-    ints[1] = nodes
-    return 0
 
 
 @_jit

@@ -128,7 +128,7 @@ def closed_unions(
     """Every union U of activation sets with f(U) >= need[|U|] (|U| < len(need)), once each.
 
     The enumeration of :func:`closed_unions_py` (same pruning and order; see its docstring), run
-    by the compiled kernel :func:`moebench.exact.chain.kernel.unions_run` when numba is installed
+    by the compiled kernel :func:`moebench.exact.chain.kernel.dfs_run` when numba is installed
     and the layer has at most 64 experts (``compiled`` forces or forbids it). Yields (mask, size,
     value); raises :class:`Timeout` after ``deadline``.
     """
@@ -147,7 +147,7 @@ def closed_unions(
     args = st.args()
     while True:
         st.ints[2] = int(st.ints[1]) + KERNEL_CHUNK
-        code = kern.unions_run(bits.masks, bits.idx, p, e, bmax, need, slack, *args)
+        code = kern.dfs_run(bits.masks, bits.idx, p, e, bmax, True, need, 0.0, 0.0, slack, 0.0, *args)
         if code == kern.DONE:
             return
         if code == kern.YIELD:
