@@ -62,14 +62,19 @@ def solve_bruteforce(inst: Instance, max_assignments: int = MAX_ASSIGNMENTS) -> 
         table[j, 1 : len(c) + 1] = c
     best_lat, best_code = np.inf, 0
     n_idx = np.arange(inst.N)
-    for start in range(0, total, _CHUNK):
-        codes = np.arange(start, min(total, start + _CHUNK), dtype=np.int64)
+
+    def servers(codes: np.ndarray) -> np.ndarray:
+        # (B, R): the server of every relevant expert (-1: not cached) in each assignment
         digits = np.empty((len(codes), len(relevant)), dtype=np.int64)
         rest = codes.copy()
         for j, r in enumerate(radix):
             digits[:, j] = rest % r
             rest //= r
-        server = table[np.arange(len(relevant))[None, :], digits]  # (B, R)
+        return table[np.arange(len(relevant))[None, :], digits]
+
+    for start in range(0, total, _CHUNK):
+        codes = np.arange(start, min(total, start + _CHUNK), dtype=np.int64)
+        server = servers(codes)
         load = ((server[:, :, None] == n_idx[None, None, :]) * inst.size[relevant][None, :, None]).sum(axis=1)
         ok = np.all(load <= inst.capacity[None, :] * (1 + 1e-9) + 1e-12, axis=1)
         if not ok.any():
@@ -86,12 +91,8 @@ def solve_bruteforce(inst: Instance, max_assignments: int = MAX_ASSIGNMENTS) -> 
         if lat[i] < best_lat - 1e-12:
             best_lat, best_code = float(lat[i]), int(codes[i])
     x = np.zeros((inst.N, inst.G), dtype=bool)
-    rest = best_code
-    for j, r in enumerate(radix):
-        d = rest % int(r)
-        rest //= int(r)
-        if d:
-            x[table[j, d], relevant[j]] = True
+    best = servers(np.array([best_code], dtype=np.int64))[0]
+    x[best[best >= 0], relevant[best >= 0]] = True
     if not np.isfinite(best_lat):  # nothing relevant: the empty placement is optimal
         best_lat = inst.empty_latency
     return x, best_lat

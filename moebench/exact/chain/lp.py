@@ -74,16 +74,14 @@ def lp_profile(members: np.ndarray, probs: np.ndarray, bmax: int, deadline: floa
     lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = e + m, nz + 1
     h = quiet_highs()
     h.passModel(lp)
-    out = np.empty(bmax + 1)
-    out[:] = float(p.sum())  # budgets not solved before the deadline keep the trivial bound
+    # budgets not solved (before the deadline, or to optimality) keep the trivial bound
+    out = np.full(bmax + 1, float(p.sum()))
     for b in range(bmax + 1):
         if deadline is not None and time.monotonic() > deadline:
             break
         h.changeRowBounds(nz, -highspy.kHighsInf, float(b))
         h.run()
-        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-            out[b] = float(p.sum())
-        else:
+        if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
             out[b] = h.getInfo().objective_function_value * (1 + LP_MARGIN) + LP_MARGIN
     return np.minimum(out, float(p.sum()))
 

@@ -254,16 +254,13 @@ def certify_level(
         lower = float(flo[budget])
         if not gaps or upper - lower <= TOL * max(1.0, upper):
             return LevelResult(budget, max(upper, lower), lower, True), alloc_lo
-        if upper <= stop_below:
-            return LevelResult(budget, upper, lower, False), alloc_lo
-        if deadline is not None and time.monotonic() > deadline:
+        if upper <= stop_below or (deadline is not None and time.monotonic() > deadline):
             return LevelResult(budget, upper, lower, False), alloc_lo
         _, layer = max(gaps)
         pr, b = profiles[layer], int(alloc[layer])
         if pr.limit[b] >= node_limit and not grow:
             # every entry the DP wants was searched as far as allowed: the bound stands
-            tried = all(profiles[ly].limit[int(alloc[ly])] >= node_limit for _, ly in gaps)
-            if tried:
+            if all(profiles[ly].limit[int(alloc[ly])] >= node_limit for _, ly in gaps):
                 return LevelResult(budget, upper, lower, False), alloc_lo
             _, layer = max(g for g in gaps if profiles[g[1]].limit[int(alloc[g[1]])] < node_limit)
             pr, b = profiles[layer], int(alloc[layer])
