@@ -109,6 +109,18 @@ def decision_cut(q: float, threshold: float | None) -> tuple[float, float, float
     return cut, below, slack
 
 
+def _start(
+    p: np.ndarray, cnt0: np.ndarray, e: int, lower: float, witness: np.ndarray | None, threshold: float | None
+) -> tuple:
+    """``(margin, best, best_x, cut, below, slack)`` of a search: the least improvement worth a
+    node, the starting incumbent (``lower`` and ``witness``, else the empty set) and the decision cut."""
+    # improvements come in whole quanta when all weights are multiples of one (token counts)
+    q = quantum(p)
+    best_x = np.zeros(e, dtype=bool) if witness is None or lower < 0 else np.asarray(witness, dtype=bool).copy()
+    best = float(p[cnt0 == 0].sum()) if lower < 0 else max(lower, 0.0)
+    return max(q - TOL, TOL), best, best_x, *decision_cut(q, threshold)
+
+
 def max_coverage_py(
     members: np.ndarray,
     probs: np.ndarray,
@@ -153,14 +165,8 @@ def max_coverage_py(
     af = a.astype(np.float64)
     p = np.asarray(probs, dtype=np.float64)
     e = a.shape[1]
-    # improvements come in whole quanta when all weights are multiples of one (token counts)
-    q = quantum(p)
-    margin = max(q - TOL, TOL)
     cnt0 = a.sum(axis=1)
-    best = max(lower, 0.0)
-    best_x = np.zeros(e, dtype=bool) if witness is None or lower < 0 else np.asarray(witness, dtype=bool).copy()
-    if lower < 0:
-        best = float(p[cnt0 == 0].sum())
+    margin, best, best_x, cut, below, slack = _start(p, cnt0, e, lower, witness, threshold)
     alive0 = np.flatnonzero((cnt0 > 0) & (cnt0 <= b))
     # node: (inside mask, excluded mask, alive ids, their missing counts, covered mass, size)
     stack: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, int]] = [
@@ -168,7 +174,6 @@ def max_coverage_py(
     ]
     nodes = 0
     hi_open = -np.inf
-    cut, below, slack = decision_cut(q, threshold)
     while stack:
         floor = below if cut > best + margin else best
         inside, out, alive, cnt, val, size = stack.pop()
@@ -256,15 +261,8 @@ def max_coverage(
     p = np.asarray(probs, dtype=np.float64)
     e = a.shape[1]
     bits = kern.SetBits.of(a) if bits is None else bits
-    q = quantum(p)
-    margin = max(q - TOL, TOL)
     cnt0 = bits.cnt
-    empty = float(p[cnt0 == 0].sum())
-    best = max(lower, 0.0)
-    best_x = np.zeros(e, dtype=bool) if witness is None or lower < 0 else np.asarray(witness, dtype=bool).copy()
-    if lower < 0:
-        best = empty
-    cut, below, slack = decision_cut(q, threshold)
+    margin, best, best_x, cut, below, slack = _start(p, cnt0, e, lower, witness, threshold)
     st = kern.DfsState.root(cnt0, p, e, b, best)
     start_best = st.best[0]
     args = st.args()
