@@ -335,7 +335,8 @@ def _profile(inst: Instance, ex: Extra, deadline: float | None) -> None:
     # the cuts
     n_env = n_dp = 0
     his = [_padded(prof.hi, bmax + 1, p.sum()) for prof, bmax, p in zip(profiles, bmaxes, cm.probs)]
-    dp_terms: dict[int, list[tuple[int, float]]] = {}
+    # per chain position j, the (layer, weight, a columns of level j, their probabilities) of its DP row
+    dp_terms: dict[int, list[tuple[int, float, np.ndarray, np.ndarray]]] = {}
     for layer in range(inst.L):
         for v, j, budget in levels[layer]:
             sel_a = np.flatnonzero((a_layer == layer) & (cs.a_value == v))
@@ -351,20 +352,13 @@ def _profile(inst: Instance, ex: Extra, deadline: float | None) -> None:
                 n_env += 1
             w = float(cm.weights[layer, j])
             if w > 0:
-                dp_terms.setdefault(j, []).append((layer, w))
+                dp_terms.setdefault(j, []).append((layer, w, sel_a, pi))
     for j, terms in sorted(dp_terms.items()):
         budget = int(cm.prefix[j])
-        best, _ = combine([w * his[layer][: budget + 1] for layer, w in terms], budget)
-        idx, coef = [], []
-        for layer, w in terms:
-            v = float(inst.latency[cm.order[j], inst.expert_offset[layer]])
-            sel_a = np.flatnonzero((a_layer == layer) & (cs.a_value == v))
-            idx.append(sel_a)
-            coef.append(w * inst.probs[cs.a_set[sel_a]])
-        if sum(len(i) for i in idx) == 0:
-            continue
+        best, _ = combine([w * his[layer][: budget + 1] for layer, w, _, _ in terms], budget)
+        idx = np.concatenate([sel_a for _, _, sel_a, _ in terms])
         r = ex.add_rows(-np.inf, float(best[budget]) * (1 + 1e-9) + 1e-12, 1)
-        ex.a_entries(np.repeat(r, sum(len(i) for i in idx)), np.concatenate(idx), np.concatenate(coef))
+        ex.a_entries(np.repeat(r, len(idx)), idx, np.concatenate([w * pi for _, w, _, pi in terms]))
         n_dp += 1
     # bound-levels (docs/certify.md section 3): R* <= sum_j max {sum_l w[l,j] hi_l(b_l) : sum b_l <= P_j},
     # every layer's profile padded with its total mass beyond the budgets it was built for
