@@ -278,9 +278,6 @@ def max_coverage(
     floor = below if cut > best + margin else best
     if code == kern.DONE:
         return BudgetResult(best, max(floor, best), best_x, int(st.ints[1]), floor <= best + TOL)
-    hi_open = kern.cover_open_bound(
-        bits.masks, bits.idx, p, e, b, st.alive, st.cnt, st.n_alive, st.inside, st.val, st.size,
-        st.phase, st.branch, st.ints,
-    )  # fmt: skip
+    hi_open = kern.cover_open_bound(bits.masks, bits.idx, p, e, b, *args)
     nodes = int(st.ints[1]) + (1 if st.ints[1] >= node_limit else 0)
     return BudgetResult(best, max(best, hi_open, floor), best_x, nodes, False)

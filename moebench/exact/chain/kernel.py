@@ -354,12 +354,13 @@ def dfs_run(
 
 @_jit
 def cover_open_bound(
-    masks, idx, p, e, b, alive, cnt, n_alive, inside, val, size, phase, branch, ints
-):  # pragma: no cover
+    masks, idx, p, e, b,
+    alive, cnt, n_alive, inside, out, covered, val, size, phase, branch, ints, best, best_mask,
+):  # pragma: no cover - compiled  # fmt: skip
     """Largest bound over the open nodes of a PAUSED max_coverage search (a proven bound on
     everything not yet searched): the unevaluated node at the top of the stack and every pending
     exclude child (its own spread bound, computed from its parent's alive sets without the sets
-    through the branching expert)."""
+    through the branching expert). Takes the whole :class:`DfsState` (``DfsState.args``)."""
     d = ints[0]
     hi = -np.inf
     if d < 0:
