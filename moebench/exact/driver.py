@@ -296,14 +296,14 @@ def conclude(
         return Solution(empty_placement(inst), Status.ERROR, error=res.error or res.native_status, **common)
     stopped = Status.TIME_LIMIT if res.time_limit else Status.FEASIBLE
     status = Status.OPTIMAL if res.optimal else stopped
-    gain = ev.gain if ev is not None else 0.0
+    gain = ev.gain  # a placement was returned, so it was evaluated
     if status == Status.OPTIMAL and not proven(gain, bound, lat0, tol):
-        status = Status.FEASIBLE if not res.time_limit else Status.TIME_LIMIT
+        status = stopped
         info["not_proven"] = (
             f"the solver reports optimal, but its safe bound {bound!r} exceeds the gain {gain!r} of its "
             f"placement by more than the tolerance {tol:g} (relative)"
         )
-    elif status != Status.OPTIMAL and ev is not None and ev.feasible and proven(gain, bound, lat0, tol):
+    elif status != Status.OPTIMAL and ev.feasible and proven(gain, bound, lat0, tol):
         status = Status.OPTIMAL
         info["optimal_by"] = "the incumbent meets the safe bound"
     return Solution(res.placement, status, bound=bound, solver_latency=res.solver_latency, **common)

@@ -422,14 +422,9 @@ def greedy_run(masks, p, bmax, lo, wit):  # pragma: no cover - compiled
         lo[b] = 0.0
         wit[b] = cur
     while True:
-        ncand = 0
         for i in range(m):
             miss[i] = masks[i] & ~cur
             cnt[i] = _bits(miss[i])
-            if cnt[i] > 0 and cnt[i] <= bmax - size:
-                ncand += 1
-        if ncand == 0:
-            break
         best_ratio = -1.0
         best_gain = 0.0
         best_i = -1
@@ -446,6 +441,8 @@ def greedy_run(masks, p, bmax, lo, wit):  # pragma: no cover - compiled
                 best_ratio = ratio
                 best_gain = gain
                 best_i = c
+        if best_i < 0:  # no set can be completed within the budget (every ratio is >= 0)
+            break
         cur |= masks[best_i]
         size = _bits(cur)
         val += best_gain
