@@ -175,8 +175,7 @@ def _pack(inst: Instance, model: ChainModel, todo: np.ndarray, deadline: np.ndar
     """Experts in deadline order (larger first within a deadline), each on the fastest server
     with room left; an expert that fits nowhere is left out. Always feasible; it realizes the
     chains (every expert by its deadline) when the sizes pack, which is not guaranteed."""
-    layer_of = np.searchsorted(inst.expert_offset, np.arange(inst.G), side="right") - 1
-    size_u = model.units[layer_of]
+    size_u = model.units[inst.layer_of]
     todo = todo[np.lexsort((-size_u[todo], deadline[todo]))]
     room = model.slots.copy()
     x = np.zeros((inst.N, inst.G), dtype=bool)
