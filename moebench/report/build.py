@@ -186,12 +186,11 @@ def write_report(
     if "latex" in formats:
         grid = paper.paper_grid(summary, runs, options)
         files += writers.write_latex(out, summary, violations, head, grid, options.latex_wide)
+    shown = writers.report_sections(summary, violations, fails, ref_table, extra)
     if "md" in formats:
-        files.append(
-            writers.write_markdown(out, title, head, summary, violations, fails, ref_table, plots, prov, extra)
-        )
+        files.append(writers.write_markdown(out, title, head, shown, plots, prov))
     if "html" in formats:
-        files.append(html.write_html(out, title, head, summary, violations, fails, ref_table, plots, prov, extra))
+        files.append(html.write_html(out, title, head, shown, plots, prov))
     _forget_stale(out, files)
     return files
 

@@ -17,10 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from moebench.report.sections import Section
-from moebench.report.writers import NOTES, _sections, fmt
+from moebench.report.writers import NOTES, fmt
 
 #: Tables with more rows than this are collapsed (``<details>``) until opened.
 COLLAPSE_ROWS = 25
@@ -130,6 +128,20 @@ def _figure(p: Path, folder: Path) -> dict[str, Any]:
     }
 
 
+def _entry(sec: Section, anchor: str, links: dict[str, str], folder: Path) -> dict[str, Any]:
+    """One section as the template shows it, under the page anchor ``anchor``."""
+    return {
+        "id": anchor,
+        "title": sec.title,
+        "note": sec.note,
+        "header": list(sec.header),
+        "rows": [[_cell(c, links) for c in r] for r in sec.rows],
+        "collapsed": len(sec.rows) > COLLAPSE_ROWS,
+        "empty": sec.empty,
+        "figures": [_figure(p, folder) for p in sec.figures],
+    }
+
+
 def figure_title(png: Path) -> str:
     """The title a figure was saved with (PNG text chunk ``Title``), else its file stem."""
     try:
@@ -150,13 +162,9 @@ def write_html(
     folder: Path,
     title: str,
     headline: dict[str, Any],
-    summary: pd.DataFrame,
-    violations: pd.DataFrame,
-    fails: pd.DataFrame,
-    refs: pd.DataFrame,
+    sections: Sequence[Section],
     plots: Sequence[Path],
     provenance: dict[str, Any],
-    extra: Sequence[Section] = (),
 ) -> Path:
     """Write ``report.html``: one self-contained page (inline CSS and script, figures embedded).
 
@@ -168,14 +176,12 @@ def write_html(
         Page title.
     headline
         Headline numbers.
-    summary, violations, fails, refs
-        The core tables (see :mod:`moebench.report.tables`).
+    sections
+        The table sections in display order (:func:`moebench.report.writers.report_sections`).
     plots
         The report's figures (PNG) shown under "Figures".
     provenance
         Where the results come from (suite, versions, machine).
-    extra
-        The extra sections of the registered providers.
 
     Returns
     -------
@@ -189,37 +195,17 @@ def write_html(
         autoescape=select_autoescape(["html", "j2"]),
         keep_trailing_newline=True,
     )
-    secs: list[dict[str, Any]] = []
-    shown = _sections(summary, violations, fails, refs, extra)
     # a cell naming a figure of the page links to it
-    links = {p.name: f"#fig-{_anchor(p.stem)}" for sec in shown for p in sec.figures}
+    links = {p.name: f"#fig-{_anchor(p.stem)}" for sec in sections for p in sec.figures}
     links |= {p.name: f"#fig-{_anchor(p.stem)}" for p in plots}
-    for sec in shown:
-        secs.append(
-            {
-                # the page's own anchors stay unique whatever a section provider calls its slug
-                "id": f"section-{sec.slug}" if sec.slug in RESERVED_IDS else sec.slug,
-                "title": sec.title,
-                "note": sec.note,
-                "header": list(sec.header),
-                "rows": [[_cell(c, links) for c in r] for r in sec.rows],
-                "collapsed": len(sec.rows) > COLLAPSE_ROWS,
-                "empty": sec.empty,
-                "figures": [_figure(p, folder) for p in sec.figures],
-            }
-        )
+    # the page's own anchors stay unique whatever a section provider calls its slug
+    secs = [
+        _entry(sec, f"section-{sec.slug}" if sec.slug in RESERVED_IDS else sec.slug, links, folder) for sec in sections
+    ]
     if plots:
+        note = "Every figure is also written as PDF beside its PNG (plots/), for LaTeX."
         secs.append(
-            {
-                "id": "figures",
-                "title": "Figures",
-                "note": "Every figure is also written as PDF beside its PNG (plots/), for LaTeX.",
-                "header": [],
-                "rows": [],
-                "collapsed": False,
-                "empty": "",
-                "figures": [_figure(p, folder) for p in plots],
-            }
+            _entry(Section("Figures", [], [], "figures", note=note, empty="", figures=plots), "figures", {}, folder)
         )
     toc = [{"id": "headline", "title": "Headline numbers", "children": []}]
     toc += [{"id": s["id"], "title": s["title"], "children": s["figures"]} for s in secs]
