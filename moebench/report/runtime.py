@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from moebench.report.sections import ReportContext, Section, register_section
+from moebench.report.sections import ReportContext, Section, frame_section, register_section
 from moebench.report.tables import time_column
 from moebench.report.writers import fmt
 from moebench.schema.rows import column
@@ -122,42 +122,32 @@ def frontier_section(ctx: ReportContext) -> list[Section]:
     fr = fr[(fr["tried"] >= 2) & fr["family"].isin(ladder_families(ctx.runs))]
     if fr.empty:
         return []
-    rows = []
-    for r in fr.itertuples(index=False):
-        first = r.first_unproven if isinstance(r.first_unproven, str) else "none: proved every size tried"
-        rows.append(
-            [
-                r.family,
-                r.method,
-                fmt(r.time_limit, 0),
-                f"{r.proven}/{r.tried}",
-                r.largest_proven if isinstance(r.largest_proven, str) else "none",
-                fmt(r.largest_proven_time, 1),
-                fmt(r.largest_proven_cpu, 1),
-                first,
-                r.first_unproven_status if isinstance(r.first_unproven_status, str) else "–",
-                "–" if math.isnan(r.first_unproven_gap) else f"{100 * r.first_unproven_gap:.2f}%",
-            ]
-        )
+    columns = [
+        ("Family", lambda r: r["family"]),
+        ("Method", lambda r: r["method"]),
+        ("Limit [s]", lambda r: fmt(r["time_limit"], 0)),
+        ("Proven", lambda r: f"{r['proven']}/{r['tried']}"),
+        ("Largest proven", lambda r: _or(r["largest_proven"], "none")),
+        ("Its time [s]", lambda r: fmt(r["largest_proven_time"], 1)),
+        ("Its CPU [s]", lambda r: fmt(r["largest_proven_cpu"], 1)),
+        ("First not proven", lambda r: _or(r["first_unproven"], "none: proved every size tried")),
+        ("Status there", lambda r: _or(r["first_unproven_status"], "–")),
+        (
+            "Gap there",
+            lambda r: "–" if math.isnan(r["first_unproven_gap"]) else f"{100 * r['first_unproven_gap']:.2f}%",
+        ),
+    ]
     note = (
         "Where each exact method stops proving optimality within its time limit: instances ordered by "
         "size (placement variables N·G, then activation sets); 'largest proven' is the largest size it "
         "proved optimal, 'first not proven' the smallest it did not, with the relative gain gap "
         "(bound − gain)/bound it had reached. Sizes in between were not tried."
     )
-    header = [
-        "Family",
-        "Method",
-        "Limit [s]",
-        "Proven",
-        "Largest proven",
-        "Its time [s]",
-        "Its CPU [s]",
-        "First not proven",
-        "Status there",
-        "Gap there",
-    ]
-    return [Section("Proving frontier of the exact methods", header, rows, "frontier", note=note, data=fr)]
+    return [frame_section("Proving frontier of the exact methods", fr, columns, "frontier", note=note)]
+
+
+def _or(v: object, missing: str) -> str:
+    return v if isinstance(v, str) else missing
 
 
 #: Short status marks in the time table.
