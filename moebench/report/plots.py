@@ -301,12 +301,7 @@ def ratio_sweeps(runs: pd.DataFrame, folder: Path, styles: Mapping[str, MethodSt
             xs = sorted(g["_x"].unique())
             step = min(2.0, 160.0 / max(len(xs), 2) / max(len(methods), 1))
             for i, m in enumerate(methods):
-                pts = [(x, mean_ci(s["gain_ratio"].to_numpy(float))) for x, s in g[g["method"] == m].groupby("_x")]
-                x = [p[0] for p in pts]
-                style.plot_dodged(ax, x, [p[1].mean for p in pts], i, len(methods), step, label=m, **styles[m].line())
-                for xv, ci in pts:
-                    if ci.has_interval:
-                        style.interval_dodged(ax, xv, ci.low, ci.high, i, len(methods), step, styles[m].color)
+                style.mean_ci_dodged(ax, g[g["method"] == m], "gain_ratio", i, len(methods), step, styles[m], label=m)
             style.integer_ticks(ax, xs)
             ax.margins(x=0.08)
             ax.set_xlabel(name)

@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from moebench.report.confidence import mean_ci
 from moebench.report.tables import KIND_ORDER, kind_rank
 
 #: Method kinds in display order (legend groups, rows of the confidence-interval figure): the tables' order.
@@ -239,6 +240,20 @@ def interval_dodged(ax: Any, x: float, low: float, high: float, i: int, n: int, 
     ax.update_datalim([(x, low), (x, high)])
     ax.autoscale_view()
     return bar
+
+
+def mean_ci_dodged(
+    ax: Any, sub: pd.DataFrame, col: str, i: int, n: int, step_pt: float, st: MethodStyle, **kw: Any
+) -> None:
+    """The mean of ``col`` per value of ``sub["_x"]`` as the ``i``-th of ``n`` dodged lines
+    (:func:`plot_dodged`), with its 95% bootstrap interval bar where a point has one."""
+    pts = [(x, ci) for x, s in sub.groupby("_x") if (ci := mean_ci(s[col].to_numpy(float))).n]
+    if not pts:
+        return
+    plot_dodged(ax, [x for x, _ in pts], [ci.mean for _, ci in pts], i, n, step_pt, **kw, **st.line())
+    for x, ci in pts:
+        if ci.has_interval:
+            interval_dodged(ax, x, ci.low, ci.high, i, n, step_pt, st.color)
 
 
 def title(family: str | None, what: str, parameter: str | None = None, fixed: Mapping[str, Any] | None = None) -> str:
