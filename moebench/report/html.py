@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from moebench.report.sections import Section
+from moebench.report.style import slug
 from moebench.report.writers import NOTES, fmt
 
 #: Tables with more rows than this are collapsed (``<details>``) until opened.
@@ -115,13 +116,10 @@ def _figure(p: Path, folder: Path) -> dict[str, Any]:
     data = base64.b64encode(p.read_bytes()).decode("ascii")
     pdf = p.with_suffix(".pdf")
     rel = None
-    if pdf.is_file():
-        try:
-            rel = pdf.resolve().relative_to(folder.resolve()).as_posix()
-        except ValueError:
-            rel = None
+    if pdf.is_file() and pdf.resolve().is_relative_to(folder.resolve()):
+        rel = pdf.resolve().relative_to(folder.resolve()).as_posix()
     return {
-        "id": f"fig-{_anchor(p.stem)}",
+        "id": f"fig-{slug(p.stem, '_')}",
         "title": figure_title(p),
         "src": f"data:image/png;base64,{data}",
         "pdf": rel,
@@ -152,10 +150,6 @@ def figure_title(png: Path) -> str:
     except (ImportError, OSError):
         title = None
     return title or png.stem
-
-
-def _anchor(s: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in s.lower()).strip("-") or "x"
 
 
 def write_html(
@@ -196,8 +190,8 @@ def write_html(
         keep_trailing_newline=True,
     )
     # a cell naming a figure of the page links to it
-    links = {p.name: f"#fig-{_anchor(p.stem)}" for sec in sections for p in sec.figures}
-    links |= {p.name: f"#fig-{_anchor(p.stem)}" for p in plots}
+    links = {p.name: f"#fig-{slug(p.stem, '_')}" for sec in sections for p in sec.figures}
+    links |= {p.name: f"#fig-{slug(p.stem, '_')}" for p in plots}
     # the page's own anchors stay unique whatever a section provider calls its slug
     secs = [
         _entry(sec, f"section-{sec.slug}" if sec.slug in RESERVED_IDS else sec.slug, links, folder) for sec in sections

@@ -61,9 +61,7 @@ def scored_runs(runs: pd.DataFrame) -> pd.DataFrame:
     )
     hl, he = column(d, "holdout_latency"), column(d, "holdout_empty_latency")
     d["holdout_reduction"] = 100.0 * (he - hl) / he.where(he > 0)
-    if "regime" not in d:
-        d["regime"] = None
-    d["regime"] = d["regime"].fillna("unknown").astype(str)
+    d["regime"] = column(d, "regime").fillna("unknown").astype(str)
     return d
 
 
@@ -282,17 +280,10 @@ def sweep_figure(
                 r = g.groupby("_x").agg(lb=("_ref", "mean"), proven=("ref_proven", "all")).dropna()
                 if not r.empty:
                     (h,) = top.plot(r.index, r["lb"], label="reference (optimum ●, bound ○)", **style.REFERENCE)
-                    pr = r[r["proven"]]
-                    top.plot(pr.index, pr["lb"], "o", color="black", markersize=8, zorder=1.6)
-                    top.plot(
-                        r.index[~r["proven"]],
-                        r.loc[~r["proven"], "lb"],
-                        "o",
-                        mfc="white",
-                        color="black",
-                        markersize=8,
-                        zorder=1.6,
-                    )
+                    for shown, face in ((r["proven"], "black"), (~r["proven"], "white")):
+                        top.plot(
+                            r.index[shown], r.loc[shown, "lb"], "o", mfc=face, color="black", markersize=8, zorder=1.6
+                        )
                     bottom.axhline(1.0, **style.REFERENCE)
                     ref_handles = [h]
             for i, m in enumerate(methods):
@@ -341,14 +332,13 @@ def sweeps_sections(ctx: ReportContext) -> list[Section]:
     d = scored_runs(runs)
     groups = sweep_groups(d)
     if groups:
-        folder = ctx.out_dir / "plots"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = ctx.out_dir / "plots"  # style.save creates it
         figs, rows = [], []
         styles = method_styles(runs)
         for i, (fam, col, g) in enumerate(groups):
             name = col.removeprefix("param_")
             fixed = fixed_parameters(d[d["family"] == fam], col, g)
-            path = folder / f"sweep-latency-{i:02d}-{_slug(fam)}-{_slug(name)}.png"
+            path = folder / f"sweep-latency-{i:02d}-{style.slug(fam)}-{style.slug(name)}.png"
             p = sweep_figure(fam, col, g, path, styles=styles, fixed=fixed)
             figs.append(p)
             vals = sorted(g["_x"].unique())
@@ -379,7 +369,3 @@ def sweeps_sections(ctx: ReportContext) -> list[Section]:
             )
         )
     return out
-
-
-def _slug(s: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in s.lower()).strip("-") or "x"
