@@ -23,6 +23,7 @@ from __future__ import annotations
 import html
 import math
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,9 +203,7 @@ def _renamed(inst_a: set[tuple[str, str]], inst_b: set[tuple[str, str]]) -> dict
     names_a: dict[str, list[str]] = {}
     for n, h in only_a:
         names_a.setdefault(h, []).append(n)
-    count_b: dict[str, int] = {}
-    for _, h in only_b:
-        count_b[h] = count_b.get(h, 0) + 1
+    count_b = Counter(h for _, h in only_b)
     taken = {n for n, _ in inst_b}
     out = {}
     for n, h in only_b:
@@ -327,17 +326,14 @@ def write_comparison(c: Comparison, out: Path, formats: Sequence[str], wide: str
     """``compare.md``, ``compare.csv`` (per method) and ``compare-pairs.csv``, ``compare.tex``, ``compare.html``."""
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    if "md" in formats:
-        files.append(out / "compare.md")
-        files[-1].write_text(to_markdown(c), encoding="utf-8")
-    if "csv" in formats:
-        files += [out / "compare.csv", out / "compare-pairs.csv"]
-        c.methods.to_csv(files[-2], index=False)
-        c.pairs.to_csv(files[-1], index=False)
-    if "latex" in formats:
-        files.append(out / "compare.tex")
-        files[-1].write_text(to_latex(c, wide), encoding="utf-8")
-    if "html" in formats:
-        files.append(out / "compare.html")
-        files[-1].write_text(to_html(c), encoding="utf-8")
+    for fmt, name, write in (
+        ("md", "compare.md", lambda p: p.write_text(to_markdown(c), encoding="utf-8")),
+        ("csv", "compare.csv", lambda p: c.methods.to_csv(p, index=False)),
+        ("csv", "compare-pairs.csv", lambda p: c.pairs.to_csv(p, index=False)),
+        ("latex", "compare.tex", lambda p: p.write_text(to_latex(c, wide), encoding="utf-8")),
+        ("html", "compare.html", lambda p: p.write_text(to_html(c), encoding="utf-8")),
+    ):
+        if fmt in formats:
+            write(out / name)
+            files.append(out / name)
     return files

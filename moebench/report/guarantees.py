@@ -170,26 +170,25 @@ def failed_guaranteed_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
 def stress_table(stress: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per stress search (unformatted)."""
-    rows = []
-    for r in stress:
-        rows.append(
-            {
-                "method": r.get("method"),
-                "family": r.get("family"),
-                "params": ", ".join(f"{k}={v}" for k, v in sorted((decode_json(r.get("stress_params")) or {}).items())),
-                "seed": _count(r.get("seed")),
-                "budget": r.get("budget"),
-                "evaluations": _count(r.get("evaluations")),
-                "restarts": _count(r.get("restarts")),
-                "worst_ratio": ratio_or_nan(r.get("worst_ratio")),
-                "gain_method": ratio_or_nan(r.get("gain_method")),
-                "gain_optimum": ratio_or_nan(r.get("gain_optimum")),
-                "claim": r.get("claim") if r.get("claim") is not None else r.get("guarantee_ratio"),
-                "instance_file": r.get("instance_file") or "",
-                "status": r.get("status"),
-                "error": r.get("error") or "",
-            }
-        )
+    rows = [
+        {
+            "method": r.get("method"),
+            "family": r.get("family"),
+            "params": ", ".join(f"{k}={v}" for k, v in sorted((decode_json(r.get("stress_params")) or {}).items())),
+            "seed": _count(r.get("seed")),
+            "budget": r.get("budget"),
+            "evaluations": _count(r.get("evaluations")),
+            "restarts": _count(r.get("restarts")),
+            "worst_ratio": ratio_or_nan(r.get("worst_ratio")),
+            "gain_method": ratio_or_nan(r.get("gain_method")),
+            "gain_optimum": ratio_or_nan(r.get("gain_optimum")),
+            "claim": r.get("claim") if r.get("claim") is not None else r.get("guarantee_ratio"),
+            "instance_file": r.get("instance_file") or "",
+            "status": r.get("status"),
+            "error": r.get("error") or "",
+        }
+        for r in stress
+    ]
     return pd.DataFrame(rows, columns=STRESS_COLUMNS)
 
 

@@ -54,10 +54,7 @@ def frontier(runs: pd.DataFrame) -> pd.DataFrame:
     """
     cols = "family method time_limit tried proven largest_proven largest_proven_time largest_proven_cpu".split()
     cols += "first_unproven first_unproven_status first_unproven_gap".split()
-    if "method_kind" not in runs or runs.empty:
-        return pd.DataFrame(columns=cols)
-    ex = runs[runs["method_kind"] == "exact"].copy()
-    ex = ex[ex["status"] != "not-applicable"]
+    ex = runs[(column(runs, "method_kind") == "exact") & (runs["status"] != "not-applicable")].copy()
     if ex.empty:
         return pd.DataFrame(columns=cols)
     tcol = time_column(ex)
@@ -197,12 +194,9 @@ def time_table(runs: pd.DataFrame, family: str) -> tuple[list[str], list[list[st
 @register_section(order=31)
 def time_sections(ctx: ReportContext) -> list[Section]:
     """ "Method time by size" tables, one per family that has two or more instance sizes."""
-    runs = ctx.runs
-    if "binaries" not in runs:
-        return []
     out = []
-    for fam in ladder_families(runs):
-        header, rows, data = time_table(runs, fam)
+    for fam in ladder_families(ctx.runs):
+        header, rows, data = time_table(ctx.runs, fam)
         slug = "time-" + "".join(ch if ch.isalnum() else "-" for ch in str(fam).lower()).strip("-")
         note = (
             "Wall time of the solve call in seconds (the CSV also has CPU time); TL = stopped by the time "

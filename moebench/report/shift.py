@@ -120,22 +120,21 @@ def transfer_matrix(ts: pd.DataFrame) -> pd.DataFrame:
 def tail_table(ts: pd.DataFrame) -> pd.DataFrame:
     """Per (capacity, method, token set kind): replayed tokens and per-token latency statistics."""
     d = ts[ts["replay_tokens"].notna()]
-    rows = []
-    for (cap, method, kind), g in d.groupby(["capacity", "method", "kind"], sort=True):
-        rows.append(
-            {
-                "capacity": cap,
-                "method": method,
-                "tokens": KINDS.get(str(kind), str(kind)),
-                "replayed": float(g["replay_tokens"].astype(float).mean()),
-                "mean": float(g["replay_mean"].mean()),
-                "p50": float(g["p50"].mean()),
-                "p95": float(g["p95"].mean()),
-                "p99": float(g["p99"].mean()),
-                "max": float(g["replay_max"].mean()),
-                "empty_mean": float(g["replay_empty_mean"].mean()),
-            }
-        )
+    rows = [
+        {
+            "capacity": cap,
+            "method": method,
+            "tokens": KINDS.get(str(kind), str(kind)),
+            "replayed": float(g["replay_tokens"].astype(float).mean()),
+            "mean": float(g["replay_mean"].mean()),
+            "p50": float(g["p50"].mean()),
+            "p95": float(g["p95"].mean()),
+            "p99": float(g["p99"].mean()),
+            "max": float(g["replay_max"].mean()),
+            "empty_mean": float(g["replay_empty_mean"].mean()),
+        }
+        for (cap, method, kind), g in d.groupby(["capacity", "method", "kind"], sort=True)
+    ]
     out = pd.DataFrame(rows)
     if not out.empty:
         out["_k"] = out["tokens"].map({v: i for i, v in enumerate(KINDS.values())})
@@ -245,18 +244,11 @@ def shift_sections(ctx: ReportContext) -> list[Section]:
         out.append(frame_section(title, mat, columns, "shift-transfer", note=_MATRIX_NOTE, latex=False))
     tail = tail_table(ts)
     if not tail.empty:
-        folder = ctx.out_dir / "plots"
-        folder.mkdir(parents=True, exist_ok=True)
         styles = style.method_styles(ctx.runs)
-        figs = [
-            p
-            for cap in sorted(tail["capacity"].unique())
-            if (
-                p := cdf_figure(
-                    ts, cap, folder / f"shift-cdf-capacity-{_f(float(cap), 'g').replace('.', '_')}.png", styles
-                )
-            )
-        ]
+        names = {
+            cap: f"shift-cdf-capacity-{_f(float(cap), 'g').replace('.', '_')}.png" for cap in tail["capacity"].unique()
+        }
+        figs = [p for cap in sorted(names) if (p := cdf_figure(ts, cap, ctx.out_dir / "plots" / names[cap], styles))]
         columns = [
             ("capacity", lambda r: _f(r["capacity"], "g")),
             ("method", lambda r: r["method"]),

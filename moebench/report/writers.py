@@ -15,7 +15,7 @@ import pandas as pd
 
 from moebench.report import latex
 from moebench.report.latex import macro_name, tex_escape
-from moebench.report.paper import KIND_TITLES, fmt_value, gmean_undefined
+from moebench.report.paper import fmt_value, gmean_undefined, kind_groups
 from moebench.report.sections import Section
 from moebench.report.tables import kind_rank, overall_rows
 
@@ -77,11 +77,6 @@ def summary_columns(summary: pd.DataFrame) -> list[tuple[str, str, str, str]]:
     return [c for c in SUMMARY_COLUMNS if c[0] not in skip]
 
 
-def _cells(summary: pd.DataFrame) -> list[list[str]]:
-    cols = summary_columns(summary)
-    return [[summary_cell(r, c, k) for c, _, k, _ in cols] for _, r in summary.iterrows()]
-
-
 # ---- CSV ---------------------------------------------------------------------------------
 def write_csv(folder: Path, runs: pd.DataFrame, summary: pd.DataFrame, violations: pd.DataFrame) -> list[Path]:
     """``summary.csv``, ``violations.csv`` and ``ratios.csv`` (one row per run with its ratios)."""
@@ -121,10 +116,6 @@ def summary_grids(summary: pd.DataFrame) -> list[latex.Grid]:
     for fam, g in summary.groupby("family", sort=False):
         g = g.assign(_k=g["kind"].map(kind_rank)).sort_values(["_k", "method"], kind="stable")
         rows = [[summary_cell(r, c, k) for c, _, k, _ in cols] for _, r in g.iterrows()]
-        groups: dict[int, str] = {}
-        for i, kind in enumerate(g["kind"]):
-            if i == 0 or kind != g["kind"].iloc[i - 1]:
-                groups[i] = KIND_TITLES.get(kind, kind or "other")
         n = int(g["family_instances"].iloc[0])
         out.append(
             latex.Grid(
@@ -137,7 +128,7 @@ def summary_grids(summary: pd.DataFrame) -> list[latex.Grid]:
                 rows=rows,
                 tt=frozenset({0}),
                 key=2,
-                groups=groups,
+                groups=kind_groups(list(g["kind"])),
                 supergroups=spans,
                 size="footnotesize",
                 colsep=4.0,
@@ -201,8 +192,11 @@ def write_latex(
     """``tables.tex`` (the compact paper table), ``summary.tex`` (the full summary, one table
     per family), ``violations.tex`` and ``macros.tex``."""
     extra = " and \\usepackage{graphicx}" if wide == "resize" else ""
-    out = []
-    texts = [
+    texts = []
+    if paper is not None:
+        head = _PREAMBLE.format(what="paper table", name="tables.tex", extra=extra)
+        texts.append(("tables.tex", head + latex.render(paper, wide)))
+    texts += [
         ("macros.tex", latex_macros(headline, summary)),
         ("violations.tex", latex_violations(violations, wide)),
         (
@@ -211,14 +205,7 @@ def write_latex(
             + "\n".join(latex.render(g, wide) for g in summary_grids(summary)),
         ),
     ]
-    if paper is not None:
-        texts.insert(
-            0,
-            (
-                "tables.tex",
-                _PREAMBLE.format(what="paper table", name="tables.tex", extra=extra) + latex.render(paper, wide),
-            ),
-        )
+    out = []
     for name, text in texts:
         p = folder / name
         p.write_text(text, encoding="utf-8")
@@ -297,11 +284,12 @@ def report_sections(
 ) -> list[Section]:
     """Every table section of the Markdown and HTML pages in display order: the leading extra
     sections, the summary, the other extra sections, then the core rest."""
+    cols = summary_columns(summary)
     core = [
         Section(
             "Summary per family × method",
-            [c[1] for c in summary_columns(summary)],
-            _cells(summary),
+            [c[1] for c in cols],
+            [[summary_cell(r, c, k) for c, _, k, _ in cols] for _, r in summary.iterrows()],
             "summary",
             note=SUMMARY_NOTE,
             empty="no runs",
