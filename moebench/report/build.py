@@ -13,6 +13,7 @@ from moebench.bench.references import read_references
 from moebench.bench.store import read_table
 from moebench.errors import InputError
 from moebench.report import html, paper, sections, tables, writers
+from moebench.report.plots import all_plots
 from moebench.report.style import with_pdfs
 from moebench.schema.rows import conform
 
@@ -179,19 +180,18 @@ def write_report(
     files += with_pdfs(f for sec in extra for f in sec.figures)
     files += writers.write_sections(out, extra, formats, options.latex_wide)
     if "html" in formats or "md" in formats:
-        plots = tables_plots(runs, out / "plots")
+        plots = all_plots(runs, out / "plots")
         files += with_pdfs(plots)
     if "csv" in formats:
         files += writers.write_csv(out, runs, summary, violations)
     if "latex" in formats:
         grid = paper.paper_grid(summary, runs, options)
         files += writers.write_latex(out, summary, violations, head, grid, options.latex_wide)
+    shown = writers.report_sections(summary, violations, fails, ref_table, extra)
     if "md" in formats:
-        files.append(
-            writers.write_markdown(out, title, head, summary, violations, fails, ref_table, plots, prov, extra)
-        )
+        files.append(writers.write_markdown(out, title, head, shown, plots, prov))
     if "html" in formats:
-        files.append(html.write_html(out, title, head, summary, violations, fails, ref_table, plots, prov, extra))
+        files.append(html.write_html(out, title, head, shown, plots, prov))
     _forget_stale(out, files)
     return files
 
@@ -217,25 +217,19 @@ def core_sections(runs: pd.DataFrame, summary: pd.DataFrame, options: paper.Repo
     out = [sections.Section("Methods × families", flat, rows, "paper", note=note, data=data, latex=False)]
     ex = tables.exact_status(summary)
     if not ex.empty:
-        erows = [
-            [
-                str(r["method"]),
-                *(str(int(r[c])) for c in ex.columns[1:-1]),
-                paper.fmt_value(100 * r["gap_worst"], "pct"),
-            ]
-            for _, r in ex.iterrows()
+        counts = zip(["Runs", "Optimal", "TL", "Feasible", "Failed", "N/A"], ex.columns[1:-1])
+        columns = [
+            ("Method", lambda r: str(r["method"])),
+            *((h, lambda r, c=c: str(int(r[c]))) for h, c in counts),
+            ("Worst gap %", lambda r: paper.fmt_value(100 * r["gap_worst"], "pct")),
         ]
-        out.append(
-            sections.Section(
-                "Exact back ends: status and worst gap",
-                ["Method", "Runs", "Optimal", "TL", "Feasible", "Failed", "N/A", "Worst gap %"],
-                erows,
-                "exact-status",
-                note="Runs of the exact methods by status (TL: stopped by the time limit); worst gap: the largest relative gap (bound − gain)/bound "
-                "of any of their runs (0.0 for proven optima; a time-limit run keeps its incumbent and its gap).",
-                data=ex,
-            )
+        note = (
+            "Runs of the exact methods by status (TL: stopped by the time limit); worst gap: the largest relative gap "
+            "(bound − gain)/bound of any of their runs (0.0 for proven optima; a time-limit run keeps its incumbent "
+            "and its gap)."
         )
+        title = "Exact back ends: status and worst gap"
+        out.append(sections.frame_section(title, ex, columns, "exact-status", note=note))
     return out
 
 
@@ -257,10 +251,3 @@ def _forget_stale(out: Path, files: list[Path]) -> None:
             if ".." not in Path(rel).parts and stale.is_file():
                 stale.unlink()
     manifest.write_text("".join(f"{r}\n" for r in now), encoding="utf-8")
-
-
-def tables_plots(runs: pd.DataFrame, folder: Path) -> list[Path]:
-    """The figures (imported lazily: matplotlib is only needed for md/html)."""
-    from moebench.report.plots import all_plots
-
-    return all_plots(runs, folder)

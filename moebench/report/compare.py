@@ -23,6 +23,7 @@ from __future__ import annotations
 import html
 import math
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from moebench.errors import InputError
 from moebench.report import latex
 from moebench.report.build import load_results
 from moebench.report.paper import fmt_time, fmt_value
+from moebench.report.sections import Column
 from moebench.report.tables import score, shifted_geomean, time_column
 from moebench.status import SKIPPED
 
@@ -201,9 +203,7 @@ def _renamed(inst_a: set[tuple[str, str]], inst_b: set[tuple[str, str]]) -> dict
     names_a: dict[str, list[str]] = {}
     for n, h in only_a:
         names_a.setdefault(h, []).append(n)
-    count_b: dict[str, int] = {}
-    for _, h in only_b:
-        count_b[h] = count_b.get(h, 0) + 1
+    count_b = Counter(h for _, h in only_b)
     taken = {n for n, _ in inst_b}
     out = {}
     for n, h in only_b:
@@ -219,23 +219,6 @@ def _name(run: str | os.PathLike[str] | pd.DataFrame) -> str:
 
 
 # ---- output ---------------------------------------------------------------------------------------
-HEADER = [
-    "Method",
-    "Pairs",
-    "Ratio A",
-    "Ratio B",
-    "B − A mean",
-    "B − A worst",
-    "B better/equal/worse",
-    "Ratio p",
-    "Time A [s]",
-    "Time B [s]",
-    "Time B/A",
-    "Time p",
-    "Status changed",
-]
-
-
 def fmt_p(p: float, test: str) -> str:
     """A p-value with 2 significant digits, or why there is none."""
     if math.isnan(p):
@@ -247,28 +230,28 @@ def _signed(v: float) -> str:
     return "–" if math.isnan(v) else f"{round(v, 3) + 0.0:+.3f}"
 
 
+#: The per-method table: (header, cell of a row of :attr:`Comparison.methods`).
+COLUMNS_SHOWN: list[Column] = [
+    ("Method", lambda r: str(r["method"])),
+    ("Pairs", lambda r: str(int(r["pairs"]))),
+    ("Ratio A", lambda r: fmt_value(r["ratio_a"], "ratio")),
+    ("Ratio B", lambda r: fmt_value(r["ratio_b"], "ratio")),
+    ("B − A mean", lambda r: _signed(r["diff_mean"])),
+    ("B − A worst", lambda r: _signed(r["diff_worst"])),
+    ("B better/equal/worse", lambda r: f"{r['b_better']}/{r['equal']}/{r['b_worse']}"),
+    ("Ratio p", lambda r: fmt_p(r["ratio_p"], r["ratio_test"])),
+    ("Time A [s]", lambda r: fmt_time(r["time_a"])),
+    ("Time B [s]", lambda r: fmt_time(r["time_b"])),
+    ("Time B/A", lambda r: "–" if math.isnan(r["time_quotient"]) else f"{r['time_quotient']:.2f}"),
+    ("Time p", lambda r: fmt_p(r["time_p"], r["time_test"])),
+    ("Status changed", lambda r: str(int(r["status_changed"]))),
+]
+HEADER = [h for h, _ in COLUMNS_SHOWN]
+
+
 def cells(c: Comparison) -> list[list[str]]:
     """The per-method table, formatted (ratios 3 decimals, times 2 significant digits)."""
-    out = []
-    for _, r in c.methods.iterrows():
-        out.append(
-            [
-                str(r["method"]),
-                str(int(r["pairs"])),
-                fmt_value(r["ratio_a"], "ratio"),
-                fmt_value(r["ratio_b"], "ratio"),
-                _signed(r["diff_mean"]),
-                _signed(r["diff_worst"]),
-                f"{r['b_better']}/{r['equal']}/{r['b_worse']}",
-                fmt_p(r["ratio_p"], r["ratio_test"]),
-                fmt_time(r["time_a"]),
-                fmt_time(r["time_b"]),
-                "–" if math.isnan(r["time_quotient"]) else f"{r['time_quotient']:.2f}",
-                fmt_p(r["time_p"], r["time_test"]),
-                str(int(r["status_changed"])),
-            ]
-        )
-    return out
+    return [[cell(r) for _, cell in COLUMNS_SHOWN] for _, r in c.methods.iterrows()]
 
 
 def summary_lines(c: Comparison) -> list[str]:
@@ -343,17 +326,14 @@ def write_comparison(c: Comparison, out: Path, formats: Sequence[str], wide: str
     """``compare.md``, ``compare.csv`` (per method) and ``compare-pairs.csv``, ``compare.tex``, ``compare.html``."""
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    if "md" in formats:
-        files.append(out / "compare.md")
-        files[-1].write_text(to_markdown(c), encoding="utf-8")
-    if "csv" in formats:
-        files += [out / "compare.csv", out / "compare-pairs.csv"]
-        c.methods.to_csv(files[-2], index=False)
-        c.pairs.to_csv(files[-1], index=False)
-    if "latex" in formats:
-        files.append(out / "compare.tex")
-        files[-1].write_text(to_latex(c, wide), encoding="utf-8")
-    if "html" in formats:
-        files.append(out / "compare.html")
-        files[-1].write_text(to_html(c), encoding="utf-8")
+    for fmt, name, write in (
+        ("md", "compare.md", lambda p: p.write_text(to_markdown(c), encoding="utf-8")),
+        ("csv", "compare.csv", lambda p: c.methods.to_csv(p, index=False)),
+        ("csv", "compare-pairs.csv", lambda p: c.pairs.to_csv(p, index=False)),
+        ("latex", "compare.tex", lambda p: p.write_text(to_latex(c, wide), encoding="utf-8")),
+        ("html", "compare.html", lambda p: p.write_text(to_html(c), encoding="utf-8")),
+    ):
+        if fmt in formats:
+            write(out / name)
+            files.append(out / name)
     return files

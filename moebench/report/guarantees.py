@@ -29,6 +29,7 @@ import pandas as pd
 
 from moebench.bench.claims import (
     CLAIM_TOL,
+    Claim,
     collect_claims,
     ratio_or_nan,
     run_violations,
@@ -37,7 +38,7 @@ from moebench.bench.claims import (
     stress_where_claimed,
 )
 from moebench.report import tables
-from moebench.report.sections import ReportContext, Section, register_section
+from moebench.report.sections import ReportContext, Section, frame_section, register_section
 from moebench.report.writers import fmt
 from moebench.schema.rows import decode_json
 from moebench.status import Status
@@ -75,10 +76,6 @@ def claims_table(
     files = files or {}
     claims = collect_claims(runs, stress)
     rows, viol = [], []
-
-    def run_file(r: pd.Series) -> str:
-        return files.get((str(r["instance"]), str(r["instance_hash"])), "")
-
     for c in claims:
         where = runs_where_claimed(runs, c) & runs["gain_ratio"].notna() if not runs.empty else pd.Series(dtype=bool)
         n = int(where.sum()) if len(where) else 0
@@ -86,46 +83,24 @@ def claims_table(
         st = stress_where_claimed(stress, c)
         s_worst = min((ratio_or_nan(r["worst_ratio"]) for r in st), default=math.nan)
         s_evals = int(sum(int(r.get("evaluations") or 0) for r in st))
-        bad: list[tuple[float, str]] = []
+        first = len(viol)
         if n:
-            below = run_violations(runs, c)
-            for i in runs.index[below]:
+            for i in runs.index[run_violations(runs, c)]:
                 r = runs.loc[i]
-                path = run_file(r)
+                path = files.get((str(r["instance"]), str(r["instance_hash"])), "")
                 ref = "proven optimum" if bool(r["ref_proven"]) else "best known gain"
-                bad.append((float(r["gain_ratio"]), path or str(r["instance"])))
-                viol.append(
-                    {
-                        "what": "run",
-                        "method": c.method,
-                        "claim": c.ratio,
-                        "source": c.source,
-                        "instance": r["instance"],
-                        "gain_ratio": float(r["gain_ratio"]),
-                        "detail": f"gain {float(r['gain']):.6g} < {c.ratio:.4f} x {ref} {float(r['ref_gain']):.6g}",
-                        "instance_file": path,
-                    }
-                )
+                detail = f"gain {float(r['gain']):.6g} < {c.ratio:.4f} x {ref} {float(r['ref_gain']):.6g}"
+                viol.append(_violation(c, "run", r["instance"], float(r["gain_ratio"]), detail, path))
         for rec in st:
             ratio = ratio_or_nan(rec["worst_ratio"])
             if ratio < c.ratio - CLAIM_TOL:
-                path = str(rec.get("instance_file") or "")
-                bad.append((ratio, path or str(rec.get("instance"))))
-                viol.append(
-                    {
-                        "what": "stress",
-                        "method": c.method,
-                        "claim": c.ratio,
-                        "source": c.source,
-                        "instance": rec.get("instance"),
-                        "gain_ratio": ratio,
-                        "detail": (
-                            f"gain {float(rec['gain_method']):.6g} vs optimum {float(rec['gain_optimum']):.6g} "
-                            f"({rec.get('reference')}); search {_slug(rec)}, {_count(rec.get('evaluations'))} evaluations"
-                        ),
-                        "instance_file": path,
-                    }
+                detail = (
+                    f"gain {float(rec['gain_method']):.6g} vs optimum {float(rec['gain_optimum']):.6g} "
+                    f"({rec.get('reference')}); search {_slug(rec)}, {_count(rec.get('evaluations'))} evaluations"
                 )
+                path = str(rec.get("instance_file") or "")
+                viol.append(_violation(c, "stress", rec.get("instance"), ratio, detail, path))
+        bad = [(v["gain_ratio"], v["instance_file"] or str(v["instance"])) for v in viol[first:]]
         if bad:
             r_min, where_min = min(bad)
             verdict = f"VIOLATED: ratio {r_min:.4f} on {where_min}" + (
@@ -152,6 +127,20 @@ def claims_table(
             }
         )
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS), pd.DataFrame(viol, columns=VIOLATION_COLUMNS)
+
+
+def _violation(c: Claim, what: str, instance: Any, ratio: float, detail: str, path: str) -> dict[str, Any]:
+    """A row of the violations table: a run or stress result of claim ``c`` below it."""
+    return {
+        "what": what,
+        "method": c.method,
+        "claim": c.ratio,
+        "source": c.source,
+        "instance": instance,
+        "gain_ratio": ratio,
+        "detail": detail,
+        "instance_file": path,
+    }
 
 
 def suite_claim_verdicts(claims: pd.DataFrame) -> list[str]:
@@ -181,26 +170,25 @@ def failed_guaranteed_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
 def stress_table(stress: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per stress search (unformatted)."""
-    rows = []
-    for r in stress:
-        rows.append(
-            {
-                "method": r.get("method"),
-                "family": r.get("family"),
-                "params": ", ".join(f"{k}={v}" for k, v in sorted((decode_json(r.get("stress_params")) or {}).items())),
-                "seed": _count(r.get("seed")),
-                "budget": r.get("budget"),
-                "evaluations": _count(r.get("evaluations")),
-                "restarts": _count(r.get("restarts")),
-                "worst_ratio": ratio_or_nan(r.get("worst_ratio")),
-                "gain_method": ratio_or_nan(r.get("gain_method")),
-                "gain_optimum": ratio_or_nan(r.get("gain_optimum")),
-                "claim": r.get("claim") if r.get("claim") is not None else r.get("guarantee_ratio"),
-                "instance_file": r.get("instance_file") or "",
-                "status": r.get("status"),
-                "error": r.get("error") or "",
-            }
-        )
+    rows = [
+        {
+            "method": r.get("method"),
+            "family": r.get("family"),
+            "params": ", ".join(f"{k}={v}" for k, v in sorted((decode_json(r.get("stress_params")) or {}).items())),
+            "seed": _count(r.get("seed")),
+            "budget": r.get("budget"),
+            "evaluations": _count(r.get("evaluations")),
+            "restarts": _count(r.get("restarts")),
+            "worst_ratio": ratio_or_nan(r.get("worst_ratio")),
+            "gain_method": ratio_or_nan(r.get("gain_method")),
+            "gain_optimum": ratio_or_nan(r.get("gain_optimum")),
+            "claim": r.get("claim") if r.get("claim") is not None else r.get("guarantee_ratio"),
+            "instance_file": r.get("instance_file") or "",
+            "status": r.get("status"),
+            "error": r.get("error") or "",
+        }
+        for r in stress
+    ]
     return pd.DataFrame(rows, columns=STRESS_COLUMNS)
 
 
@@ -213,80 +201,56 @@ def guarantee_report_sections(
         return []
     out: list[Section] = []
     if not claims.empty:
-        crow = [
-            [
-                r["method"],
-                fmt(float(r["claim"]), 3),
-                r["conditions"],
-                r["source"] + ("" if r["declared"] else " (checked, not declared)"),
-                f"{fmt(r['runs_worst'], 3)} (n={r['runs']})",
-                f"{fmt(r['stress_worst'], 3)} ({r['stress_searches']} searches, {r['stress_evaluations']} evals)",
-                r["verdict"],
-            ]
-            for _, r in claims.iterrows()
-        ]
-        out.append(
-            Section(
-                "Guarantee claims",
-                ["Method", "Claim", "Conditions", "Source", "Worst ratio, runs", "Worst ratio, stress", "Verdict"],
-                crow,
-                "guarantee-claims",
-                note=(
-                    "Each method's declared guarantee, and claims a suite checks without the method declaring them, "
-                    "against the worst gain ratio R(method)/R(opt) over the runs whose instances satisfy the claim's "
-                    "conditions and over the adversarial stress searches. Conditions that name model properties "
-                    "(K = 1, single server, ...) are checked on every instance; other text is asserted by the suite. "
-                    "A verdict is VIOLATED as soon as one run or stress instance falls below the claim."
-                    + "".join(" " + t for t in suite_claim_verdicts(claims))
+        columns = [
+            ("Method", lambda r: r["method"]),
+            ("Claim", lambda r: fmt(float(r["claim"]), 3)),
+            ("Conditions", lambda r: r["conditions"]),
+            ("Source", lambda r: r["source"] + ("" if r["declared"] else " (checked, not declared)")),
+            ("Worst ratio, runs", lambda r: f"{fmt(r['runs_worst'], 3)} (n={r['runs']})"),
+            (
+                "Worst ratio, stress",
+                lambda r: (
+                    f"{fmt(r['stress_worst'], 3)} ({r['stress_searches']} searches, {r['stress_evaluations']} evals)"
                 ),
-                data=claims,
-            )
+            ),
+            ("Verdict", lambda r: r["verdict"]),
+        ]
+        note = (
+            "Each method's declared guarantee, and claims a suite checks without the method declaring them, "
+            "against the worst gain ratio R(method)/R(opt) over the runs whose instances satisfy the claim's "
+            "conditions and over the adversarial stress searches. Conditions that name model properties "
+            "(K = 1, single server, ...) are checked on every instance; other text is asserted by the suite. "
+            "A verdict is VIOLATED as soon as one run or stress instance falls below the claim."
+            + "".join(" " + t for t in suite_claim_verdicts(claims))
         )
+        out.append(frame_section("Guarantee claims", claims, columns, "guarantee-claims", note=note))
     if stress:
-        st = stress_table(stress)
-        srow = [
-            [
-                r["method"],
-                r["family"],
-                r["params"] or "defaults",
-                str(r["seed"]),
-                fmt(r["budget"], 0) if isinstance(r["budget"], float) else fmt(r["budget"]),
-                fmt(r["evaluations"]),
-                fmt(r["restarts"]),
-                fmt(r["worst_ratio"], 3) if r["status"] == Status.FEASIBLE.value else f"error: {r['error']}",
-                f"{fmt(r['gain_method'], 4)} / {fmt(r['gain_optimum'], 4)}",
-                fmt(float(r["claim"]), 3) if r["claim"] is not None and pd.notna(r["claim"]) else "none",
-                r["instance_file"] or "–",
-            ]
-            for _, r in st.iterrows()
+        columns = [
+            ("Method", lambda r: r["method"]),
+            ("Family", lambda r: r["family"]),
+            ("Params", lambda r: r["params"] or "defaults"),
+            ("Seed", lambda r: str(r["seed"])),
+            ("Budget (s)", lambda r: fmt(r["budget"], 0) if isinstance(r["budget"], float) else fmt(r["budget"])),
+            ("Evaluations", lambda r: fmt(r["evaluations"])),
+            ("Restarts", lambda r: fmt(r["restarts"])),
+            (
+                "Worst ratio",
+                lambda r: fmt(r["worst_ratio"], 3) if r["status"] == Status.FEASIBLE.value else f"error: {r['error']}",
+            ),
+            ("Gain / optimum", lambda r: f"{fmt(r['gain_method'], 4)} / {fmt(r['gain_optimum'], 4)}"),
+            (
+                "Claim",
+                lambda r: fmt(float(r["claim"]), 3) if r["claim"] is not None and pd.notna(r["claim"]) else "none",
+            ),
+            ("Worst instance", lambda r: r["instance_file"] or "–"),
         ]
-        out.append(
-            Section(
-                "Stress searches",
-                [
-                    "Method",
-                    "Family",
-                    "Params",
-                    "Seed",
-                    "Budget (s)",
-                    "Evaluations",
-                    "Restarts",
-                    "Worst ratio",
-                    "Gain / optimum",
-                    "Claim",
-                    "Worst instance",
-                ],
-                srow,
-                "stress-searches",
-                note=(
-                    "Adversarial searches (moebench stress): random restarts plus hill climbing on perturbed sizes, "
-                    "capacities, latencies and activation probabilities, keeping the instance with the lowest gain "
-                    "ratio against the exact optimum. The worst instance of each search is an instance file "
-                    "(paths relative to the results folder) carrying its ratio in meta.stress."
-                ),
-                data=st,
-            )
+        note = (
+            "Adversarial searches (moebench stress): random restarts plus hill climbing on perturbed sizes, "
+            "capacities, latencies and activation probabilities, keeping the instance with the lowest gain "
+            "ratio against the exact optimum. The worst instance of each search is an instance file "
+            "(paths relative to the results folder) carrying its ratio in meta.stress."
         )
+        out.append(frame_section("Stress searches", stress_table(stress), columns, "stress-searches", note=note))
     failed = failed_guaranteed_runs(runs) if not runs.empty else pd.DataFrame()
     vrows = [
         [
@@ -300,18 +264,10 @@ def guarantee_report_sections(
         ]
         for _, r in viol.iterrows()
     ]
-    for _, r in failed.iterrows():
-        vrows.append(
-            [
-                "failed run",
-                r["method"],
-                str(r["guarantee"]),
-                str(r["instance"]),
-                "–",
-                str(r["detail"]),
-                "–",
-            ]
-        )
+    vrows += [
+        ["failed run", r["method"], str(r["guarantee"]), str(r["instance"]), "–", str(r["detail"]), "–"]
+        for _, r in failed.iterrows()
+    ]
     out.append(
         Section(
             "Claim violations",

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from moebench.report.sections import Section
-from moebench.report.writers import NOTES, _sections, fmt
+from moebench.report.style import slug
+from moebench.report.writers import NOTES, fmt
 
 #: Tables with more rows than this are collapsed (``<details>``) until opened.
 COLLAPSE_ROWS = 25
@@ -117,16 +116,27 @@ def _figure(p: Path, folder: Path) -> dict[str, Any]:
     data = base64.b64encode(p.read_bytes()).decode("ascii")
     pdf = p.with_suffix(".pdf")
     rel = None
-    if pdf.is_file():
-        try:
-            rel = pdf.resolve().relative_to(folder.resolve()).as_posix()
-        except ValueError:
-            rel = None
+    if pdf.is_file() and pdf.resolve().is_relative_to(folder.resolve()):
+        rel = pdf.resolve().relative_to(folder.resolve()).as_posix()
     return {
-        "id": f"fig-{_anchor(p.stem)}",
+        "id": f"fig-{slug(p.stem, '_')}",
         "title": figure_title(p),
         "src": f"data:image/png;base64,{data}",
         "pdf": rel,
+    }
+
+
+def _entry(sec: Section, anchor: str, links: dict[str, str], folder: Path) -> dict[str, Any]:
+    """One section as the template shows it, under the page anchor ``anchor``."""
+    return {
+        "id": anchor,
+        "title": sec.title,
+        "note": sec.note,
+        "header": list(sec.header),
+        "rows": [[_cell(c, links) for c in r] for r in sec.rows],
+        "collapsed": len(sec.rows) > COLLAPSE_ROWS,
+        "empty": sec.empty,
+        "figures": [_figure(p, folder) for p in sec.figures],
     }
 
 
@@ -142,21 +152,13 @@ def figure_title(png: Path) -> str:
     return title or png.stem
 
 
-def _anchor(s: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in s.lower()).strip("-") or "x"
-
-
 def write_html(
     folder: Path,
     title: str,
     headline: dict[str, Any],
-    summary: pd.DataFrame,
-    violations: pd.DataFrame,
-    fails: pd.DataFrame,
-    refs: pd.DataFrame,
+    sections: Sequence[Section],
     plots: Sequence[Path],
     provenance: dict[str, Any],
-    extra: Sequence[Section] = (),
 ) -> Path:
     """Write ``report.html``: one self-contained page (inline CSS and script, figures embedded).
 
@@ -168,14 +170,12 @@ def write_html(
         Page title.
     headline
         Headline numbers.
-    summary, violations, fails, refs
-        The core tables (see :mod:`moebench.report.tables`).
+    sections
+        The table sections in display order (:func:`moebench.report.writers.report_sections`).
     plots
         The report's figures (PNG) shown under "Figures".
     provenance
         Where the results come from (suite, versions, machine).
-    extra
-        The extra sections of the registered providers.
 
     Returns
     -------
@@ -189,37 +189,17 @@ def write_html(
         autoescape=select_autoescape(["html", "j2"]),
         keep_trailing_newline=True,
     )
-    secs: list[dict[str, Any]] = []
-    shown = _sections(summary, violations, fails, refs, extra)
     # a cell naming a figure of the page links to it
-    links = {p.name: f"#fig-{_anchor(p.stem)}" for sec in shown for p in sec.figures}
-    links |= {p.name: f"#fig-{_anchor(p.stem)}" for p in plots}
-    for sec in shown:
-        secs.append(
-            {
-                # the page's own anchors stay unique whatever a section provider calls its slug
-                "id": f"section-{sec.slug}" if sec.slug in RESERVED_IDS else sec.slug,
-                "title": sec.title,
-                "note": sec.note,
-                "header": list(sec.header),
-                "rows": [[_cell(c, links) for c in r] for r in sec.rows],
-                "collapsed": len(sec.rows) > COLLAPSE_ROWS,
-                "empty": sec.empty,
-                "figures": [_figure(p, folder) for p in sec.figures],
-            }
-        )
+    links = {p.name: f"#fig-{slug(p.stem, '_')}" for sec in sections for p in sec.figures}
+    links |= {p.name: f"#fig-{slug(p.stem, '_')}" for p in plots}
+    # the page's own anchors stay unique whatever a section provider calls its slug
+    secs = [
+        _entry(sec, f"section-{sec.slug}" if sec.slug in RESERVED_IDS else sec.slug, links, folder) for sec in sections
+    ]
     if plots:
+        note = "Every figure is also written as PDF beside its PNG (plots/), for LaTeX."
         secs.append(
-            {
-                "id": "figures",
-                "title": "Figures",
-                "note": "Every figure is also written as PDF beside its PNG (plots/), for LaTeX.",
-                "header": [],
-                "rows": [],
-                "collapsed": False,
-                "empty": "",
-                "figures": [_figure(p, folder) for p in plots],
-            }
+            _entry(Section("Figures", [], [], "figures", note=note, empty="", figures=plots), "figures", {}, folder)
         )
     toc = [{"id": "headline", "title": "Headline numbers", "children": []}]
     toc += [{"id": s["id"], "title": s["title"], "children": s["figures"]} for s in secs]

@@ -297,8 +297,12 @@ def _head(grid: Grid, j: int) -> str:
     lines = grid.head_lines(j)
     if len(lines) == 1:
         return tex_escape(lines[0])
-    pos = "r" if grid.numeric(j) else "l"
-    return f"\\shortstack[{pos}]{{" + "\\\\\\relax ".join(tex_escape(x) for x in lines) + "}"
+    return _stack(lines, "[r]" if grid.numeric(j) else "[l]")
+
+
+def _stack(lines: Sequence[str], pos: str = "") -> str:
+    """Lines of text stacked in one cell."""
+    return f"\\shortstack{pos}{{" + "\\\\\\relax ".join(tex_escape(x) for x in lines) + "}"
 
 
 def _float(grid: Grid, cols: list[int], rows: list[int], para: dict[int, float], part: int, resize: bool) -> str:
@@ -324,11 +328,7 @@ def _float(grid: Grid, cols: list[int], rows: list[int], para: dict[int, float],
     if spans:
         cells, rules, at = [], [], 0
         for a, b, t in sorted(spans):
-            text = (
-                tex_escape(t)
-                if "\n" not in t
-                else "\\shortstack{" + "\\\\\\relax ".join(tex_escape(x) for x in t.split("\n")) + "}"
-            )
+            text = tex_escape(t) if "\n" not in t else _stack(t.split("\n"))
             cells += [""] * (a - at) + [f"\\multicolumn{{{b - a + 1}}}{{c}}{{{text}}}"]
             rules.append(f"\\cmidrule(lr){{{a + 1}-{b + 1}}}")
             at = b + 1

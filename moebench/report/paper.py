@@ -128,12 +128,8 @@ def options_from_table(table: ReportTable | None) -> ReportOptions:
     """Report options from a ``[report]`` table (None: the defaults)."""
     if table is None:
         return ReportOptions()
-    opts = ReportOptions(latex_wide=table.latex_wide)
-    return opts.merged(
-        methods=None if table.methods is None else tuple(table.methods),
-        families=None if table.families is None else tuple(table.families),
-        columns=None if table.columns is None else tuple(table.columns),
-    )
+    lists = {k: getattr(table, k) for k in ("methods", "families", "columns")}
+    return ReportOptions(latex_wide=table.latex_wide).merged(**{k: tuple(v) for k, v in lists.items() if v is not None})
 
 
 def read_options(folder: Path | None) -> ReportOptions:
@@ -335,13 +331,9 @@ def paper_table(
         spans.append((a, len(header) - 1, f"{f}\n{refs.get(f, '')}"))
     header += [QUANTITIES[q].header for q in overall]
     rows: list[list[str]] = []
-    groups: dict[int, str] = {}
     data = []
-    prev = None
-    for method, kind in method_order(summary, options):
-        if kind != prev:
-            groups[len(rows)] = KIND_TITLES.get(kind, kind or "other")
-            prev = kind
+    order = method_order(summary, options)
+    for method, kind in order:
         cells = [method]
         for f in fams:
             if (f, method) not in by.index:
@@ -356,7 +348,12 @@ def paper_table(
         ra = by.loc[(all_fam, method)] if (all_fam, method) in by.index else None
         cells += [fmt_cell(ra, QUANTITIES[q]) if ra is not None else "–" for q in overall]
         rows.append(cells)
-    return header, rows, groups, spans, pd.DataFrame(data)
+    return header, rows, kind_groups([k for _, k in order]), spans, pd.DataFrame(data)
+
+
+def kind_groups(kinds: Sequence[str]) -> dict[int, str]:
+    """Row index -> heading of the group of methods of one kind that starts there (rows in kind order)."""
+    return {i: KIND_TITLES.get(k, k or "other") for i, k in enumerate(kinds) if i == 0 or k != kinds[i - 1]}
 
 
 def paper_caption(options: ReportOptions, summary: pd.DataFrame) -> str:

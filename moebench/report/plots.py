@@ -38,16 +38,12 @@ TIME_FLOOR = 1e-5
 MAX_SWEEPS = 12
 
 
-def _attempted(runs: pd.DataFrame) -> pd.DataFrame:
-    return runs[~runs["status"].isin(SKIPPED)]
-
-
 def ratio_profile(runs: pd.DataFrame, path: Path, styles: Mapping[str, MethodStyle]) -> Path | None:
     """Share of a method's runs with gain ratio >= t, one curve per method (SPEC section 5).
 
     Failed runs count as ratio 0; runs without a reference are left out.
     """
-    d = _attempted(runs)
+    d = runs[~runs["status"].isin(SKIPPED)]
     d = d[d["ref_gain"].notna() & (d["gain_ratio"].notna() | d["status"].isin(FAILED))]
     if d.empty:
         return None
@@ -74,13 +70,8 @@ def ratio_profile(runs: pd.DataFrame, path: Path, styles: Mapping[str, MethodSty
         ax.set_ylim(-0.03, 1.05)
         ax.set_title(style.title("all families", f"gain-ratio profile ({full} runs per method)"))
         style.legend_outside(fig, [ax], styles)
-        ax.text(
-            0.0,
-            -0.2,
-            "Failed runs count as 0. Curves that coincide show their markers side by side.",
-            transform=ax.transAxes,
-            fontsize=7,
-            color="#444444",
+        style.note_below(
+            ax, "Failed runs count as 0. Curves that coincide show their markers side by side.", -0.2, fontsize=7
         )
         return style.save(fig, path)
 
@@ -140,14 +131,8 @@ def performance_profile(runs: pd.DataFrame, path: Path, styles: Mapping[str, Met
             ax.set_xlabel("τ (time ÷ fastest time on the instance)")
             ax.set_title(f"{name}\n({n_inst} instances)", fontsize=8.5)
             if left_out:
-                ax.text(
-                    0.0,
-                    -0.25,
-                    "not on every instance, left out: " + ", ".join(left_out),
-                    fontsize=6.5,
-                    transform=ax.transAxes,
-                    color="#444444",
-                    wrap=True,
+                style.note_below(
+                    ax, "not on every instance, left out: " + ", ".join(left_out), -0.25, fontsize=6.5, wrap=True
                 )
         axes[0].set_ylabel("share of instances with ratio ≤ τ")
         style.suptitle(fig, style.title("all families", "performance profile of method time"), y=1.06)
@@ -172,8 +157,6 @@ def time_ratios(d: pd.DataFrame, solved_status: set[str]) -> tuple[dict[str, np.
         (method -> ratio per instance, inf where unsolved; methods left out because they did
         not run on every instance; number of instances), or None with fewer than two methods.
     """
-    if d.empty:
-        return None
     keys = set(d["_key"])
     ran = {m: set(g.loc[~g["status"].isin(SKIPPED), "_key"]) for m, g in d.groupby("method", sort=True)}
     keep = sorted(m for m, k in ran.items() if k == keys)
@@ -301,24 +284,17 @@ def ratio_sweeps(runs: pd.DataFrame, folder: Path, styles: Mapping[str, MethodSt
             xs = sorted(g["_x"].unique())
             step = min(2.0, 160.0 / max(len(xs), 2) / max(len(methods), 1))
             for i, m in enumerate(methods):
-                pts = [(x, mean_ci(s["gain_ratio"].to_numpy(float))) for x, s in g[g["method"] == m].groupby("_x")]
-                x = [p[0] for p in pts]
-                style.plot_dodged(ax, x, [p[1].mean for p in pts], i, len(methods), step, label=m, **styles[m].line())
-                for xv, ci in pts:
-                    if ci.has_interval:
-                        style.interval_dodged(ax, xv, ci.low, ci.high, i, len(methods), step, styles[m].color)
+                style.mean_ci_dodged(ax, g[g["method"] == m], "gain_ratio", i, len(methods), step, styles[m], label=m)
             style.integer_ticks(ax, xs)
             ax.margins(x=0.08)
             ax.set_xlabel(name)
             ax.set_ylabel("mean gain ratio R/R*")
             ax.set_title(style.title(fam, "mean gain ratio", name, fixed))
             style.legend_outside(fig, [ax], styles)
-            out.append(style.save(fig, folder / f"ratio-sweep-{k:02d}-{_slug(fam)}-{_slug(name)}.png"))
+            out.append(
+                style.save(fig, folder / f"ratio-sweep-{k:02d}-{style.slug(fam, '.')}-{style.slug(name, '.')}.png")
+            )
     return out
-
-
-def _slug(s: str) -> str:
-    return "".join(c if c.isalnum() or c == "." else "-" for c in str(s).lower()).strip("-") or "x"
 
 
 def all_plots(runs: pd.DataFrame, folder: Path) -> list[Path]:

@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from moebench.report.sections import ReportContext, Section, register_section
+from moebench.report.sections import ReportContext, Section, frame_section, register_section
 from moebench.report.tables import time_column
 from moebench.report.writers import fmt
 from moebench.schema.rows import column
@@ -54,10 +54,7 @@ def frontier(runs: pd.DataFrame) -> pd.DataFrame:
     """
     cols = "family method time_limit tried proven largest_proven largest_proven_time largest_proven_cpu".split()
     cols += "first_unproven first_unproven_status first_unproven_gap".split()
-    if "method_kind" not in runs or runs.empty:
-        return pd.DataFrame(columns=cols)
-    ex = runs[runs["method_kind"] == "exact"].copy()
-    ex = ex[ex["status"] != "not-applicable"]
+    ex = runs[(column(runs, "method_kind") == "exact") & (runs["status"] != "not-applicable")].copy()
     if ex.empty:
         return pd.DataFrame(columns=cols)
     tcol = time_column(ex)
@@ -122,42 +119,32 @@ def frontier_section(ctx: ReportContext) -> list[Section]:
     fr = fr[(fr["tried"] >= 2) & fr["family"].isin(ladder_families(ctx.runs))]
     if fr.empty:
         return []
-    rows = []
-    for r in fr.itertuples(index=False):
-        first = r.first_unproven if isinstance(r.first_unproven, str) else "none: proved every size tried"
-        rows.append(
-            [
-                r.family,
-                r.method,
-                fmt(r.time_limit, 0),
-                f"{r.proven}/{r.tried}",
-                r.largest_proven if isinstance(r.largest_proven, str) else "none",
-                fmt(r.largest_proven_time, 1),
-                fmt(r.largest_proven_cpu, 1),
-                first,
-                r.first_unproven_status if isinstance(r.first_unproven_status, str) else "–",
-                "–" if math.isnan(r.first_unproven_gap) else f"{100 * r.first_unproven_gap:.2f}%",
-            ]
-        )
+    columns = [
+        ("Family", lambda r: r["family"]),
+        ("Method", lambda r: r["method"]),
+        ("Limit [s]", lambda r: fmt(r["time_limit"], 0)),
+        ("Proven", lambda r: f"{r['proven']}/{r['tried']}"),
+        ("Largest proven", lambda r: _or(r["largest_proven"], "none")),
+        ("Its time [s]", lambda r: fmt(r["largest_proven_time"], 1)),
+        ("Its CPU [s]", lambda r: fmt(r["largest_proven_cpu"], 1)),
+        ("First not proven", lambda r: _or(r["first_unproven"], "none: proved every size tried")),
+        ("Status there", lambda r: _or(r["first_unproven_status"], "–")),
+        (
+            "Gap there",
+            lambda r: "–" if math.isnan(r["first_unproven_gap"]) else f"{100 * r['first_unproven_gap']:.2f}%",
+        ),
+    ]
     note = (
         "Where each exact method stops proving optimality within its time limit: instances ordered by "
         "size (placement variables N·G, then activation sets); 'largest proven' is the largest size it "
         "proved optimal, 'first not proven' the smallest it did not, with the relative gain gap "
         "(bound − gain)/bound it had reached. Sizes in between were not tried."
     )
-    header = [
-        "Family",
-        "Method",
-        "Limit [s]",
-        "Proven",
-        "Largest proven",
-        "Its time [s]",
-        "Its CPU [s]",
-        "First not proven",
-        "Status there",
-        "Gap there",
-    ]
-    return [Section("Proving frontier of the exact methods", header, rows, "frontier", note=note, data=fr)]
+    return [frame_section("Proving frontier of the exact methods", fr, columns, "frontier", note=note)]
+
+
+def _or(v: object, missing: str) -> str:
+    return v if isinstance(v, str) else missing
 
 
 #: Short status marks in the time table.
@@ -207,12 +194,9 @@ def time_table(runs: pd.DataFrame, family: str) -> tuple[list[str], list[list[st
 @register_section(order=31)
 def time_sections(ctx: ReportContext) -> list[Section]:
     """ "Method time by size" tables, one per family that has two or more instance sizes."""
-    runs = ctx.runs
-    if "binaries" not in runs:
-        return []
     out = []
-    for fam in ladder_families(runs):
-        header, rows, data = time_table(runs, fam)
+    for fam in ladder_families(ctx.runs):
+        header, rows, data = time_table(ctx.runs, fam)
         slug = "time-" + "".join(ch if ch.isalnum() else "-" for ch in str(fam).lower()).strip("-")
         note = (
             "Wall time of the solve call in seconds (the CSV also has CPU time); TL = stopped by the time "

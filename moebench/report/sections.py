@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -117,6 +118,16 @@ class Section:
         if self.data is not None:
             return self.data
         return pd.DataFrame([list(r) for r in self.rows], columns=list(self.header))
+
+
+#: A column of a section shown from a table: its header and the text of its cell in a row.
+Column = tuple[str, Callable[[pd.Series], str]]
+
+
+def frame_section(title: str, data: pd.DataFrame, columns: Sequence[Column], slug: str, **kw: Any) -> Section:
+    """A :class:`Section` showing ``data`` row by row through ``columns``, with ``data`` as its CSV."""
+    rows = [[cell(r) for _, cell in columns] for _, r in data.iterrows()]
+    return Section(title, [h for h, _ in columns], rows, slug, data=data, **kw)
 
 
 SectionProvider = Callable[[ReportContext], list[Section]]

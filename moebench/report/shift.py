@@ -34,7 +34,7 @@ import pandas as pd
 
 from moebench.bench.claims import RTOL
 from moebench.report import style
-from moebench.report.sections import ReportContext, Section, register_section
+from moebench.report.sections import ReportContext, Section, frame_section, register_section
 from moebench.report.style import MethodStyle
 from moebench.schema.rows import CDF_POINTS, PARAM_PREFIX, param_values, token_set_frame
 from moebench.status import WITH_PLACEMENT
@@ -120,22 +120,21 @@ def transfer_matrix(ts: pd.DataFrame) -> pd.DataFrame:
 def tail_table(ts: pd.DataFrame) -> pd.DataFrame:
     """Per (capacity, method, token set kind): replayed tokens and per-token latency statistics."""
     d = ts[ts["replay_tokens"].notna()]
-    rows = []
-    for (cap, method, kind), g in d.groupby(["capacity", "method", "kind"], sort=True):
-        rows.append(
-            {
-                "capacity": cap,
-                "method": method,
-                "tokens": KINDS.get(str(kind), str(kind)),
-                "replayed": float(g["replay_tokens"].astype(float).mean()),
-                "mean": float(g["replay_mean"].mean()),
-                "p50": float(g["p50"].mean()),
-                "p95": float(g["p95"].mean()),
-                "p99": float(g["p99"].mean()),
-                "max": float(g["replay_max"].mean()),
-                "empty_mean": float(g["replay_empty_mean"].mean()),
-            }
-        )
+    rows = [
+        {
+            "capacity": cap,
+            "method": method,
+            "tokens": KINDS.get(str(kind), str(kind)),
+            "replayed": float(g["replay_tokens"].astype(float).mean()),
+            "mean": float(g["replay_mean"].mean()),
+            "p50": float(g["p50"].mean()),
+            "p95": float(g["p95"].mean()),
+            "p99": float(g["p99"].mean()),
+            "max": float(g["replay_max"].mean()),
+            "empty_mean": float(g["replay_empty_mean"].mean()),
+        }
+        for (cap, method, kind), g in d.groupby(["capacity", "method", "kind"], sort=True)
+    ]
     out = pd.DataFrame(rows)
     if not out.empty:
         out["_k"] = out["tokens"].map({v: i for i, v in enumerate(KINDS.values())})
@@ -217,97 +216,51 @@ def shift_sections(ctx: ReportContext) -> list[Section]:
         return []
     out: list[Section] = []
     lat = latency_table(ts)
-    out.append(
-        Section(
-            "Workload shift: latency on train, test and other-task tokens",
-            [
-                "capacity",
-                "method",
-                "instances",
-                "train",
-                "test",
-                "other tasks",
-                "other opt.",
-                "kept own",
-                "kept other (mean)",
-                "kept other (worst)",
-                "pairs proven",
-            ],
-            [
-                [
-                    _f(r["capacity"], "g"),
-                    r["method"],
-                    str(r["instances"]),
-                    _f(r["train_latency"]),
-                    _f(r["test_latency"]),
-                    _f(r["other_latency"]),
-                    _f(r["other_optimum_latency"]),
-                    _f(r["own_kept"], ".3f"),
-                    _f(r["other_kept_mean"], ".3f"),
-                    _f(r["other_kept_worst"], ".3f"),
-                    f"{r['pairs_proven']}/{r['pairs']}",
-                ]
-                for _, r in lat.iterrows()
-            ],
-            "shift-latency",
-            note=_LATENCY_NOTE,
-            data=lat,
-        )
-    )
+    columns = [
+        ("capacity", lambda r: _f(r["capacity"], "g")),
+        ("method", lambda r: r["method"]),
+        ("instances", lambda r: str(r["instances"])),
+        ("train", lambda r: _f(r["train_latency"])),
+        ("test", lambda r: _f(r["test_latency"])),
+        ("other tasks", lambda r: _f(r["other_latency"])),
+        ("other opt.", lambda r: _f(r["other_optimum_latency"])),
+        ("kept own", lambda r: _f(r["own_kept"], ".3f")),
+        ("kept other (mean)", lambda r: _f(r["other_kept_mean"], ".3f")),
+        ("kept other (worst)", lambda r: _f(r["other_kept_worst"], ".3f")),
+        ("pairs proven", lambda r: f"{r['pairs_proven']}/{r['pairs']}"),
+    ]
+    title = "Workload shift: latency on train, test and other-task tokens"
+    out.append(frame_section(title, lat, columns, "shift-latency", note=_LATENCY_NOTE))
     mat = transfer_matrix(ts)
     if not mat.empty:
         tasks = [c for c in mat.columns if c not in ("capacity", "method", "optimized_on")]
-        out.append(
-            Section(
-                "Workload shift: share of each task's optimal gain kept",
-                ["capacity", "method", "optimized on", *tasks],
-                [
-                    [_f(r["capacity"], "g"), r["method"], r["optimized_on"], *(_f(r[t], ".3f") for t in tasks)]
-                    for _, r in mat.iterrows()
-                ],
-                "shift-transfer",
-                note=_MATRIX_NOTE,
-                data=mat,
-                latex=False,
-            )
-        )
+        columns = [
+            ("capacity", lambda r: _f(r["capacity"], "g")),
+            ("method", lambda r: r["method"]),
+            ("optimized on", lambda r: r["optimized_on"]),
+            *((t, lambda r, t=t: _f(r[t], ".3f")) for t in tasks),
+        ]
+        title = "Workload shift: share of each task's optimal gain kept"
+        out.append(frame_section(title, mat, columns, "shift-transfer", note=_MATRIX_NOTE, latex=False))
     tail = tail_table(ts)
     if not tail.empty:
-        folder = ctx.out_dir / "plots"
-        folder.mkdir(parents=True, exist_ok=True)
         styles = style.method_styles(ctx.runs)
-        figs = [
-            p
-            for cap in sorted(tail["capacity"].unique())
-            if (
-                p := cdf_figure(
-                    ts, cap, folder / f"shift-cdf-capacity-{_f(float(cap), 'g').replace('.', '_')}.png", styles
-                )
-            )
+        names = {
+            cap: f"shift-cdf-capacity-{_f(float(cap), 'g').replace('.', '_')}.png" for cap in tail["capacity"].unique()
+        }
+        figs = [p for cap in sorted(names) if (p := cdf_figure(ts, cap, ctx.out_dir / "plots" / names[cap], styles))]
+        columns = [
+            ("capacity", lambda r: _f(r["capacity"], "g")),
+            ("method", lambda r: r["method"]),
+            ("tokens", lambda r: r["tokens"]),
+            ("replayed", lambda r: f"{r['replayed']:.0f}"),
+            ("mean", lambda r: _f(r["mean"])),
+            ("p50", lambda r: _f(r["p50"])),
+            ("p95", lambda r: _f(r["p95"])),
+            ("p99", lambda r: _f(r["p99"])),
+            ("max", lambda r: _f(r["max"])),
+            ("empty", lambda r: _f(r["empty_mean"])),
         ]
-        out.append(
-            Section(
-                "Tail latency per token (replayed token paths)",
-                ["capacity", "method", "tokens", "replayed", "mean", "p50", "p95", "p99", "max", "empty"],
-                [
-                    [
-                        _f(r["capacity"], "g"),
-                        r["method"],
-                        r["tokens"],
-                        f"{r['replayed']:.0f}",
-                        _f(r["mean"]),
-                        _f(r["p50"]),
-                        _f(r["p95"]),
-                        _f(r["p99"]),
-                        _f(r["max"]),
-                        _f(r["empty_mean"]),
-                    ]
-                    for _, r in tail.iterrows()
-                ],
-                "shift-tail",
-                note=_TAIL_NOTE,
-                data=tail,
-                figures=figs,
-            )
-        )
+        title = "Tail latency per token (replayed token paths)"
+        out.append(frame_section(title, tail, columns, "shift-tail", note=_TAIL_NOTE, figures=figs))
     return out

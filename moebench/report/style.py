@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from moebench.report.confidence import mean_ci
 from moebench.report.tables import KIND_ORDER, kind_rank
 
 #: Method kinds in display order (legend groups, rows of the confidence-interval figure): the tables' order.
@@ -211,34 +212,34 @@ def integer_ticks(ax: Any, values: Iterable[float], axis: str = "x") -> None:
         target.set_major_locator(MaxNLocator(integer=True))
 
 
-def dodge(ax: Any, i: int, n: int, step_pt: float = 2.5, axis: str = "x") -> Any:
-    """A transform shifting the ``i``-th of ``n`` series by a few points (centred on 0), so
-    that series with equal values stay visible side by side; the data are unchanged."""
+def dodge(ax: Any, i: int, n: int, step_pt: float = 2.5) -> Any:
+    """A transform shifting the ``i``-th of ``n`` series sideways by a few points (centred on 0),
+    so that series with equal values stay visible side by side; the data are unchanged."""
     from matplotlib.transforms import ScaledTranslation
 
-    d = (i - (n - 1) / 2) * step_pt / 72.0
-    dx, dy = (d, 0.0) if axis == "x" else (0.0, d)
-    return ax.transData + ScaledTranslation(dx, dy, ax.figure.dpi_scale_trans)
+    return ax.transData + ScaledTranslation((i - (n - 1) / 2) * step_pt / 72.0, 0.0, ax.figure.dpi_scale_trans)
 
 
-def plot_dodged(ax: Any, x: Sequence[float], y: Sequence[float], i: int, n: int, step_pt: float, **kw: Any) -> Any:
-    """``ax.plot`` shifted by :func:`dodge`; the axes still scale to the data (a line drawn
-    with its own transform does not update the data limits by itself)."""
+def mean_ci_dodged(
+    ax: Any, sub: pd.DataFrame, col: str, i: int, n: int, step_pt: float, st: MethodStyle, **kw: Any
+) -> None:
+    """The mean of ``col`` per value of ``sub["_x"]`` as the ``i``-th of ``n`` lines shifted by
+    :func:`dodge`, with its 95% bootstrap interval bar where a point has one. The axes still scale
+    to the data (an artist drawn with its own transform does not update the data limits by itself)."""
     import numpy as np
 
-    (line,) = ax.plot(x, y, transform=dodge(ax, i, n, step_pt), **kw)
-    pts = np.column_stack([np.asarray(x, float), np.asarray(y, float)])
-    ax.update_datalim(pts[np.isfinite(pts).all(axis=1)])
+    pts = [(x, ci) for x, s in sub.groupby("_x") if (ci := mean_ci(s[col].to_numpy(float))).n]
+    if not pts:
+        return
+    shift = dodge(ax, i, n, step_pt)
+    xy = np.array([(x, ci.mean) for x, ci in pts], dtype=float)
+    ax.plot(xy[:, 0], xy[:, 1], transform=shift, **kw, **st.line())
+    ax.update_datalim(xy[np.isfinite(xy).all(axis=1)])
+    for x, ci in pts:
+        if ci.has_interval:
+            ax.vlines(x, ci.low, ci.high, color=st.color, linewidth=1.0, transform=shift)
+            ax.update_datalim([(x, ci.low), (x, ci.high)])
     ax.autoscale_view()
-    return line
-
-
-def interval_dodged(ax: Any, x: float, low: float, high: float, i: int, n: int, step_pt: float, color: str) -> Any:
-    """A vertical interval bar at ``x`` shifted like the ``i``-th series of :func:`plot_dodged`."""
-    bar = ax.vlines(x, low, high, color=color, linewidth=1.0, transform=dodge(ax, i, n, step_pt))
-    ax.update_datalim([(x, low), (x, high)])
-    ax.autoscale_view()
-    return bar
 
 
 def title(family: str | None, what: str, parameter: str | None = None, fixed: Mapping[str, Any] | None = None) -> str:
@@ -267,6 +268,16 @@ def fixed_parameters(family_rows: pd.DataFrame, swept: str, group: pd.DataFrame)
 def suptitle(fig: Any, text: str, y: float = 1.0) -> Any:
     """The figure title, raised by one line height per extra line so that it clears the axes titles."""
     return fig.suptitle(text, fontsize=_RC["axes.titlesize"], y=y + 0.025 * text.count("\n"))
+
+
+def note_below(ax: Any, text: str, y: float, **kw: Any) -> Any:
+    """A grey note at the left edge under the axes (``y`` in axes coordinates, below 0)."""
+    return ax.text(0.0, y, text, transform=ax.transAxes, color="#444444", **kw)
+
+
+def slug(text: object, keep: str = "") -> str:
+    """``text`` as a file name or anchor: lower-case letters, digits and ``keep``, other characters ``-``."""
+    return "".join(c if c.isalnum() or c in keep else "-" for c in str(text).lower()).strip("-") or "x"
 
 
 def short_value(v: Any) -> str:

@@ -31,8 +31,7 @@ import numpy as np
 import pandas as pd
 
 from moebench.report import style
-from moebench.report.confidence import mean_ci
-from moebench.report.sections import ReportContext, Section, register_section
+from moebench.report.sections import Column, ReportContext, Section, frame_section, register_section
 from moebench.report.style import MethodStyle, fixed_parameters, method_styles
 from moebench.schema.rows import PARAM_PREFIX, column, param_values
 from moebench.status import WITH_PLACEMENT
@@ -62,9 +61,7 @@ def scored_runs(runs: pd.DataFrame) -> pd.DataFrame:
     )
     hl, he = column(d, "holdout_latency"), column(d, "holdout_empty_latency")
     d["holdout_reduction"] = 100.0 * (he - hl) / he.where(he > 0)
-    if "regime" not in d:
-        d["regime"] = None
-    d["regime"] = d["regime"].fillna("unknown").astype(str)
+    d["regime"] = column(d, "regime").fillna("unknown").astype(str)
     return d
 
 
@@ -146,41 +143,33 @@ def _f(v: float, spec: str) -> str:
     return format(float(format(float(v), spec)) + 0.0, spec)
 
 
-def _rows(t: pd.DataFrame, by: tuple[str, ...]) -> list[list[str]]:
-    out = []
-    for _, r in t.iterrows():
-        n, of = int(r["instances"]), int(r["group_instances"])
-        test = _f(r["holdout_reduction_pct"], ".1f")
-        if r["holdout_runs"] and r["holdout_runs"] < r["runs"]:
-            test += f" (n={int(r['holdout_runs'])})"
-        out.append(
-            [
-                *(str(r[b]) for b in by),
-                str(r["method"]),
-                str(n) if n == of else f"{n}/{of}",
-                _f(r["latency"], ".2f"),
-                _f(r["reduction_pct"], ".1f"),
-                _f(r["ref_reduction_pct"], ".1f"),
-                _f(r["ratio_mean"], ".3f"),
-                _f(r["ratio_worst"], ".3f"),
-                str(r["reference"]),
-                test,
-            ]
-        )
-    return out
+def _columns(by: tuple[str, ...]) -> list[Column]:
+    """The columns of a headline table grouped by ``by``."""
+    return [
+        *((b, lambda r, b=b: str(r[b])) for b in by),
+        ("method", lambda r: str(r["method"])),
+        ("instances", lambda r: _of(int(r["instances"]), int(r["group_instances"]))),
+        ("latency ms", lambda r: _f(r["latency"], ".2f")),
+        ("reduction %", lambda r: _f(r["reduction_pct"], ".1f")),
+        ("ref. reduction %", lambda r: _f(r["ref_reduction_pct"], ".1f")),
+        ("ratio mean", lambda r: _f(r["ratio_mean"], ".3f")),
+        ("ratio worst", lambda r: _f(r["ratio_worst"], ".3f")),
+        ("reference", lambda r: str(r["reference"])),
+        ("test reduction %", _test_reduction),
+    ]
 
 
-_HEADER = [
-    "method",
-    "instances",
-    "latency ms",
-    "reduction %",
-    "ref. reduction %",
-    "ratio mean",
-    "ratio worst",
-    "reference",
-    "test reduction %",
-]
+def _of(n: int, of: int) -> str:
+    return str(n) if n == of else f"{n}/{of}"
+
+
+def _test_reduction(r: pd.Series) -> str:
+    test = _f(r["holdout_reduction_pct"], ".1f")
+    if r["holdout_runs"] and r["holdout_runs"] < r["runs"]:
+        test += f" (n={int(r['holdout_runs'])})"
+    return test
+
+
 _NOTE = (
     "Instances: distinct instances of the row; a/b marks a method that ran on a of the group's b instances only "
     "(it does not apply to, or failed on, the others): such rows come last, and their reduction is to be read "
@@ -291,32 +280,17 @@ def sweep_figure(
                 r = g.groupby("_x").agg(lb=("_ref", "mean"), proven=("ref_proven", "all")).dropna()
                 if not r.empty:
                     (h,) = top.plot(r.index, r["lb"], label="reference (optimum ●, bound ○)", **style.REFERENCE)
-                    pr = r[r["proven"]]
-                    top.plot(pr.index, pr["lb"], "o", color="black", markersize=8, zorder=1.6)
-                    top.plot(
-                        r.index[~r["proven"]],
-                        r.loc[~r["proven"], "lb"],
-                        "o",
-                        mfc="white",
-                        color="black",
-                        markersize=8,
-                        zorder=1.6,
-                    )
+                    for shown, face in ((r["proven"], "black"), (~r["proven"], "white")):
+                        top.plot(
+                            r.index[shown], r.loc[shown, "lb"], "o", mfc=face, color="black", markersize=8, zorder=1.6
+                        )
                     bottom.axhline(1.0, **style.REFERENCE)
                     ref_handles = [h]
             for i, m in enumerate(methods):
                 sub = g[g["method"].astype(str) == m]
                 # `none` (Lat(∅) over the reference) would squeeze every other ratio to a line
                 for ax, c in ((top, ycol), (bottom, rcol)) if m != "none" else ((top, ycol),):
-                    pts = [(x, mean_ci(s[c].to_numpy(float))) for x, s in sub.groupby("_x")]
-                    pts = [(x, ci) for x, ci in pts if ci.n]
-                    if not pts:
-                        continue
-                    xv, yv = [p[0] for p in pts], [p[1].mean for p in pts]
-                    style.plot_dodged(ax, xv, yv, i, len(methods), step, label=m, zorder=3, **styles[m].line())
-                    for xv, ci in pts:
-                        if ci.has_interval:
-                            style.interval_dodged(ax, xv, ci.low, ci.high, i, len(methods), step, styles[m].color)
+                    style.mean_ci_dodged(ax, sub, c, i, len(methods), step, styles[m], label=m, zorder=3)
             top.set_title(label, fontsize=8.5)
             top.set_ylabel("expected latency per token (ms)" if j == 0 else "")
             bottom.set_ylabel(rlabel)
@@ -347,40 +321,24 @@ def sweeps_sections(ctx: ReportContext) -> list[Section]:
     out: list[Section] = []
     t = headline_table(runs, ("family",))
     if not t.empty:
-        out.append(
-            Section(
-                "Headline: latency reduction and ratio to the reference",
-                ["family", *_HEADER],
-                _rows(t, ("family",)),
-                "sweeps-headline",
-                note=_NOTE,
-                data=t,
-            )
-        )
+        title = "Headline: latency reduction and ratio to the reference"
+        out.append(frame_section(title, t, _columns(("family",)), "sweeps-headline", note=_NOTE))
     t = headline_table(runs, ("family", "regime"))
     if not t.empty and t["regime"].nunique() > 1:
+        note = "As the headline, per regime of SPEC section 6 (capacity; fallback; K: see moebench.regime)."
         out.append(
-            Section(
-                "By regime",
-                ["family", "regime", *_HEADER],
-                _rows(t, ("family", "regime")),
-                "sweeps-regimes",
-                note="As the headline, per regime of SPEC section 6 (capacity; fallback; K: see moebench.regime).",
-                data=t,
-                latex=False,
-            )
+            frame_section("By regime", t, _columns(("family", "regime")), "sweeps-regimes", note=note, latex=False)
         )
     d = scored_runs(runs)
     groups = sweep_groups(d)
     if groups:
-        folder = ctx.out_dir / "plots"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = ctx.out_dir / "plots"  # style.save creates it
         figs, rows = [], []
         styles = method_styles(runs)
         for i, (fam, col, g) in enumerate(groups):
             name = col.removeprefix("param_")
             fixed = fixed_parameters(d[d["family"] == fam], col, g)
-            path = folder / f"sweep-latency-{i:02d}-{_slug(fam)}-{_slug(name)}.png"
+            path = folder / f"sweep-latency-{i:02d}-{style.slug(fam)}-{style.slug(name)}.png"
             p = sweep_figure(fam, col, g, path, styles=styles, fixed=fixed)
             figs.append(p)
             vals = sorted(g["_x"].unique())
@@ -411,7 +369,3 @@ def sweeps_sections(ctx: ReportContext) -> list[Section]:
             )
         )
     return out
-
-
-def _slug(s: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in s.lower()).strip("-") or "x"

@@ -33,7 +33,7 @@ import pandas as pd
 from moebench.bench import claims
 from moebench.bench.claims import attach_references, guarantee_applies
 from moebench.bench.references import Reference
-from moebench.schema.rows import PARAM_PREFIX, conform, param_values
+from moebench.schema.rows import conform
 from moebench.status import FAILED, SKIPPED, WITH_PLACEMENT, Status
 
 #: Absolute tolerance (relative to max(1, Lat(empty))) of ratio comparisons and the guarantee check.
@@ -247,16 +247,6 @@ def failures(df: pd.DataFrame) -> pd.DataFrame:
     """Every failed run (error, invalid, infeasible) with its error text."""
     f = df[df["status"].isin(FAILED)]
     return f[["instance", "method", "status", "error"]].reset_index(drop=True)
-
-
-def sweep_parameters(df: pd.DataFrame) -> list[str]:
-    """Numeric ``param_*`` columns that take more than one value within some family."""
-    out = []
-    for c in sorted(c for c in df.columns if c.startswith(PARAM_PREFIX)):
-        vals = param_values(df, c)
-        if vals.notna().all() and (df.assign(_v=vals).groupby("family")["_v"].nunique() > 1).any():
-            out.append(c)
-    return out
 
 
 def score(df: pd.DataFrame, refs: dict[tuple[str, str], Reference] | None = None) -> pd.DataFrame:

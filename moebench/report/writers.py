@@ -15,32 +15,33 @@ import pandas as pd
 
 from moebench.report import latex
 from moebench.report.latex import macro_name, tex_escape
-from moebench.report.paper import KIND_TITLES, fmt_value, gmean_undefined
+from moebench.report.paper import fmt_value, gmean_undefined, kind_groups
 from moebench.report.sections import Section
 from moebench.report.tables import kind_rank, overall_rows
 
-#: Summary columns shown in every format: (summary field, header, number kind).
+#: Summary columns shown in every format: (summary field, header, number kind, shorter LaTeX header: the
+#: spans above it say ratio or status).
 SUMMARY_COLUMNS = [
-    ("family", "Family", "text"),
-    ("method", "Method", "text"),
-    ("instances", "Instances", "count"),
-    ("runs", "Runs", "count"),
-    ("optimal", "Optimal", "count"),
-    ("time_limit", "Time limit", "count"),
-    ("feasible", "Feasible", "count"),
-    ("failed", "Failed", "count"),
-    ("skipped", "N/A", "count"),
-    ("gap_worst", "Worst gap %", "pct"),
-    ("time_sgm", "Time SGM [s]", "time"),
-    ("gain_mean", "Gain mean", "ratio"),
-    ("gain_gmean", "Gain gmean", "ratio"),
-    ("gain_worst", "Gain worst", "ratio"),
-    ("lat_mean", "Lat. mean", "ratio"),
-    ("lat_gmean", "Lat. gmean", "ratio"),
-    ("lat_worst", "Lat. worst", "ratio"),
-    ("bound_worst", "Bound worst", "ratio"),
-    ("reduction_pct", "Reduction %", "pct"),
-    ("holdout_reduction_pct", "Test reduction %", "pct"),
+    ("family", "Family", "text", "Family"),
+    ("method", "Method", "text", "Method"),
+    ("instances", "Instances", "count", "Inst."),
+    ("runs", "Runs", "count", "Runs"),
+    ("optimal", "Optimal", "count", "Opt."),
+    ("time_limit", "Time limit", "count", "TL"),
+    ("feasible", "Feasible", "count", "Feas."),
+    ("failed", "Failed", "count", "Fail."),
+    ("skipped", "N/A", "count", "N/A"),
+    ("gap_worst", "Worst gap %", "pct", "gap %"),
+    ("time_sgm", "Time SGM [s]", "time", "time [s]"),
+    ("gain_mean", "Gain mean", "ratio", "mean"),
+    ("gain_gmean", "Gain gmean", "ratio", "gmean"),
+    ("gain_worst", "Gain worst", "ratio", "worst"),
+    ("lat_mean", "Lat. mean", "ratio", "mean"),
+    ("lat_gmean", "Lat. gmean", "ratio", "gmean"),
+    ("lat_worst", "Lat. worst", "ratio", "worst"),
+    ("bound_worst", "Bound worst", "ratio", "R/UB worst"),
+    ("reduction_pct", "Reduction %", "pct", "red. %"),
+    ("holdout_reduction_pct", "Test reduction %", "pct", "test red. %"),
 ]
 
 
@@ -70,15 +71,10 @@ def summary_cell(r: pd.Series, col: str, kind: str) -> str:
     return str(v) if kind == "text" else fmt_value(v, kind)
 
 
-def summary_columns(summary: pd.DataFrame) -> list[tuple[str, str, str]]:
+def summary_columns(summary: pd.DataFrame) -> list[tuple[str, str, str, str]]:
     """The summary columns worth showing: holdout and bound columns only where they have values."""
     skip = {c for c in ("holdout_reduction_pct", "bound_worst", "gap_worst") if summary[c].isna().all()}
     return [c for c in SUMMARY_COLUMNS if c[0] not in skip]
-
-
-def _cells(summary: pd.DataFrame) -> list[list[str]]:
-    cols = summary_columns(summary)
-    return [[summary_cell(r, c, k) for c, _, k in cols] for _, r in summary.iterrows()]
 
 
 # ---- CSV ---------------------------------------------------------------------------------
@@ -101,32 +97,13 @@ def write_csv(folder: Path, runs: pd.DataFrame, summary: pd.DataFrame, violation
 
 
 # ---- LaTeX -------------------------------------------------------------------------------
-#: Shorter summary headers for LaTeX (the spans above them say ratio or status).
-TEX_HEADERS = {
-    "instances": "Inst.",
-    "optimal": "Opt.",
-    "time_limit": "TL",
-    "feasible": "Feas.",
-    "failed": "Fail.",
-    "gain_mean": "mean",
-    "gain_gmean": "gmean",
-    "gain_worst": "worst",
-    "lat_mean": "mean",
-    "lat_gmean": "gmean",
-    "lat_worst": "worst",
-    "bound_worst": "R/UB worst",
-    "gap_worst": "gap %",
-    "reduction_pct": "red. %",
-    "holdout_reduction_pct": "test red. %",
-    "time_sgm": "time [s]",
-}
 
 
 def summary_grids(summary: pd.DataFrame) -> list[latex.Grid]:
     """The full summary as LaTeX grids: one per family (and ``all``), split by column groups to fit."""
     cols = [c for c in summary_columns(summary) if c[0] != "family"]
-    header = [TEX_HEADERS.get(c, h) for c, h, _ in cols]
-    idx = {c: i for i, (c, _, _) in enumerate(cols)}
+    header = [tex for *_, tex in cols]
+    idx = {c[0]: i for i, c in enumerate(cols)}
     spans = []
     for first, last, text in (
         ("optimal", "skipped", "Status counts"),
@@ -138,11 +115,7 @@ def summary_grids(summary: pd.DataFrame) -> list[latex.Grid]:
     out = []
     for fam, g in summary.groupby("family", sort=False):
         g = g.assign(_k=g["kind"].map(kind_rank)).sort_values(["_k", "method"], kind="stable")
-        rows = [[summary_cell(r, c, k) for c, _, k in cols] for _, r in g.iterrows()]
-        groups: dict[int, str] = {}
-        for i, kind in enumerate(g["kind"]):
-            if i == 0 or kind != g["kind"].iloc[i - 1]:
-                groups[i] = KIND_TITLES.get(kind, kind or "other")
+        rows = [[summary_cell(r, c, k) for c, _, k, _ in cols] for _, r in g.iterrows()]
         n = int(g["family_instances"].iloc[0])
         out.append(
             latex.Grid(
@@ -155,7 +128,7 @@ def summary_grids(summary: pd.DataFrame) -> list[latex.Grid]:
                 rows=rows,
                 tt=frozenset({0}),
                 key=2,
-                groups=groups,
+                groups=kind_groups(list(g["kind"])),
                 supergroups=spans,
                 size="footnotesize",
                 colsep=4.0,
@@ -219,8 +192,11 @@ def write_latex(
     """``tables.tex`` (the compact paper table), ``summary.tex`` (the full summary, one table
     per family), ``violations.tex`` and ``macros.tex``."""
     extra = " and \\usepackage{graphicx}" if wide == "resize" else ""
-    out = []
-    texts = [
+    texts = []
+    if paper is not None:
+        head = _PREAMBLE.format(what="paper table", name="tables.tex", extra=extra)
+        texts.append(("tables.tex", head + latex.render(paper, wide)))
+    texts += [
         ("macros.tex", latex_macros(headline, summary)),
         ("violations.tex", latex_violations(violations, wide)),
         (
@@ -229,14 +205,7 @@ def write_latex(
             + "\n".join(latex.render(g, wide) for g in summary_grids(summary)),
         ),
     ]
-    if paper is not None:
-        texts.insert(
-            0,
-            (
-                "tables.tex",
-                _PREAMBLE.format(what="paper table", name="tables.tex", extra=extra) + latex.render(paper, wide),
-            ),
-        )
+    out = []
     for name, text in texts:
         p = folder / name
         p.write_text(text, encoding="utf-8")
@@ -306,19 +275,21 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 LEADING = ("paper", "exact-status")
 
 
-def _sections(
+def report_sections(
     summary: pd.DataFrame,
     violations: pd.DataFrame,
     fails: pd.DataFrame,
     refs: pd.DataFrame,
     extra: Sequence[Section] = (),
 ) -> list[Section]:
-    """Every table section in display order: the summary, the extra sections, then the core rest."""
+    """Every table section of the Markdown and HTML pages in display order: the leading extra
+    sections, the summary, the other extra sections, then the core rest."""
+    cols = summary_columns(summary)
     core = [
         Section(
             "Summary per family × method",
-            [h for _, h, _ in summary_columns(summary)],
-            _cells(summary),
+            [c[1] for c in cols],
+            [[summary_cell(r, c, k) for c, _, k, _ in cols] for _, r in summary.iterrows()],
             "summary",
             note=SUMMARY_NOTE,
             empty="no runs",
@@ -367,18 +338,14 @@ def write_markdown(
     folder: Path,
     title: str,
     headline: dict[str, Any],
-    summary: pd.DataFrame,
-    violations: pd.DataFrame,
-    fails: pd.DataFrame,
-    refs: pd.DataFrame,
+    sections: Sequence[Section],
     plots: Sequence[Path],
     provenance: dict[str, Any],
-    extra: Sequence[Section] = (),
 ) -> Path:
-    """``report.md``: headline, tables (the core ones, then the extra sections) and the figures."""
+    """``report.md``: headline, tables (the sections of :func:`report_sections`) and the figures."""
     parts = [f"# {title}", "", NOTES, ""]
     parts += [f"- {k.replace('_', ' ')}: {fmt(v)}" for k, v in headline.items()] + [""]
-    for sec in _sections(summary, violations, fails, refs, extra):
+    for sec in sections:
         parts += [f"## {sec.title}", ""] + ([sec.note, ""] if sec.note else [])
         parts += [markdown_table(sec.header, sec.rows) if sec.rows else sec.empty, ""]
         parts += [f"![{p.stem}](plots/{p.name})" for p in sec.figures] + ([""] if sec.figures else [])
