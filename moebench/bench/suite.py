@@ -88,7 +88,6 @@ from moebench.instance import Instance, replace_arrays
 from moebench.methods import Method, check_conditions, get_method, parse_method_name
 from moebench.registry import plugin_modules
 from moebench.schema import config
-from moebench.status import checkable
 from moebench.stress import SMALL_DEFAULTS
 
 #: Default cap on the number of tasks of a suite (``[suite] max_tasks`` raises it).
@@ -264,15 +263,10 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
         Naming the file, the key path and the reason.
     """
     p = Path(path)
-    doc, raw = config.load_toml(p, config.SuiteFile)
+    doc, _ = config.load_toml(p, config.SuiteFile)
     head = doc.suite
     plugins = _strings(head.plugins)
     load_plugins(plugins, p)
-    if not isinstance(raw.get("profiles", {}), dict):
-        raise _err(p, "profiles", "expected a table of profiles")
-    for pname, prof in doc.profiles.items():
-        if not isinstance(prof, dict):
-            raise _err(p, f"profiles.{pname}", "a profile must be a table of method options")
     suite = Suite(
         path=p,
         name=head.name or p.parent.name or p.stem,
@@ -474,6 +468,7 @@ def materialize(src: InstanceSource, suite_path: Path) -> list[Instance]:
                     raise _err(suite_path, f"{src.where}.files[{j}]", f"no such file {f!r}")
                 out.append(load_instance(f))
         return out
+    from moebench.bench.holdout import attach_holdout, attach_shift
     from moebench.families import generate
 
     out = []
@@ -495,32 +490,15 @@ def materialize(src: InstanceSource, suite_path: Path) -> list[Instance]:
                 name = f"{src.name}-{name}"
             if name != inst.name:
                 inst = replace_arrays(inst, name=name)
-            if src.holdout is not None:
-                inst = _with_holdout(inst, src, point, seed, suite_path)
-            if src.holdout_tasks or src.replay:
-                inst = _with_shift(inst, src, point, seed, suite_path)
+            try:  # the twins' errors name their key (holdout, holdout_tasks, replay, a parameter)
+                if src.holdout is not None:
+                    inst = attach_holdout(inst, src.family or "", point, seed, src.holdout)
+                if src.holdout_tasks or src.replay:
+                    inst = attach_shift(inst, src.family or "", point, seed, src.holdout_tasks, src.replay)
+            except InputError as exc:
+                raise _err(suite_path, f"{src.where}.{exc.where}", exc.reason) from None
             out.append(inst)
     return out
-
-
-def _with_holdout(inst: Instance, src: InstanceSource, point: dict[str, Any], seed: int, suite_path: Path) -> Instance:
-    """Attach the holdout twin's spec to ``inst`` after checking the twin (moebench.bench.holdout)."""
-    from moebench.bench.holdout import attach_holdout
-
-    try:
-        return attach_holdout(inst, src.family or "", point, seed, src.holdout or {})
-    except InputError as exc:
-        raise _err(suite_path, f"{src.where}.holdout", exc.reason) from None
-
-
-def _with_shift(inst: Instance, src: InstanceSource, point: dict[str, Any], seed: int, suite_path: Path) -> Instance:
-    """Attach the transfer twins and the replay flag to ``inst`` (moebench.bench.holdout.attach_shift)."""
-    from moebench.bench.holdout import attach_shift
-
-    try:
-        return attach_shift(inst, src.family or "", point, seed, src.holdout_tasks, src.replay)
-    except InputError as exc:
-        raise _err(suite_path, f"{src.where}.{exc.where}", exc.reason) from None
 
 
 def _short(v: Any) -> str:
@@ -678,8 +656,3 @@ def _check_start(p: Path, where: str, name: str, method: Method, family: Family,
             f"{name} assumes {', '.join(missing)}, which the instances of {family.name} with these params do not "
             "satisfy",
         )
-
-
-def claim_condition_names(conditions: str) -> list[str]:
-    """The parts of a free-text ``claim_conditions`` that are checkable condition names."""
-    return checkable(conditions)
