@@ -390,6 +390,3 @@ def fits_float(v: int) -> bool:
     except OverflowError:
         return False
     return True
-
-
-# ---- strict output -------------------------------------------------------------------------
