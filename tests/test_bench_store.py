@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from moebench.bench.references import Reference, read_references, update_references, write_references
+from moebench.bench.references import Reference, read_references, reconcile, write_references
 from moebench.bench.store import ResultStore, read_table, write_table
 
 
@@ -80,7 +80,7 @@ def test_references_merge_and_round_trip(tmp_path: Path) -> None:
         _row("b", "milp-highs", "feasible", 4.5, 5.5),
         _row("c", "bruteforce", "error", 0.0, None),
     ]
-    refs = update_references({}, rows)
+    refs = reconcile({}, rows).refs
     a, b = refs[("a", "ha")], refs[("b", "hb")]
     assert (a.gain, a.proven, a.bound, a.method, a.bound_method) == (6.0, False, 8.0, "milp-highs", "milp-highs")
     assert a.latency == 94.0
@@ -94,5 +94,5 @@ def test_references_merge_and_round_trip(tmp_path: Path) -> None:
     assert "=bound= a 8.0 hash=ha method=milp-highs" in text
     assert read_references(path) == refs
     # a later, better exact run improves the stored values; a stale hash is another key
-    refs2 = update_references(read_references(path), [_row("a", "cpsat", "optimal", 7.5, 7.5)])
+    refs2 = reconcile(read_references(path), [_row("a", "cpsat", "optimal", 7.5, 7.5)]).refs
     assert refs2[("a", "ha")] == Reference("a", "ha", 7.5, 92.5, True, 7.5, "cpsat", "cpsat")

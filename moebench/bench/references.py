@@ -477,8 +477,3 @@ def _evidence(out: Reconciled, key: Key, row: _Row) -> str | None:
     phash = placement_hash(key[1], row.triples)
     out.placements[phash] = (key[0], key[1], row.triples)
     return phash
-
-
-def update_references(refs: dict[Key, Reference], rows: Iterable[dict[str, Any]]) -> dict[Key, Reference]:
-    """:func:`reconcile` without the report: the references that survive the checks."""
-    return reconcile(refs, rows).refs
