@@ -44,6 +44,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from moebench.bench.store import write_atomically
 from moebench.errors import InputError
 from moebench.instance import valid_name
 from moebench.placement import FORMAT as PLACEMENT_FORMAT
@@ -259,22 +260,13 @@ def write_references(
         if phash in used and not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             doc = {"format": PLACEMENT_FORMAT, "instance": name, "instance_hash": ihash, "placement": triples}
-            _atomic_write(target, json.dumps(doc, separators=(",", ":")) + "\n")
-    _atomic_write(p, "\n".join(lines) + "\n")
+            write_atomically(target, json.dumps(doc, separators=(",", ":")) + "\n")
+    write_atomically(p, "\n".join(lines) + "\n")
 
 
 def _token(method: str | None) -> str:
     """A method name as one whitespace-free token (method names have no spaces; be safe anyway)."""
     return "".join(str(method).split()) or "None"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _num(v: Any) -> float | None:

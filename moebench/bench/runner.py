@@ -38,7 +38,7 @@ from moebench.bench.executors import DaskExecutor, LocalExecutor, Progress
 from moebench.bench.outdir import describe_move, lock_folder, prepare_folder
 from moebench.bench.references import Reference, check_names, read_references, reconcile, write_references
 from moebench.bench.resume import resume_records, set_aside_damage
-from moebench.bench.store import ResultStore, write_table
+from moebench.bench.store import ResultStore, write_atomically, write_table
 from moebench.bench.stress_tasks import stress_tasks
 from moebench.bench.suite import Suite
 from moebench.bench.tasks import Task, TaskResult, instance_columns, task_id
@@ -265,7 +265,7 @@ def _run_locked(
         "references": str(refs_path),
         **provenance(),
     }
-    _write_json(out / "run.json", meta)
+    write_atomically(out / "run.json", json.dumps(meta, indent=2, default=str) + "\n")
     bar = Progress(len(tasks), done=len(tasks) - len(todo), enabled=progress)
     counts: dict[str, int] = {}
     try:
@@ -305,12 +305,6 @@ def _run_locked(
     # with the references final: the instances a report may cite, and their manifest
     files += write_artifacts(out, rows, refs, instances)
     meta["finished_at"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    _write_json(out / "run.json", meta)
+    write_atomically(out / "run.json", json.dumps(meta, indent=2, default=str) + "\n")
     failed = sum(v for k, v in counts.items() if k in FAILED)
     return RunSummary(out, len(tasks), len(todo), len(tasks) - len(todo), failed, counts, files, Path(refs_path))
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
