@@ -179,13 +179,8 @@ def stress_where_claimed(stress: list[dict[str, Any]], claim: Claim) -> list[dic
             continue
         if math.isnan(ratio_or_nan(rec.get("worst_ratio"))):
             continue
-        if claim.declared:
-            if rec.get("guarantee_applies") is not True:
-                continue
-        else:
-            if check_conditions(claim.checked(), rec):
-                continue
-        out.append(rec)
+        if rec.get("guarantee_applies") is True if claim.declared else not check_conditions(claim.checked(), rec):
+            out.append(rec)
     return out
 
 
