@@ -330,9 +330,8 @@ def _parse_sources(p: Path, entries: list[config.InstancesEntry] | None) -> list
         if (e.files is None) == (e.family is None):
             raise _err(p, where, "give exactly one of 'files' or 'family'")
         if e.files is not None:
-            extra = [k for k in ("params", "grid", "seed", "seeds", "name", "holdout", "holdout_tasks") if _given(e, k)]
-            if e.replay:
-                extra.append("replay")
+            keys = ("params", "grid", "seed", "seeds", "name", "holdout", "holdout_tasks", "replay")
+            extra = [k for k in keys if _given(e, k)]
             if extra:
                 raise _err(p, f"{where}.{extra[0]}", "only meaningful with 'family'")
             out.append(InstanceSource(where, files=_strings(e.files)))
@@ -392,7 +391,7 @@ def _holdout_tasks(p: Path, where: str, value: str | list[str] | None, family: F
 
 def _given(entry: config.InstancesEntry, key: str) -> bool:
     v = getattr(entry, key)
-    return v is not None and v != {}
+    return v is not None and v is not False and v != {}
 
 
 def _check_names(p: Path, where: str, table: Mapping[str, Any], family: Family) -> None:
