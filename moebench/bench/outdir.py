@@ -229,8 +229,3 @@ def prepare_folder(
     if resume and not others:
         return None
     return _archive(out)
-
-
-def describe_move(dest: Path | None) -> str | None:
-    """The one line telling where the previous results went."""
-    return None if dest is None else f"moebench: note: the previous results were moved to {dest}"

@@ -35,7 +35,7 @@ from typing import Any
 
 from moebench.bench.artifacts import write_artifacts
 from moebench.bench.executors import DaskExecutor, LocalExecutor, Progress
-from moebench.bench.outdir import describe_move, lock_folder, prepare_folder
+from moebench.bench.outdir import lock_folder, prepare_folder
 from moebench.bench.references import Reference, check_names, read_references, reconcile, write_references
 from moebench.bench.resume import resume_records, set_aside_damage
 from moebench.bench.store import ResultStore, write_atomically, write_table
@@ -220,7 +220,7 @@ def run_suite(
             out, suite.name, {suite.path, refs_path}, resume=resume, force=force, home=suite.path.parent
         )
         if moved is not None:
-            print(describe_move(moved), file=sys.stderr)
+            print(f"moebench: note: the previous results were moved to {moved}", file=sys.stderr)
         # the run proper, inside the folder's lock
         refs = read_references(refs_path)
         store = ResultStore(out / "results.jsonl")

@@ -565,14 +565,10 @@ def _parse_methods(
 
 
 # ---- stress searches --------------------------------------------------------------------------
-def _slugify(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
 def _default_name(method: str, family: str, params: Mapping[str, Any]) -> str:
     short = {"servers": "N", "layers": "L", "experts": "E"}
     parts = [f"{short.get(k, k)}{v}" for k, v in sorted(params.items()) if k in short or k == "K"]
-    return _slugify("-".join([method, family, *parts]))
+    return re.sub(r"[^a-z0-9]+", "-", "-".join([method, family, *parts]).lower()).strip("-")
 
 
 def _parse_stress(p: Path, entries: list[config.StressEntry]) -> list[StressSearch]:
