@@ -28,7 +28,7 @@ def test_store_appends_whole_lines_and_ignores_a_torn_last_line(tmp_path: Path) 
     store.close()
     lines = (tmp_path / "r.jsonl").read_bytes().split(b"\n")
     assert lines[-1] == b"" and [json.loads(x)["task_id"] for x in lines[:-1]] == ["t0", "t1", "t2", "t3"]
-    assert set(ResultStore(tmp_path / "r.jsonl").finished()) == {"t0", "t1", "t2", "t3"}
+    assert {r["task_id"] for r in ResultStore(tmp_path / "r.jsonl").records()} == {"t0", "t1", "t2", "t3"}
 
 
 def test_fresh_store_moves_the_old_one_aside(tmp_path: Path) -> None:

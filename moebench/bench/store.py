@@ -60,13 +60,6 @@ class ResultStore:
             if isinstance(rec, dict) and "task_id" in rec:
                 yield rec
 
-    def finished(self) -> dict[str, dict[str, Any]]:
-        """Records by task id (the first record of a task wins)."""
-        out: dict[str, dict[str, Any]] = {}
-        for rec in self.records():
-            out.setdefault(rec["task_id"], rec)
-        return out
-
     # ---- writing ---------------------------------------------------------------------
     def open(self, fresh: bool = False) -> None:
         """Open for appending; ``fresh`` moves an existing store to ``<name>.prev`` first."""
