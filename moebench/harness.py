@@ -111,32 +111,33 @@ def solve_guarded(method: Method, inst: Instance, req: SolveRequest) -> Solution
     """Call the method, mapping every exception to a status (never raises)."""
     missing = check_conditions(method.info.assumptions, inst)
     if missing:
-        return Solution(
-            empty_placement(inst), Status.NOT_APPLICABLE, error=f"{method.name} requires: {', '.join(missing)}"
-        )
+        return _no_placement(inst, Status.NOT_APPLICABLE, f"{method.name} requires: {', '.join(missing)}")
     unknown = sorted(set(req.options) - set(method.options))
     if unknown:
-        return Solution(
-            empty_placement(inst),
-            Status.ERROR,
-            error=f"{method.name} does not accept option(s) {', '.join(unknown)}"
-            + (f" (accepted: {', '.join(method.options)})" if method.options else ""),
+        accepted = f" (accepted: {', '.join(method.options)})" if method.options else ""
+        return _no_placement(
+            inst, Status.ERROR, f"{method.name} does not accept option(s) {', '.join(unknown)}{accepted}"
         )
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         sol = method.solve(inst, req)
         sol.info = {**sol.info, "method_time": time.perf_counter() - t0, "method_cpu_time": time.process_time() - c0}
     except NotApplicableError as exc:
-        return Solution(empty_placement(inst), Status.NOT_APPLICABLE, error=str(exc))
+        return _no_placement(inst, Status.NOT_APPLICABLE, str(exc))
     except UnavailableError as exc:
-        return Solution(empty_placement(inst), Status.UNAVAILABLE, error=str(exc))
+        return _no_placement(inst, Status.UNAVAILABLE, str(exc))
     except InputError as exc:
-        return Solution(empty_placement(inst), Status.ERROR, error=str(exc))
+        return _no_placement(inst, Status.ERROR, str(exc))
     except MemoryError:
-        return Solution(empty_placement(inst), Status.ERROR, error="out of memory")
+        return _no_placement(inst, Status.ERROR, "out of memory")
     except Exception as exc:
-        return Solution(empty_placement(inst), Status.ERROR, error=describe(exc))
+        return _no_placement(inst, Status.ERROR, describe(exc))
     return sol
+
+
+def _no_placement(inst: Instance, status: Status, error: str) -> Solution:
+    """The empty placement with ``status`` and ``error`` (a run that produced none)."""
+    return Solution(empty_placement(inst), status, error=error)
 
 
 def run_method(
@@ -209,7 +210,7 @@ def _solve_here(
     try:
         import_plugins(plugins)
     except BaseException as exc:
-        return Solution(empty_placement(inst), Status.ERROR, error=f"plugins: {type(exc).__name__}: {exc}")
+        return _no_placement(inst, Status.ERROR, f"plugins: {type(exc).__name__}: {exc}")
 
     def on_incumbent(x: np.ndarray, bound: float | None) -> None:
         channel.send((np.packbits(np.asarray(x, bool)), bound))
@@ -220,7 +221,7 @@ def _solve_here(
         channel.started()
         return solve_guarded(method, inst, req)
     except BaseException as exc:
-        return Solution(empty_placement(inst), Status.ERROR, error=f"{type(exc).__name__}: {exc}")
+        return _no_placement(inst, Status.ERROR, f"{type(exc).__name__}: {exc}")
 
 
 def solve_in_child(
@@ -276,17 +277,15 @@ def solve_in_child(
     if out.done:
         return out.result
     if out.failure is not None:
-        return Solution(empty_placement(inst), Status.ERROR, error=out.failure)
+        return _no_placement(inst, Status.ERROR, out.failure)
     if not out.timed_out:
-        return Solution(empty_placement(inst), Status.ERROR, error=out.death())
+        return _no_placement(inst, Status.ERROR, out.death())
     if not out.started:
-        return Solution(
-            empty_placement(inst),
-            Status.ERROR,
-            error=f"killed by the {who}: the child did not start within {STARTUP_LIMIT:g} s",
+        return _no_placement(
+            inst, Status.ERROR, f"killed by the {who}: the child did not start within {STARTUP_LIMIT:g} s"
         )
     limit = f"killed by the {who} after {time_limit:g} + {grace:g} s"
     if incumbent:
         x, bound = incumbent[0]
         return Solution(x, Status.TIME_LIMIT, bound=bound, error=f"{limit}; best incumbent kept")
-    return Solution(empty_placement(inst), Status.TIME_LIMIT, error=f"{limit} without an incumbent")
+    return _no_placement(inst, Status.TIME_LIMIT, f"{limit} without an incumbent")

@@ -278,20 +278,6 @@ def _reject_constant(token: str) -> Any:
     raise _Constant(token)
 
 
-def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) == len(pairs):
-        return obj
-    seen: set[str] = set()
-    marked = _DuplicateKey(pairs)
-    for key, _ in pairs:
-        if key in seen:
-            marked.duplicate = key
-            break
-        seen.add(key)
-    return marked
-
-
 def _find(doc: Any, target: Any) -> str:
     """JSON path of the object ``target`` (by identity) inside ``doc``; iterative."""
     stack: list[tuple[Any, str]] = [(doc, "")]
@@ -320,10 +306,18 @@ def parse_json_text(text: str, name: str) -> Any:
     duplicates: list[_DuplicateKey] = []
 
     def pairs(p: list[tuple[str, Any]]) -> dict[str, Any]:
-        obj = _pairs(p)
-        if isinstance(obj, _DuplicateKey):
-            duplicates.append(obj)
-        return obj
+        obj = dict(p)
+        if len(obj) == len(p):
+            return obj
+        seen: set[str] = set()
+        marked = _DuplicateKey(p)
+        for key, _ in p:
+            if key in seen:
+                marked.duplicate = key
+                break
+            seen.add(key)
+        duplicates.append(marked)
+        return marked
 
     try:
         doc = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=pairs)
@@ -390,6 +384,3 @@ def fits_float(v: int) -> bool:
     except OverflowError:
         return False
     return True
-
-
-# ---- strict output -------------------------------------------------------------------------

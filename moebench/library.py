@@ -25,32 +25,21 @@ the trace data folder (``--data-dir``, else ``$MOEBENCH_DATA``, else the shipped
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+import msgspec
 
 from moebench.errors import InputError
 from moebench.families import generate, get_family
 from moebench.instance import Instance
-from moebench.schema.config import LibraryFile, load_toml
+from moebench.schema.config import LibraryEntry, LibraryFile, load_toml
 
 #: The library folder, relative to the current folder.
 LIBRARY_DIR = Path("instances")
-TIERS = ("small", "medium", "hard")
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One library instance (a recipe)."""
-
-    name: str
-    family: str
-    params: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    tier: str = "small"
-    store: str = "file"
-    hash: str | None = None
-    note: str = ""
+class Entry(LibraryEntry):
+    """One library instance (a recipe): the keys of :class:`~moebench.schema.config.LibraryEntry`."""
 
     def generate(self, data_dir: str | None = None) -> Instance:
         """Run the recipe (``data_dir`` goes only to families that read a data folder)."""
@@ -97,7 +86,7 @@ def load_manifest(path: str | Path) -> list[Entry]:
         if e.name in names:
             raise InputError(f"duplicate name {e.name!r}", file=str(p), where=f"instance[{i}].name")
         names.add(e.name)
-        entries.append(Entry(e.name, e.family, dict(e.params), e.seed, e.tier, e.store, e.hash, e.note))
+        entries.append(Entry(**msgspec.structs.asdict(e)))
     return entries
 
 

@@ -52,26 +52,14 @@ def fallback_tag_of(latency: np.ndarray, fallback: np.ndarray) -> str:
     return "fallback-near-edge" if near else "fallback-far"
 
 
-def capacity_tag(inst: Instance) -> str:
-    """``capacity-below-one-layer``, ``capacity-about-one-layer`` or ``capacity-several-layers``."""
-    return capacity_tag_of(inst.size, inst.expert_offset, inst.capacity)
-
-
-def fallback_tag(inst: Instance) -> str:
-    """``fallback-near-edge`` or ``fallback-far``."""
-    return fallback_tag_of(inst.latency, inst.fallback)
-
-
-def k_tag(inst: Instance) -> str:
-    """``K=1``, ``small-K`` (K = 2) or ``large-K`` (K >= 3)."""
-    if inst.K == 1:
-        return "K=1"
-    return "small-K" if inst.K == 2 else "large-K"
-
-
 def regime_tags(inst: Instance) -> tuple[str, str, str]:
     """The capacity, fallback and K tags of ``inst`` (see the module docstring)."""
-    return capacity_tag(inst), fallback_tag(inst), k_tag(inst)
+    k = "K=1" if inst.K == 1 else "small-K" if inst.K == 2 else "large-K"
+    return (
+        capacity_tag_of(inst.size, inst.expert_offset, inst.capacity),
+        fallback_tag_of(inst.latency, inst.fallback),
+        k,
+    )
 
 
 def regime_label(inst: Instance) -> str:

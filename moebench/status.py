@@ -69,9 +69,6 @@ FAILED: tuple[str, ...] = (Status.ERROR.value, Status.INVALID.value, Status.INFE
 SKIPPED: tuple[str, ...] = (Status.NOT_APPLICABLE.value, Status.UNAVAILABLE.value)
 
 # ---- conditions: the vocabulary of assumptions and guarantee conditions -----------------
-#: The instance facts conditions are stated in; every results row has them as columns.
-FACT_COLUMNS = ("K", "N", "L", "equal_sizes", "one_size_per_layer")
-
 Facts = Mapping[str, Any]
 
 #: Condition name -> test on facts. A test works on scalars (one instance or row) and on
@@ -86,7 +83,7 @@ CONDITIONS: dict[str, Callable[[Any], Any]] = {
 
 
 def instance_facts(inst: Instance) -> dict[str, Any]:
-    """The facts of ``inst`` that conditions test (the row columns of :data:`FACT_COLUMNS`)."""
+    """The facts of ``inst`` that conditions test (every results row has them as columns)."""
     return {
         "K": inst.K,
         "N": inst.N,

@@ -36,15 +36,15 @@ class StressResult:
     method: str
     reference: str
     family: str
-    ratio: float
-    gain_method: float
-    gain_optimum: float
-    instance: Instance | None
-    evaluations: int
-    restarts: int
-    elapsed: float
-    guarantee: float | None
-    guarantee_applies: bool
+    ratio: float = 1.0
+    gain_method: float = 0.0
+    gain_optimum: float = 0.0
+    instance: Instance | None = None
+    evaluations: int = 0
+    restarts: int = 0
+    elapsed: float = 0.0
+    guarantee: float | None = None
+    guarantee_applies: bool = False
     history: list[tuple[float, float]] = field(default_factory=list)
 
     @property
@@ -78,29 +78,19 @@ def perturb(inst: Instance, rng: np.random.Generator, scale: float = 0.4) -> Ins
     latencies >= 0, probabilities of each layer summing to 1).
     """
     kind = rng.integers(5)
-    size, cap, lat, fb, probs = (
-        inst.size.copy(),
-        inst.capacity.copy(),
-        inst.latency.copy(),
-        inst.fallback.copy(),
-        inst.probs.copy(),
-    )
+    arrays = {k: getattr(inst, k).copy() for k in ("size", "capacity", "latency", "fallback", "probs")}
     factor = float(np.exp(rng.normal(0.0, scale)))
-    if kind == 0:
-        size[rng.integers(inst.G)] *= factor
-    elif kind == 1:
-        cap[rng.integers(inst.N)] *= factor
-    elif kind == 2:
-        lat[rng.integers(inst.N), rng.integers(inst.G)] *= factor
-    elif kind == 3:
-        fb[rng.integers(inst.G)] *= factor
+    if kind < 4:  # one entry of the sizes, capacities, latencies or fallbacks
+        target = arrays[("size", "capacity", "latency", "fallback")[kind]]
+        target[tuple(rng.integers(n) for n in target.shape)] *= factor
     else:
+        probs = arrays["probs"]
         m = rng.integers(inst.M)
         probs[m] *= factor
         layer = inst.set_layer[m]
         lo, hi = inst.set_offset[layer], inst.set_offset[layer + 1]
         probs[lo:hi] /= probs[lo:hi].sum()
-    return replace_arrays(inst, size=size, capacity=cap, latency=lat, fallback=fb, probs=probs)
+    return replace_arrays(inst, **arrays)
 
 
 def _ratio(
@@ -153,20 +143,7 @@ def stress(
     base.update(params or {})
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
-    best = StressResult(
-        method,
-        reference,
-        family,
-        1.0,
-        0.0,
-        0.0,
-        None,
-        0,
-        0,
-        0.0,
-        m.info.guarantee.ratio if m.info.guarantee else None,
-        False,
-    )
+    best = StressResult(method, reference, family, guarantee=m.info.guarantee.ratio if m.info.guarantee else None)
     opts = dict(reference_options or {})
     while time.perf_counter() - t0 < budget:
         best.restarts += 1

@@ -23,7 +23,7 @@ every generated family and K in (1, 2, 4, 6):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
@@ -53,10 +53,6 @@ def contract_instance(family: str, k: int, tiny: bool) -> Instance:
 def contract_instances(tiny: bool) -> list[Instance]:
     """Every contract instance of one size."""
     return [contract_instance(f, k, tiny) for f in FAMILIES for k in KS]
-
-
-def _is_exact(name: str) -> bool:
-    return get_method(name).info.kind == "exact"
 
 
 def _honest(inst: Instance, name: str) -> Record:
@@ -94,7 +90,7 @@ def check_feasible_and_honest(name: str) -> None:
     """Not applicable exactly outside the assumptions; else an honest status and a feasible
     placement whose gain the evaluator confirms (heuristics on both sizes, exact methods on the
     brute-force-sized instances)."""
-    sizes = (True,) if _is_exact(name) else (False, True)
+    sizes = (True,) if get_method(name).info.kind == "exact" else (False, True)
     for tiny in sizes:
         for inst in contract_instances(tiny):
             _honest(inst, name)
@@ -135,15 +131,10 @@ CHECKS: tuple[Callable[[str], None], ...] = (
 )
 
 
-def method_checks(names: Iterable[str]) -> list[tuple[str, Callable[[str], None]]]:
-    """Every (method name, check) pair."""
-    return [(n, c) for n in names for c in CHECKS]
-
-
 def parametrize_with_checks(names: Sequence[str]) -> Any:
     """A pytest ``parametrize`` mark giving one test per (method, check): arguments ``method`` and ``check``."""
     import pytest
 
-    cases = method_checks(names)
+    cases = [(n, c) for n in names for c in CHECKS]
     ids = [f"{n}-{c.__name__.removeprefix('check_')}" for n, c in cases]
     return pytest.mark.parametrize(("method", "check"), cases, ids=ids)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from moebench.bench.references import Reference, read_references, update_references, write_references
+from moebench.bench.references import Reference, read_references, reconcile, write_references
 from moebench.bench.store import ResultStore, read_table, write_table
 
 
@@ -28,7 +28,7 @@ def test_store_appends_whole_lines_and_ignores_a_torn_last_line(tmp_path: Path) 
     store.close()
     lines = (tmp_path / "r.jsonl").read_bytes().split(b"\n")
     assert lines[-1] == b"" and [json.loads(x)["task_id"] for x in lines[:-1]] == ["t0", "t1", "t2", "t3"]
-    assert set(ResultStore(tmp_path / "r.jsonl").finished()) == {"t0", "t1", "t2", "t3"}
+    assert {r["task_id"] for r in ResultStore(tmp_path / "r.jsonl").records()} == {"t0", "t1", "t2", "t3"}
 
 
 def test_fresh_store_moves_the_old_one_aside(tmp_path: Path) -> None:
@@ -80,7 +80,7 @@ def test_references_merge_and_round_trip(tmp_path: Path) -> None:
         _row("b", "milp-highs", "feasible", 4.5, 5.5),
         _row("c", "bruteforce", "error", 0.0, None),
     ]
-    refs = update_references({}, rows)
+    refs = reconcile({}, rows).refs
     a, b = refs[("a", "ha")], refs[("b", "hb")]
     assert (a.gain, a.proven, a.bound, a.method, a.bound_method) == (6.0, False, 8.0, "milp-highs", "milp-highs")
     assert a.latency == 94.0
@@ -94,5 +94,5 @@ def test_references_merge_and_round_trip(tmp_path: Path) -> None:
     assert "=bound= a 8.0 hash=ha method=milp-highs" in text
     assert read_references(path) == refs
     # a later, better exact run improves the stored values; a stale hash is another key
-    refs2 = update_references(read_references(path), [_row("a", "cpsat", "optimal", 7.5, 7.5)])
+    refs2 = reconcile(read_references(path), [_row("a", "cpsat", "optimal", 7.5, 7.5)]).refs
     assert refs2[("a", "ha")] == Reference("a", "ha", 7.5, 92.5, True, 7.5, "cpsat", "cpsat")

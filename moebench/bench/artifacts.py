@@ -14,7 +14,6 @@ artifacts listed here. After a run the runner writes
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from moebench.bench.claims import attach_references, cited_runs, stress_records
 from moebench.bench.references import Reference
+from moebench.bench.store import write_atomically
 from moebench.errors import InputError
 from moebench.instance import Instance
 from moebench.instance_file import save_instance
@@ -93,9 +93,7 @@ def write_artifacts(
                 {"instance": key[0], "instance_hash": key[1], "file": rel.as_posix(), "why": "below a claim"}
             )
     manifest = out / MANIFEST
-    tmp = manifest.with_name(manifest.name + ".tmp")
-    tmp.write_text(json.dumps({"format": FORMAT, "instances": entries}, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, manifest)
+    write_atomically(manifest, json.dumps({"format": FORMAT, "instances": entries}, indent=2) + "\n")
     return [*files, manifest]
 
 

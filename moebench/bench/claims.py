@@ -125,38 +125,16 @@ def ratio_or_nan(v: Any) -> float:
     return math.nan if v is None else float(v)
 
 
-def _count(v: Any) -> int | None:
-    return None if v is None else int(v)
-
-
-def _slug(rec: dict[str, Any]) -> str:
-    return f"{rec.get('stress_name')}-s{_count(rec.get('seed'))}"
-
-
 def collect_claims(runs: pd.DataFrame, stress: list[dict[str, Any]]) -> list[Claim]:
     """Every claim of the report: declared guarantees (runs and stress searches), then suite claims."""
     declared: dict[str, Claim] = {}
     if "guarantee_ratio" in runs and not runs.empty:
         has = runs[runs["guarantee_ratio"].notna()]
         for method, g in has.groupby("method", sort=True):
-            r = g.iloc[0]
-            src = r.get("guarantee_source")
-            declared[str(method)] = Claim(
-                str(method),
-                float(r["guarantee_ratio"]),
-                src if isinstance(src, str) else "",
-                str(r.get("guarantee_conditions") or "").replace(";", "; "),
-                True,
-            )
+            declared[str(method)] = _declared(str(method), g.iloc[0])
     for rec in stress:
         if rec.get("guarantee_ratio") is not None and rec["method"] not in declared:
-            declared[rec["method"]] = Claim(
-                rec["method"],
-                float(rec["guarantee_ratio"]),
-                str(rec.get("guarantee_source") or ""),
-                str(rec.get("guarantee_conditions") or "").replace(";", "; "),
-                True,
-            )
+            declared[rec["method"]] = _declared(rec["method"], rec)
     extra: dict[tuple[Any, ...], Claim] = {}
     for rec in stress:
         if rec.get("claim") is not None:
@@ -169,6 +147,13 @@ def collect_claims(runs: pd.DataFrame, stress: list[dict[str, Any]]) -> list[Cla
             )
             extra.setdefault((c.method, c.ratio, c.source, c.conditions), c)
     return [declared[m] for m in sorted(declared)] + list(extra.values())
+
+
+def _declared(method: str, row: Any) -> Claim:
+    """The declared guarantee of a run's row or a stress record, as a claim."""
+    src = row.get("guarantee_source")
+    conditions = str(row.get("guarantee_conditions") or "").replace(";", "; ")
+    return Claim(method, float(row["guarantee_ratio"]), src if isinstance(src, str) else "", conditions, True)
 
 
 def runs_where_claimed(runs: pd.DataFrame, claim: Claim) -> pd.Series:
@@ -194,13 +179,8 @@ def stress_where_claimed(stress: list[dict[str, Any]], claim: Claim) -> list[dic
             continue
         if math.isnan(ratio_or_nan(rec.get("worst_ratio"))):
             continue
-        if claim.declared:
-            if rec.get("guarantee_applies") is not True:
-                continue
-        else:
-            if check_conditions(claim.checked(), rec):
-                continue
-        out.append(rec)
+        if rec.get("guarantee_applies") is True if claim.declared else not check_conditions(claim.checked(), rec):
+            out.append(rec)
     return out
 
 

@@ -133,14 +133,10 @@ class DaskExecutor:
         cluster = None
         with dask.config.set({"distributed.worker.daemon": False}):
             if self.scheduler is None:
-                if self.processes:
-                    cluster = LocalCluster(
-                        n_workers=self.jobs, threads_per_worker=1, processes=True, dashboard_address=None
-                    )
-                else:
-                    cluster = LocalCluster(
-                        n_workers=1, threads_per_worker=self.jobs, processes=False, dashboard_address=None
-                    )
+                workers, threads = (self.jobs, 1) if self.processes else (1, self.jobs)
+                cluster = LocalCluster(
+                    n_workers=workers, threads_per_worker=threads, processes=self.processes, dashboard_address=None
+                )
                 client = Client(cluster)
             else:
                 client = Client(self.scheduler)

@@ -73,16 +73,11 @@ def holdout_spec(family: str, params: Mapping[str, Any], seed: int, overrides: M
     }
 
 
-def spec_key(spec: Mapping[str, Any]) -> str:
-    """Canonical JSON of a spec (cache key and task-id component)."""
-    return json.dumps(spec, sort_keys=True, default=str)
-
-
 def twin(spec: Mapping[str, Any]) -> Instance:
     """Generate (or fetch from this process's cache) the holdout twin of ``spec``."""
     from moebench.families import generate
 
-    key = spec_key(spec)
+    key = json.dumps(spec, sort_keys=True, default=str)
     inst = _CACHE.get(key)
     if inst is None:
         inst = generate(str(spec["family"]), dict(spec["params"]), int(spec["seed"]))

@@ -38,27 +38,23 @@ from moebench.errors import InputError
 LOCK_NAME = ".moebench.lock"
 #: Where a run without --resume moves the previous run's results.
 PREVIOUS = "previous"
+#: The previous run's results (moved aside together; references accumulate and stay).
+RESULT_FILES = ("results.jsonl", "results.parquet", "results.csv", "run.json", "artifacts.json")
 #: Everything a run writes into its folder (``moebench.bench.runner`` documents each).
 RUN_FILES = frozenset(
     {
         LOCK_NAME,
         PREVIOUS,
-        "results.jsonl",
+        *RESULT_FILES,
         "results.jsonl.prev",
         "results.jsonl.damaged",
-        "results.parquet",
-        "results.csv",
         "references.solu",
         "reference-placements",
-        "run.json",
         "stress",
         "violations",
-        "artifacts.json",
         "report",
     }
 )
-#: The previous run's results (moved aside together; references accumulate and stay).
-RESULT_FILES = ("results.jsonl", "results.parquet", "results.csv", "run.json", "artifacts.json")
 
 
 @dataclass
@@ -233,8 +229,3 @@ def prepare_folder(
     if resume and not others:
         return None
     return _archive(out)
-
-
-def describe_move(dest: Path | None) -> str | None:
-    """The one line telling where the previous results went."""
-    return None if dest is None else f"moebench: note: the previous results were moved to {dest}"

@@ -38,23 +38,22 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from moebench.bench.store import write_atomically
 from moebench.errors import InputError
 from moebench.instance import valid_name
 from moebench.placement import FORMAT as PLACEMENT_FORMAT
-from moebench.placement import placement_hash
+from moebench.placement import HASH_RE, placement_hash
 from moebench.status import WITH_PLACEMENT  # statuses whose placement is an incumbent
 from moebench.tolerances import OPTIMAL_RTOL, bound_below, noise, optimum_beaten
 
 HEADER = "# moebench-solu/1"
 #: Folder (beside the reference file) holding the placements behind the values.
 PLACEMENTS_DIR = "reference-placements"
-_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -202,7 +201,7 @@ def read_references(path: str | os.PathLike[str]) -> dict[Key, Reference]:
         if "hash" not in fields:
             raise InputError("missing hash=<content hash>", file=str(p), where=where)
         evidence = fields.get("placement")
-        if evidence is not None and not _HEX.fullmatch(evidence):
+        if evidence is not None and not HASH_RE.fullmatch(evidence):
             raise InputError(f"placement={evidence!r} is not a placement hash", file=str(p), where=where)
         key = (name, fields["hash"])
         ref = refs.get(key, Reference(name, fields["hash"]))
@@ -259,22 +258,13 @@ def write_references(
         if phash in used and not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             doc = {"format": PLACEMENT_FORMAT, "instance": name, "instance_hash": ihash, "placement": triples}
-            _atomic_write(target, json.dumps(doc, separators=(",", ":")) + "\n")
-    _atomic_write(p, "\n".join(lines) + "\n")
+            write_atomically(target, json.dumps(doc, separators=(",", ":")) + "\n")
+    write_atomically(p, "\n".join(lines) + "\n")
 
 
 def _token(method: str | None) -> str:
     """A method name as one whitespace-free token (method names have no spaces; be safe anyway)."""
     return "".join(str(method).split()) or "None"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _num(v: Any) -> float | None:
@@ -380,11 +370,9 @@ def _with_evidence(out: Reconciled, key: Key, ref: Reference, rows: list[_Row], 
 def _merge_one(out: Reconciled, key: Key, old: Reference | None, rows: list[_Row], lat0: float) -> None:
     name, ihash = key
     placed = [r for r in rows if r.gain is not None]
-    # the best verified placement (any method) and the file's own value
-    best_gain, best_by = -math.inf, ""
-    for r in placed:
-        if r.gain > best_gain:
-            best_gain, best_by = r.gain, r.method
+    exact_rows = [r for r in placed if r.exact]
+    # the best verified placement (any method; the first of equals) and the file's own value
+    best_gain, best_by = max(((r.gain, r.method) for r in placed), key=lambda b: b[0], default=(-math.inf, ""))
     if old is not None and old.gain is not None and old.gain > best_gain:
         best_gain, best_by = old.gain, f"{old.method} (reference file)"
 
@@ -415,9 +403,7 @@ def _merge_one(out: Reconciled, key: Key, old: Reference | None, rows: list[_Row
     # claims from the rows (exact runs)
     proven: list[_Row] = []
     bounds: list[tuple[float, str]] = []
-    for r in placed:
-        if not r.exact:
-            continue
+    for r in exact_rows:
         if r.status == "optimal" and optimum_beaten(r.gain, best_gain, lat0, r.tolerance):
             refute(
                 "optimum beaten",
@@ -441,7 +427,6 @@ def _merge_one(out: Reconciled, key: Key, old: Reference | None, rows: list[_Row
             bounds.append((r.gain, r.method))
     if file_bound is not None:
         bounds.append((file_bound, str(old.bound_method)))
-    exact_rows = [r for r in placed if r.exact]
     ref: Reference | None = None
     if proven:
         r = max(proven, key=lambda r: r.gain)
@@ -477,8 +462,3 @@ def _evidence(out: Reconciled, key: Key, row: _Row) -> str | None:
     phash = placement_hash(key[1], row.triples)
     out.placements[phash] = (key[0], key[1], row.triples)
     return phash
-
-
-def update_references(refs: dict[Key, Reference], rows: Iterable[dict[str, Any]]) -> dict[Key, Reference]:
-    """:func:`reconcile` without the report: the references that survive the checks."""
-    return reconcile(refs, rows).refs

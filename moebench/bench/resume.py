@@ -11,13 +11,12 @@ Every other line is damaged: its task runs again, and the run says how many in o
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moebench.bench.store import ResultStore
+from moebench.bench.store import ResultStore, write_atomically
 from moebench.bench.tasks import Task
 from moebench.errors import InputError
 from moebench.status import WITH_PLACEMENT, Status
@@ -60,12 +59,7 @@ def set_aside_damage(store: Path, resumed: Resumed) -> None:
         return
     with open(store.with_name(DAMAGED), "ab") as fh:
         fh.writelines(resumed.bad_lines)
-    tmp = store.with_name(store.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.writelines(resumed.good_lines)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, store)
+    write_atomically(store, b"".join(resumed.good_lines))
 
 
 def _typed(value: Any, dtype: str) -> bool:

@@ -35,10 +35,10 @@ from typing import Any
 
 from moebench.bench.artifacts import write_artifacts
 from moebench.bench.executors import DaskExecutor, LocalExecutor, Progress
-from moebench.bench.outdir import describe_move, lock_folder, prepare_folder
+from moebench.bench.outdir import lock_folder, prepare_folder
 from moebench.bench.references import Reference, check_names, read_references, reconcile, write_references
 from moebench.bench.resume import resume_records, set_aside_damage
-from moebench.bench.store import ResultStore, write_table
+from moebench.bench.store import ResultStore, write_atomically, write_table
 from moebench.bench.stress_tasks import stress_tasks
 from moebench.bench.suite import Suite
 from moebench.bench.tasks import Task, TaskResult, instance_columns, task_id
@@ -220,97 +220,77 @@ def run_suite(
             out, suite.name, {suite.path, refs_path}, resume=resume, force=force, home=suite.path.parent
         )
         if moved is not None:
-            print(describe_move(moved), file=sys.stderr)
-        return _run_locked(suite, out, refs_path, instances, jobs, executor, scheduler, resume, progress)
-
-
-def _run_locked(
-    suite: Suite,
-    out: Path,
-    refs_path: Path,
-    instances: list[Any],
-    jobs: int,
-    executor: str,
-    scheduler: str | None,
-    resume: bool,
-    progress: bool,
-) -> RunSummary:
-    """The run proper, inside the folder's lock."""
-    refs = read_references(refs_path)
-    store = ResultStore(out / "results.jsonl")
-    finished: dict[str, dict[str, Any]] = {}
-    keep: set[str] = set()
-    if resume:
-        # every task the suite could have (references included), to check the store against
-        checked = resume_records(store.path, build_tasks(suite, instances, {}, set()), suite.name)
-        if (line := checked.warning()) is not None:
-            print(line, file=sys.stderr)
+            print(f"moebench: note: the previous results were moved to {moved}", file=sys.stderr)
+        # the run proper, inside the folder's lock
+        refs = read_references(refs_path)
+        store = ResultStore(out / "results.jsonl")
+        finished: dict[str, dict[str, Any]] = {}
+        keep: set[str] = set()
+        if resume:
+            # every task the suite could have (references included), to check the store against
+            checked = resume_records(store.path, build_tasks(suite, instances, {}, set()), suite.name)
+            if (line := checked.warning()) is not None:
+                print(line, file=sys.stderr)
+            try:
+                set_aside_damage(store.path, checked)
+            except OSError as exc:
+                raise InputError(f"cannot rewrite the results store: {exc.strerror}", file=str(store.path)) from None
+            finished = checked.kept
+            keep = set(finished) | checked.rerun  # a damaged reference row runs again, never vanishes
+        tasks = build_tasks(suite, instances, refs, keep)
+        todo = [t for t in tasks if t.task_id not in finished]
+        meta = {
+            "suite": str(suite.path),
+            "suite_name": suite.name,
+            "started_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "argv": sys.argv,
+            "executor": executor,
+            "jobs": jobs,
+            "tasks": len(tasks),
+            "resumed": len(tasks) - len(todo),
+            "references": str(refs_path),
+            **provenance(),
+        }
+        write_atomically(out / "run.json", json.dumps(meta, indent=2, default=str) + "\n")
+        bar = Progress(len(tasks), done=len(tasks) - len(todo), enabled=progress)
+        counts: dict[str, int] = {}
         try:
-            set_aside_damage(store.path, checked)
+            store.open(fresh=not resume)
         except OSError as exc:
-            raise InputError(f"cannot rewrite the results store: {exc.strerror}", file=str(store.path)) from None
-        finished = checked.kept
-        keep = set(finished) | checked.rerun  # a damaged reference row runs again, never vanishes
-    tasks = build_tasks(suite, instances, refs, keep)
-    todo = [t for t in tasks if t.task_id not in finished]
-    meta = {
-        "suite": str(suite.path),
-        "suite_name": suite.name,
-        "started_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "argv": sys.argv,
-        "executor": executor,
-        "jobs": jobs,
-        "tasks": len(tasks),
-        "resumed": len(tasks) - len(todo),
-        "references": str(refs_path),
-        **provenance(),
-    }
-    _write_json(out / "run.json", meta)
-    bar = Progress(len(tasks), done=len(tasks) - len(todo), enabled=progress)
-    counts: dict[str, int] = {}
-    try:
-        store.open(fresh=not resume)
-    except OSError as exc:
-        raise InputError(f"cannot write the results store: {exc.strerror}", file=str(store.path)) from None
-    results = dict(finished)
+            raise InputError(f"cannot write the results store: {exc.strerror}", file=str(store.path)) from None
+        results = dict(finished)
 
-    def on_result(task: Task, result: TaskResult) -> None:
-        row = make_row(suite, task, result.row)
-        if result.instance is not None and task.search is not None:  # the search's worst instance, before its row
-            rel = Path("stress") / f"{task.search.slug(task.seed)}.json.gz"
-            save_instance(result.instance, out / rel)
-            row["instance_file"] = rel.as_posix()
-        store.append(row)
-        results[task.task_id] = row
-        counts[row["status"]] = counts.get(row["status"], 0) + 1
-        bar.update(row["status"] in FAILED, task.label)
+        def on_result(task: Task, result: TaskResult) -> None:
+            row = make_row(suite, task, result.row)
+            if result.instance is not None and task.search is not None:  # the search's worst instance, before its row
+                rel = Path("stress") / f"{task.search.slug(task.seed)}.json.gz"
+                save_instance(result.instance, out / rel)
+                row["instance_file"] = rel.as_posix()
+            store.append(row)
+            results[task.task_id] = row
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+            bar.update(row["status"] in FAILED, task.label)
 
-    try:
-        if executor == "dask":
-            DaskExecutor(scheduler, jobs).run(todo, on_result)
-        else:
-            LocalExecutor(jobs).run(todo, on_result)
-    finally:
-        store.close()
-    rows = [results[t.task_id] for t in tasks if t.task_id in results]
-    merged = reconcile(refs, rows)
-    for i, problem in merged.rejected.items():  # a refuted claim is an error row the report lists
-        rows[i] = {**rows[i], "status": "error", "error": problem.row_error}
-    for problem in merged.problems:
-        print(f"moebench: warning: reference rejected: {problem}", file=sys.stderr)
-    files = write_table(rows, out)
-    write_references(refs_path, merged.refs, merged.placements)
-    files.append(Path(refs_path))
-    files += [out / r["instance_file"] for r in rows if r.get("instance_file")]
-    # with the references final: the instances a report may cite, and their manifest
-    files += write_artifacts(out, rows, refs, instances)
-    meta["finished_at"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    _write_json(out / "run.json", meta)
-    failed = sum(v for k, v in counts.items() if k in FAILED)
-    return RunSummary(out, len(tasks), len(todo), len(tasks) - len(todo), failed, counts, files, Path(refs_path))
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+        try:
+            if executor == "dask":
+                DaskExecutor(scheduler, jobs).run(todo, on_result)
+            else:
+                LocalExecutor(jobs).run(todo, on_result)
+        finally:
+            store.close()
+        rows = [results[t.task_id] for t in tasks if t.task_id in results]
+        merged = reconcile(refs, rows)
+        for i, problem in merged.rejected.items():  # a refuted claim is an error row the report lists
+            rows[i] = {**rows[i], "status": "error", "error": problem.row_error}
+        for problem in merged.problems:
+            print(f"moebench: warning: reference rejected: {problem}", file=sys.stderr)
+        files = write_table(rows, out)
+        write_references(refs_path, merged.refs, merged.placements)
+        files.append(Path(refs_path))
+        files += [out / r["instance_file"] for r in rows if r.get("instance_file")]
+        # with the references final: the instances a report may cite, and their manifest
+        files += write_artifacts(out, rows, refs, instances)
+        meta["finished_at"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        write_atomically(out / "run.json", json.dumps(meta, indent=2, default=str) + "\n")
+        failed = sum(v for k, v in counts.items() if k in FAILED)
+        return RunSummary(out, len(tasks), len(todo), len(tasks) - len(todo), failed, counts, files, Path(refs_path))

@@ -60,13 +60,6 @@ class ResultStore:
             if isinstance(rec, dict) and "task_id" in rec:
                 yield rec
 
-    def finished(self) -> dict[str, dict[str, Any]]:
-        """Records by task id (the first record of a task wins)."""
-        out: dict[str, dict[str, Any]] = {}
-        for rec in self.records():
-            out.setdefault(rec["task_id"], rec)
-        return out
-
     # ---- writing ---------------------------------------------------------------------
     def open(self, fresh: bool = False) -> None:
         """Open for appending; ``fresh`` moves an existing store to ``<name>.prev`` first."""
@@ -107,7 +100,7 @@ class ResultStore:
 
 
 def write_table(records: list[dict[str, Any]], out_dir: str | os.PathLike[str], stem: str = "results") -> list[Path]:
-    """Write ``<stem>.parquet`` and ``<stem>.csv`` (atomically: temp file, then rename).
+    """Write ``<stem>.parquet`` and ``<stem>.csv`` (atomically: :func:`write_atomically`).
 
     Returns
     -------
@@ -117,18 +110,20 @@ def write_table(records: list[dict[str, Any]], out_dir: str | os.PathLike[str], 
     df = table_frame(records)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    pq = out / f"{stem}.parquet"
-    tmp = pq.with_name(pq.name + ".tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, pq)
-    written.append(pq)
-    csv = out / f"{stem}.csv"
-    tmp = csv.with_name(csv.name + ".tmp")
-    df.drop(columns=[c for c in CSV_DROP if c in df.columns]).to_csv(tmp, index=False)
-    os.replace(tmp, csv)
-    written.append(csv)
-    return written
+    pq, csv = out / f"{stem}.parquet", out / f"{stem}.csv"
+    write_atomically(pq, df.to_parquet(index=False))
+    write_atomically(csv, df.drop(columns=[c for c in CSV_DROP if c in df.columns]).to_csv(index=False))
+    return [pq, csv]
+
+
+def write_atomically(path: Path, data: str | bytes) -> None:
+    """Write ``path`` whole or not at all: a temp file beside it (UTF-8 for text), fsync, rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data.encode() if isinstance(data, str) else data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def read_table(path: str | os.PathLike[str]) -> Any:

@@ -120,15 +120,13 @@ def _search(channel: Channel, entry: StressSearch, seed: int, plugins: tuple[str
         row["claim_conditions_hold"] = hold
         row["claim_violated"] = bool(hold and res.ratio < entry.claim - CLAIM_TOL)
     meta = dict(inst.meta)
+    claim = {k: row.get(k) for k in ("claim", "claim_source", "claim_conditions", "claim_violated")}
     meta["stress"] = {
         **meta.get("stress", {}),
         "seed": seed,
         "budget": entry.budget,
         "params": dict(entry.params),
-        "claim": entry.claim,
-        "claim_source": entry.claim_source or None,
-        "claim_conditions": entry.claim_conditions or None,
-        "claim_violated": row.get("claim_violated"),
+        **claim,
     }
     inst = replace_arrays(inst, meta=meta, name=f"stress-{entry.slug(seed)}")
     row.update(instance=inst.name, instance_hash=inst.content_hash, G=inst.G, **instance_facts(inst))

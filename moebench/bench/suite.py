@@ -88,7 +88,6 @@ from moebench.instance import Instance, replace_arrays
 from moebench.methods import Method, check_conditions, get_method, parse_method_name
 from moebench.registry import plugin_modules
 from moebench.schema import config
-from moebench.status import checkable
 from moebench.stress import SMALL_DEFAULTS
 
 #: Default cap on the number of tasks of a suite (``[suite] max_tasks`` raises it).
@@ -264,15 +263,10 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
         Naming the file, the key path and the reason.
     """
     p = Path(path)
-    doc, raw = config.load_toml(p, config.SuiteFile)
+    doc, _ = config.load_toml(p, config.SuiteFile)
     head = doc.suite
     plugins = _strings(head.plugins)
     load_plugins(plugins, p)
-    if not isinstance(raw.get("profiles", {}), dict):
-        raise _err(p, "profiles", "expected a table of profiles")
-    for pname, prof in doc.profiles.items():
-        if not isinstance(prof, dict):
-            raise _err(p, f"profiles.{pname}", "a profile must be a table of method options")
     suite = Suite(
         path=p,
         name=head.name or p.parent.name or p.stem,
@@ -336,9 +330,8 @@ def _parse_sources(p: Path, entries: list[config.InstancesEntry] | None) -> list
         if (e.files is None) == (e.family is None):
             raise _err(p, where, "give exactly one of 'files' or 'family'")
         if e.files is not None:
-            extra = [k for k in ("params", "grid", "seed", "seeds", "name", "holdout", "holdout_tasks") if _given(e, k)]
-            if e.replay:
-                extra.append("replay")
+            keys = ("params", "grid", "seed", "seeds", "name", "holdout", "holdout_tasks", "replay")
+            extra = [k for k in keys if _given(e, k)]
             if extra:
                 raise _err(p, f"{where}.{extra[0]}", "only meaningful with 'family'")
             out.append(InstanceSource(where, files=_strings(e.files)))
@@ -398,7 +391,7 @@ def _holdout_tasks(p: Path, where: str, value: str | list[str] | None, family: F
 
 def _given(entry: config.InstancesEntry, key: str) -> bool:
     v = getattr(entry, key)
-    return v is not None and v != {}
+    return v is not None and v is not False and v != {}
 
 
 def _check_names(p: Path, where: str, table: Mapping[str, Any], family: Family) -> None:
@@ -474,6 +467,7 @@ def materialize(src: InstanceSource, suite_path: Path) -> list[Instance]:
                     raise _err(suite_path, f"{src.where}.files[{j}]", f"no such file {f!r}")
                 out.append(load_instance(f))
         return out
+    from moebench.bench.holdout import attach_holdout, attach_shift
     from moebench.families import generate
 
     out = []
@@ -495,32 +489,15 @@ def materialize(src: InstanceSource, suite_path: Path) -> list[Instance]:
                 name = f"{src.name}-{name}"
             if name != inst.name:
                 inst = replace_arrays(inst, name=name)
-            if src.holdout is not None:
-                inst = _with_holdout(inst, src, point, seed, suite_path)
-            if src.holdout_tasks or src.replay:
-                inst = _with_shift(inst, src, point, seed, suite_path)
+            try:  # the twins' errors name their key (holdout, holdout_tasks, replay, a parameter)
+                if src.holdout is not None:
+                    inst = attach_holdout(inst, src.family or "", point, seed, src.holdout)
+                if src.holdout_tasks or src.replay:
+                    inst = attach_shift(inst, src.family or "", point, seed, src.holdout_tasks, src.replay)
+            except InputError as exc:
+                raise _err(suite_path, f"{src.where}.{exc.where}", exc.reason) from None
             out.append(inst)
     return out
-
-
-def _with_holdout(inst: Instance, src: InstanceSource, point: dict[str, Any], seed: int, suite_path: Path) -> Instance:
-    """Attach the holdout twin's spec to ``inst`` after checking the twin (moebench.bench.holdout)."""
-    from moebench.bench.holdout import attach_holdout
-
-    try:
-        return attach_holdout(inst, src.family or "", point, seed, src.holdout or {})
-    except InputError as exc:
-        raise _err(suite_path, f"{src.where}.holdout", exc.reason) from None
-
-
-def _with_shift(inst: Instance, src: InstanceSource, point: dict[str, Any], seed: int, suite_path: Path) -> Instance:
-    """Attach the transfer twins and the replay flag to ``inst`` (moebench.bench.holdout.attach_shift)."""
-    from moebench.bench.holdout import attach_shift
-
-    try:
-        return attach_shift(inst, src.family or "", point, seed, src.holdout_tasks, src.replay)
-    except InputError as exc:
-        raise _err(suite_path, f"{src.where}.{exc.where}", exc.reason) from None
 
 
 def _short(v: Any) -> str:
@@ -588,14 +565,10 @@ def _parse_methods(
 
 
 # ---- stress searches --------------------------------------------------------------------------
-def _slugify(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
 def _default_name(method: str, family: str, params: Mapping[str, Any]) -> str:
     short = {"servers": "N", "layers": "L", "experts": "E"}
     parts = [f"{short.get(k, k)}{v}" for k, v in sorted(params.items()) if k in short or k == "K"]
-    return _slugify("-".join([method, family, *parts]))
+    return re.sub(r"[^a-z0-9]+", "-", "-".join([method, family, *parts]).lower()).strip("-")
 
 
 def _parse_stress(p: Path, entries: list[config.StressEntry]) -> list[StressSearch]:
@@ -678,8 +651,3 @@ def _check_start(p: Path, where: str, name: str, method: Method, family: Family,
             f"{name} assumes {', '.join(missing)}, which the instances of {family.name} with these params do not "
             "satisfy",
         )
-
-
-def claim_condition_names(conditions: str) -> list[str]:
-    """The parts of a free-text ``claim_conditions`` that are checkable condition names."""
-    return checkable(conditions)

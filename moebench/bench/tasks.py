@@ -100,12 +100,11 @@ def task_id(inst: Instance, method: str, options: Mapping[str, Any], seed: int, 
         "repetition": repetition,
         "time_limit": limit,
     }
-    holdout = inst.meta.get("holdout")
-    if holdout is not None:  # only then, so that ids of suites without holdouts stay as they were
-        key["holdout"] = holdout
-    shift = inst.meta.get("shift")
-    if shift is not None:  # transfer twins and replay (moebench.bench.holdout.attach_shift)
-        key["shift"] = shift
+    # the holdout twin, transfer twins and replay (moebench.bench.holdout), only where given, so
+    # that ids of suites without them stay as they were
+    for extra in ("holdout", "shift"):
+        if inst.meta.get(extra) is not None:
+            key[extra] = inst.meta[extra]
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

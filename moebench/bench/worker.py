@@ -38,27 +38,6 @@ def _quiet() -> bool:
     return not os.environ.get("MOEBENCH_CHILD_OUTPUT")
 
 
-def solve_isolated(task: Task) -> Solution:
-    """Run the task's method in a child process; kill it at ``time_limit + grace``.
-
-    See :func:`moebench.harness.solve_in_child`. The child imports the task's plugin modules.
-    """
-    assert task.instance is not None
-    return harness.solve_in_child(
-        task.method,
-        task.instance,
-        task.time_limit,
-        task.seed,
-        dict(task.options),
-        grace=task.grace,
-        memory_limit_mb=task.memory_limit_mb,
-        plugins=tuple(task.plugins),
-        quiet=_quiet(),
-        stop=STOP,
-        who="runner",
-    )
-
-
 def execute_task(task: Task, isolate: bool = True) -> TaskResult:
     """Run one task and return its result (never raises for method or search failures).
 
@@ -105,9 +84,21 @@ def execute_task(task: Task, isolate: bool = True) -> TaskResult:
     )
     t0 = time.perf_counter()
     sol: Solution | None = None
-    if isolate:
+    if isolate:  # in a child importing the task's plugins, killed at time_limit + grace
         try:
-            sol = solve_isolated(task)
+            sol = harness.solve_in_child(
+                task.method,
+                inst,
+                task.time_limit,
+                task.seed,
+                dict(task.options),
+                grace=task.grace,
+                memory_limit_mb=task.memory_limit_mb,
+                plugins=tuple(task.plugins),
+                quiet=_quiet(),
+                stop=STOP,
+                who="runner",
+            )
         except AssertionError as exc:  # "daemonic processes are not allowed to have children"
             if "daemonic" not in str(exc):
                 raise

@@ -231,23 +231,11 @@ def load_toml(path: str | Path, model: type[T]) -> tuple[T, dict[str, Any]]:
         ``file: key.path: reason`` for any mistake.
     """
     doc = read_toml(path)
-    return convert(doc, model, file=str(path)), doc
-
-
-def convert(doc: Any, model: type[T], *, file: str | None = None, where: str = "") -> T:
-    """Validate ``doc`` (parsed TOML) against ``model``; ``where`` prefixes the key paths.
-
-    Raises
-    ------
-    InputError
-        Naming ``file``, the key path and the reason.
-    """
     try:
-        return msgspec.convert(doc, model)
+        return msgspec.convert(doc, model), doc
     except msgspec.ValidationError as exc:
         key, reason = explain(str(exc), doc, model)
-        full = ".".join(p for p in (where, key) if p).replace(".[", "[")
-        raise InputError(reason, file=file, where=full or "(top level)") from None
+        raise InputError(reason, file=str(path), where=key.replace(".[", "[") or "(top level)") from None
 
 
 _AT = re.compile(r"^(?P<msg>.*) - at `\$(?P<path>[^`]*)`$", re.S)

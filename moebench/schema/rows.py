@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 
 #: Prefix of the flattened family parameters.
 PARAM_PREFIX = "param_"
-#: Column types: text, integer, float, boolean, and JSON text (nested values).
-DTYPES = ("str", "int", "float", "bool", "json")
 
 
 @dataclass(frozen=True)
@@ -38,7 +36,7 @@ class Column:
     name : str
         Column name.
     dtype : str
-        One of :data:`DTYPES`.
+        ``str``, ``int``, ``float``, ``bool`` or ``json`` (JSON text of a nested value).
     producer : str
         Who writes it: ``task``, ``instance``, ``record`` (the harness), ``method`` (the
         method's declaration), ``worker``, ``holdout``, ``stress`` or ``runner``.
