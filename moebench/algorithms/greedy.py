@@ -80,7 +80,8 @@ _FIT_RTOL = 1e-12
 ONE_MINUS_INV_E = 1.0 - 1.0 / math.e
 
 
-def _fits(size: float | np.ndarray, free: float | np.ndarray) -> bool | np.ndarray:
+def fits(size: float | np.ndarray, free: float | np.ndarray) -> bool | np.ndarray:
+    """True where ``size`` fits ``free`` MB up to float noise (shared by the algorithms)."""
     return size <= free * (1 + _FIT_RTOL) + 1e-12
 
 
@@ -89,7 +90,7 @@ def ground_set(inst: Instance, weight: np.ndarray) -> tuple[np.ndarray, np.ndarr
     ok = (
         (inst.latency < inst.fallback[None, :])
         & (weight > 0)[None, :]
-        & _fits(inst.size[None, :], inst.capacity[:, None])
+        & fits(inst.size[None, :], inst.capacity[:, None])
     )
     n, g = np.nonzero(ok)
     return n, g
@@ -168,7 +169,7 @@ def batch_ratio_greedy(inst: Instance, weight: np.ndarray, seeds: np.ndarray) ->
     safe = np.where(size_el > 0, size_el, 1.0)
     while len(n_el):
         gains = w_el[None, :] * np.maximum(tau[:, g_el] - lat_el[None, :], 0.0)
-        ok = (gains > 0) & _fits(size_el[None, :], free[:, n_el])
+        ok = (gains > 0) & fits(size_el[None, :], free[:, n_el])
         ratio = np.where(ok, np.where(size_el > 0, gains / safe, np.inf), -np.inf)
         j = np.argmax(ratio, axis=1)
         live = ok[rows, j]
@@ -195,7 +196,7 @@ def _feasible_combos(inst: Instance, n_el: np.ndarray, g_el: np.ndarray, q: int)
     load = np.zeros((len(combos), inst.N))
     for k in range(q):
         np.add.at(load, (np.arange(len(combos)), n_el[combos[:, k]]), inst.size[g_el[combos[:, k]]])
-    ok = np.all(_fits(load, inst.capacity[None, :]), axis=1)
+    ok = np.all(fits(load, inst.capacity[None, :]), axis=1)
     return combos[ok]
 
 
@@ -204,18 +205,6 @@ def _to_placement(inst: Instance, n_el: np.ndarray, g_el: np.ndarray, combos: np
     for k in range(combos.shape[1]):
         x[np.arange(len(combos)), n_el[combos[:, k]], g_el[combos[:, k]]] = True
     return x
-
-
-def best_single(inst: Instance, weight: np.ndarray) -> tuple[np.ndarray, float]:
-    """The best single element (n, g) as a placement, and its value."""
-    n_el, g_el = ground_set(inst, weight)
-    x = empty_placement(inst)
-    if len(n_el) == 0:
-        return x, 0.0
-    vals = weight[g_el] * (inst.fallback[g_el] - inst.latency[n_el, g_el])
-    j = int(np.argmax(vals))
-    x[n_el[j], g_el[j]] = True
-    return x, float(vals[j])
 
 
 def greedy_enum(
@@ -303,7 +292,7 @@ def true_gain_greedy(inst: Instance) -> np.ndarray:
     safe = np.where(inst.size > 0, inst.size, 1.0)
     while True:
         gains = single_add_gains(inst, tau)
-        ok = (gains > 1e-15) & ~x & _fits(inst.size[None, :], free[:, None])
+        ok = (gains > 1e-15) & ~x & fits(inst.size[None, :], free[:, None])
         if not ok.any():
             return x
         ratio = np.where(ok, np.where(inst.size > 0, gains / safe, np.inf), -np.inf)
@@ -314,14 +303,10 @@ def true_gain_greedy(inst: Instance) -> np.ndarray:
 
 
 # ---- registration -------------------------------------------------------------------------
-def _solution(inst: Instance, x: np.ndarray, info: dict | None = None, options: dict | None = None) -> Solution:
-    return Solution(x, info=info or {}, options=options or {})
-
-
 def _solve_ratio_greedy(inst: Instance, req: SolveRequest) -> Solution:
     """Lazy ratio greedy on the marginals: the true gain at K = 1 (``greedy-ratio``), blind to
     co-activation at K >= 2 (the ``greedy-marginal`` baseline)."""
-    return _solution(inst, lazy_ratio_greedy(inst, inst.marginals))
+    return Solution(lazy_ratio_greedy(inst, inst.marginals))
 
 
 @register_method(
@@ -388,7 +373,7 @@ def best_true_single(inst: Instance) -> tuple[np.ndarray, float]:
     """The single (n, g) with the largest true gain R({(n, g)}) that fits, as a placement."""
     x = empty_placement(inst)
     gains = single_add_gains(inst, inst.fallback.copy())
-    ok = (gains > 0) & _fits(inst.size[None, :], inst.capacity[:, None])
+    ok = (gains > 0) & fits(inst.size[None, :], inst.capacity[:, None])
     if not ok.any():
         return x, 0.0
     n, g = np.unravel_index(int(np.argmax(np.where(ok, gains, -np.inf))), gains.shape)
@@ -432,7 +417,7 @@ def _greedy_enum(spec: MethodSpec) -> Method:
         remaining = req.remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
         x, info = greedy_enum(inst, inst.marginals, q, limit, work, deadline)
-        return _solution(inst, x, info, {"max_seeds": limit, "max_work": work})
+        return Solution(x, info=info, options={"max_seeds": limit, "max_work": work})
 
     info = MethodInfo(
         spec.full_name,

@@ -26,6 +26,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from moebench.algorithms.greedy import fits
 from moebench.evaluate import effective_latency, gain
 from moebench.instance import Instance
 from moebench.methods import (
@@ -42,11 +43,6 @@ from moebench.methods import (
 
 #: Default move budget (option ``max_moves``).
 MAX_MOVES = 10_000
-_FIT_RTOL = 1e-12
-
-
-def _fits(size: np.ndarray | float, free: np.ndarray | float) -> np.ndarray | bool:
-    return size <= free * (1 + _FIT_RTOL) + 1e-12
 
 
 def add_gains(inst: Instance, tau: np.ndarray, layer: int | None = None) -> np.ndarray:
@@ -131,7 +127,7 @@ def local_search(
         base = add_gains(inst, tau)
         # pure additions first, best gain first, as long as something fits and gains
         while budget_left():
-            ok = useful & ~x & _fits(inst.size[None, :], free[:, None]) & (base > tol)
+            ok = useful & ~x & fits(inst.size[None, :], free[:, None]) & (base > tol)
             if not ok.any():
                 break
             n, g = np.unravel_index(int(np.argmax(np.where(ok, base, -np.inf))), base.shape)
@@ -161,7 +157,7 @@ def local_search(
             gains[:, lo:hi] = add_gains(inst, tau2, layer)
             free2 = free.copy()
             free2[n] += inst.size[g]
-            cand = useful & ~x & _fits(inst.size[None, :], free2[:, None])
+            cand = useful & ~x & fits(inst.size[None, :], free2[:, None])
             cand[n, g] = False
             delta = np.where(cand, gains, -np.inf) - loss
             n2, g2 = np.unravel_index(int(np.argmax(delta)), delta.shape)
