@@ -166,16 +166,6 @@ def _esp_suffix(w: np.ndarray, k: int) -> np.ndarray:
     return s
 
 
-def _esp_prefix(w: np.ndarray, k: int) -> np.ndarray:
-    """P[i, j] = e_j(w_0, ..., w_{i-1}); shape (E+1, k+1)."""
-    n = len(w)
-    p = np.zeros((n + 1, k + 1))
-    p[:, 0] = 1.0
-    for i in range(n):
-        p[i + 1, 1:] = p[i, 1:] + w[i] * p[i, :-1]
-    return p
-
-
 def cps_inclusion(w: np.ndarray, k: int) -> np.ndarray:
     """Inclusion probabilities of conditional Poisson sampling of ``k`` items with weights ``w``.
 
@@ -185,7 +175,7 @@ def cps_inclusion(w: np.ndarray, k: int) -> np.ndarray:
     """
     w = np.asarray(w, float)
     suf = _esp_suffix(w, k)
-    pre = _esp_prefix(w, k)
+    pre = _esp_suffix(w[::-1], k)[::-1]  # pre[i, j] = e_j(w_0, ..., w_{i-1})
     # e_{k-1}(w without e) = sum_j pre[e, j] * suf[e+1, k-1-j]
     without = np.einsum("ej,ej->e", pre[:-1, :k], suf[1:, k - 1 :: -1])
     return w * without / suf[0, k]
@@ -413,9 +403,17 @@ def assemble_model(
     return build_instance(name, k, cap, specs, server_names=[f"edge-{i}" for i in range(len(hw.delay))], meta=meta)
 
 
-def _check_seed(seed: int) -> None:
+def check_counts(seed: int, layers: int, most: int, tokens: int, rule: str = "") -> None:
+    """The checks every model-derived family makes: seed >= 0, 1 <= layers <= most, tokens >= 0.
+
+    ``rule`` replaces the range ``[1, most]`` quoted in the message about ``layers``.
+    """
     if seed < 0:
         raise InputError("seed must be >= 0", where="seed")
+    if not 1 <= layers <= most:
+        raise InputError(f"layers must be in {rule or f'[1, {most}]'}", where="layers")
+    if tokens < 0:
+        raise InputError("tokens must be >= 0", where="tokens")
 
 
 # ---- deepseek-v2-lite-esft --------------------------------------------------------------------
@@ -437,12 +435,8 @@ ESFT_PARAMS: tuple[Param, ...] = (
 )
 def deepseek_v2_lite_esft(p: dict[str, Any], seed: int) -> Instance:
     """Real routing traces; see the module docstring."""
-    _check_seed(seed)
     nl, tokens, split = int(p["layers"]), int(p["tokens"]), float(p["split"])
-    if not 1 <= nl <= ESFT_LAYERS:
-        raise InputError(f"layers must be in [1, {ESFT_LAYERS}]", where="layers")
-    if tokens < 0:
-        raise InputError("tokens must be >= 0", where="tokens")
+    check_counts(seed, nl, ESFT_LAYERS, tokens)
     if not 0 < split <= 1:
         raise InputError("split must be in (0, 1]", where="split")
     root = resolve_data_dir(p["data_dir"])
@@ -515,12 +509,8 @@ def selection_counts(root: Path, model_key: str, domain: str) -> tuple[np.ndarra
 def _counts_family(
     family: str, model_name: str, model_key: str, domain: str, p: dict[str, Any], seed: int, extra: dict[str, Any]
 ) -> Instance:
-    _check_seed(seed)
     nl, tokens = int(p["layers"]), int(p["tokens"])
-    if not 1 <= nl <= len(RECORDED_LAYERS):
-        raise InputError(f"layers must be in [1, {len(RECORDED_LAYERS)}]", where="layers")
-    if tokens < 0:
-        raise InputError("tokens must be >= 0", where="tokens")
+    check_counts(seed, nl, len(RECORDED_LAYERS), tokens)
     root = resolve_data_dir(p["data_dir"])
     counts, n_tok, k = selection_counts(root, model_key, domain)
     model = get_model(model_name)
@@ -679,15 +669,11 @@ def fit_zipf_alpha(data_dir: str | os.PathLike[str] | None = None, task: str | N
 )
 def catalog_surrogate(p: dict[str, Any], seed: int) -> Instance:
     """Catalog architecture with surrogate activations; see the module docstring."""
-    _check_seed(seed)
     model = get_model(p["model"])
     nl = int(p["layers"]) or model.moe_layers
     tokens = int(p["tokens"])
     alpha = ZIPF_ALPHA_DEEPSEEK if p["alpha"] is None else float(p["alpha"])
-    if not 1 <= nl <= model.moe_layers:
-        raise InputError(f"layers must be in [0, {model.moe_layers}] for {model.name}", where="layers")
-    if tokens < 0:
-        raise InputError("tokens must be >= 0", where="tokens")
+    check_counts(seed, nl, model.moe_layers, tokens, f"[0, {model.moe_layers}] for {model.name}")
     if not np.isfinite(alpha) or alpha < 0:
         raise InputError("alpha must be >= 0", where="alpha")
     rng = np.random.default_rng(seed)

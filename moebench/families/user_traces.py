@@ -40,6 +40,7 @@ from moebench.families.traces import (
     SPLIT_PARAMS,
     TRACE_PHYSICAL_PARAMS,
     assemble_model,
+    check_counts,
     cps_pair_inclusion,
     real_trace_sets,
     surrogate_layer_sets,
@@ -110,13 +111,8 @@ def _pick(name: str | None, have: list[str], what: str, file: str) -> str:
 
 
 def _common(p: dict[str, Any], seed: int, n_layers: int) -> tuple[int, int]:
-    if seed < 0:
-        raise InputError("seed must be >= 0", where="seed")
     nl, tokens = int(p["layers"]) or n_layers, int(p["tokens"])
-    if not 1 <= nl <= n_layers:
-        raise InputError(f"layers must be in [0, {n_layers}] (0 = all recorded layers)", where="layers")
-    if tokens < 0:
-        raise InputError("tokens must be >= 0", where="tokens")
+    check_counts(seed, nl, n_layers, tokens, f"[0, {n_layers}] (0 = all recorded layers)")
     return nl, tokens
 
 
