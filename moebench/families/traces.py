@@ -306,20 +306,23 @@ INDEPENDENCE_COUNTS = (
 
 
 def surrogate_layer_sets(
-    rng: np.random.Generator, counts: np.ndarray, n_tok: int, k: int, tokens: int
-) -> tuple[list[tuple[np.ndarray, np.ndarray, bool]], float, float, list[np.ndarray]]:
+    seed: int, counts: np.ndarray, n_tok: int, k: int, tokens: int, provenance: dict[str, Any]
+) -> tuple[list[tuple[np.ndarray, np.ndarray, bool]], dict[str, Any], list[np.ndarray]]:
     """Surrogate Top-K sets of every layer of per-layer selection counts (shape (L, E)).
 
     Returns
     -------
     layer_sets : list
         Per layer ``(sets, weights, weights_are_counts)`` (:func:`cps_exact` for ``tokens=0``,
-        else ``tokens`` sampled sets).
-    fit_err, sample_err : float
-        Largest marginal error of the fit and of the sets (over all layers).
+        else ``tokens`` sampled sets, drawn from ``default_rng(seed)``).
+    meta : dict
+        ``activation_model``, ``independence_model``, the largest marginal error of the fit and
+        of the sets over all layers (``fit_max_marginal_error``, ``sample_max_marginal_error``)
+        and ``provenance``.
     weights : list of ndarray
         The fitted conditional Poisson weights of each layer.
     """
+    rng = np.random.default_rng(seed)
     layer_sets, fit_err, sample_err, weights = [], 0.0, 0.0, []
     for row in counts:
         target = row / n_tok
@@ -329,7 +332,14 @@ def surrogate_layer_sets(
         weights.append(w)
         fit_err = max(fit_err, err)
         sample_err = max(sample_err, float(np.max(np.abs(marg - target))))
-    return layer_sets, fit_err, sample_err, weights
+    meta = {
+        "activation_model": ACTIVATION_COUNTS,
+        "independence_model": INDEPENDENCE_COUNTS,
+        "fit_max_marginal_error": fit_err,
+        "sample_max_marginal_error": sample_err,
+        "provenance": provenance,
+    }
+    return layer_sets, meta, weights
 
 
 # ---- instance assembly ----------------------------------------------------------------------
@@ -516,24 +526,16 @@ def _counts_family(
     model = get_model(model_name)
     if k != model.K or counts.shape[1] != model.routed_experts:
         raise InputError(f"counts have K={k}, E={counts.shape[1]}; catalog {model.name} says otherwise", where="model")
-    layer_sets, fit_err, sample_err, _ = surrogate_layer_sets(
-        np.random.default_rng(seed), counts[:nl], n_tok, k, tokens
-    )
+    provenance = {
+        **OLMOE_SOURCE,
+        "counts_model": model_key,
+        "domain": domain,
+        "recorded_layers": list(RECORDED_LAYERS[:nl]),
+        "count_tokens": n_tok,
+    }
+    layer_sets, meta, _ = surrogate_layer_sets(seed, counts[:nl], n_tok, k, tokens, provenance)
     tag = "exact" if tokens == 0 else f"T{tokens}"
     name = f"{family}-{extra.get('variant', '')}{domain}-L{nl}-{tag}-N{int(p['servers'])}-s{seed}".replace("--", "-")
-    meta = {
-        "activation_model": ACTIVATION_COUNTS,
-        "independence_model": INDEPENDENCE_COUNTS,
-        "fit_max_marginal_error": fit_err,
-        "sample_max_marginal_error": sample_err,
-        "provenance": {
-            **OLMOE_SOURCE,
-            "counts_model": model_key,
-            "domain": domain,
-            "recorded_layers": list(RECORDED_LAYERS[:nl]),
-            "count_tokens": n_tok,
-        },
-    }
     return assemble_model(family, name, p, seed, model, layer_sets, meta)
 
 
