@@ -263,22 +263,31 @@ def greedy_enum(
     return best_x, {"seeds": len(seeds), "seeds_completed": done, "complete": done == len(seeds), "elements": len(n_el)}
 
 
-def single_add_gains(inst: Instance, tau: np.ndarray) -> np.ndarray:
-    """Exact gain of the true objective for adding each single (n, g) to the state ``tau``; shape (N, G).
+def single_add_gains(inst: Instance, tau: np.ndarray, layer: int | None = None) -> np.ndarray:
+    """Exact gain of the true objective for adding each single (n, g) to the state ``tau``.
 
-    Uses the top-two trick: lowering one member of a set changes the set's latency to
-    max(max of the other members, the member's new latency).
+    Returns shape (N, G), or (N, E_l) for the experts of ``layer`` only. Uses the top-two
+    trick: lowering one member of a set changes the set's latency to max(max of the other
+    members, the member's new latency).
     """
-    cur = tau[inst.sets]  # (M, K)
+    if layer is None:
+        s0, s1, lo, width = 0, inst.M, 0, inst.G
+    else:
+        s0, s1 = int(inst.set_offset[layer]), int(inst.set_offset[layer + 1])
+        lo, width = int(inst.expert_offset[layer]), int(inst.n_experts[layer])
+    sets = inst.sets[s0:s1]
+    probs = inst.probs[s0:s1]
+    cur = tau[sets]
     k = inst.K
     order = np.argsort(-cur, axis=1, kind="stable")
     top1 = np.take_along_axis(cur, order[:, :1], axis=1)
     top2 = np.take_along_axis(cur, order[:, 1:2], axis=1) if k > 1 else np.full_like(top1, -np.inf)
     others = np.where(np.arange(k)[None, :] == order[:, :1], top2, top1)
-    new = np.minimum(tau[None, :], inst.latency)[:, inst.sets]  # (N, M, K)
-    g = inst.probs[None, :, None] * (top1[None] - np.maximum(others[None], new))
-    idx = (np.arange(inst.N)[:, None, None] * inst.G + inst.sets[None]).ravel()
-    return np.bincount(idx, weights=g.ravel(), minlength=inst.N * inst.G).reshape(inst.N, inst.G)
+    lat = inst.latency[:, lo : lo + width]
+    new = np.minimum(tau[lo : lo + width][None, :], lat)[:, sets - lo]  # (N, M_l, K)
+    g = probs[None, :, None] * (top1[None] - np.maximum(others[None], new))
+    idx = (np.arange(inst.N)[:, None, None] * width + (sets - lo)[None]).ravel()
+    return np.bincount(idx, weights=g.ravel(), minlength=inst.N * width).reshape(inst.N, width)
 
 
 def true_gain_greedy(inst: Instance) -> np.ndarray:
