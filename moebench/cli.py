@@ -119,8 +119,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     inst = load_instance(args.instance)
     x = load_placement(inst, args.placement, warn=lambda msg: _warn(f"{args.placement}: {msg}"))
     ev = evaluate(inst, x)
-    out = {"instance": inst.name, **ev.to_dict()}
-    _print_json(out)
+    _print_json({"instance": inst.name, **ev.to_dict()})
     return 0 if ev.feasible else 1
 
 

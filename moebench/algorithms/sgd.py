@@ -62,6 +62,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from moebench.algorithms.baselines import popularity_order
 from moebench.algorithms.greedy import fits
 from moebench.algorithms.knapsack import dp_combine, maxconv_combine
 from moebench.algorithms.profiles import EXACT_MAX, Profile, layer_profile, make_layer_task
@@ -155,8 +156,7 @@ def _units(inst: Instance, servers: Sequence[int] | np.ndarray, unit: float) -> 
 
 def _budget_mb(inst: Instance, servers: np.ndarray, solver: SubSolver) -> float:
     if equal_sizes(inst) and inst.size[0] > 0:
-        s = float(inst.size[0])
-        return float(np.floor(inst.capacity[servers] / s + 1e-9).sum() * s)
+        return float(_units(inst, servers, float(inst.size[0])) * inst.size[0])
     return float(inst.capacity[servers].sum())
 
 
@@ -190,8 +190,7 @@ def _unpacked_mb(inst: Instance, experts: np.ndarray, capacity: np.ndarray) -> f
 def _fill_leftover(inst: Instance, x: np.ndarray, free: np.ndarray, order: np.ndarray) -> None:
     """Cache still-uncached useful experts (most active first) on the fastest server with room."""
     useful = inst.latency < inst.fallback[None, :]
-    cached = x.any(axis=0)
-    for g in np.flatnonzero(inst.active & ~cached)[np.argsort(-inst.marginals[inst.active & ~cached], kind="stable")]:
+    for g in popularity_order(inst, np.flatnonzero(~x.any(axis=0))):
         for n in order:
             if useful[n, g] and fits(inst.size[g], free[n]):
                 x[n, g] = True
