@@ -54,7 +54,7 @@ from dataclasses import replace
 import numpy as np
 
 from moebench.errors import InputError, NotApplicableError
-from moebench.evaluate import effective_latency, empty_placement, gain, server_load
+from moebench.evaluate import effective_latency, empty_placement, gain
 from moebench.instance import Instance
 from moebench.methods import (
     Guarantee,
@@ -92,8 +92,7 @@ def ground_set(inst: Instance, weight: np.ndarray) -> tuple[np.ndarray, np.ndarr
         & (weight > 0)[None, :]
         & fits(inst.size[None, :], inst.capacity[:, None])
     )
-    n, g = np.nonzero(ok)
-    return n, g
+    return np.nonzero(ok)
 
 
 def surrogate_gain(inst: Instance, weight: np.ndarray, x: np.ndarray) -> float:
@@ -101,8 +100,8 @@ def surrogate_gain(inst: Instance, weight: np.ndarray, x: np.ndarray) -> float:
     return float(weight @ (inst.fallback - effective_latency(inst, x)))
 
 
-def lazy_ratio_greedy(inst: Instance, weight: np.ndarray, x0: np.ndarray | None = None) -> np.ndarray:
-    """Lazy ratio greedy on sum_g weight_g (T0_g - tau_g(X)), starting from ``x0``.
+def lazy_ratio_greedy(inst: Instance, weight: np.ndarray) -> np.ndarray:
+    """Lazy ratio greedy on sum_g weight_g (T0_g - tau_g(X)), starting from the empty placement.
 
     Parameters
     ----------
@@ -110,19 +109,15 @@ def lazy_ratio_greedy(inst: Instance, weight: np.ndarray, x0: np.ndarray | None 
         The instance.
     weight
         Per-expert weight (the marginals p_g).
-    x0
-        Starting placement (must be feasible), default empty.
 
     Returns
     -------
     ndarray of bool, shape (N, G)
     """
-    x = empty_placement(inst) if x0 is None else np.array(x0, dtype=bool)
-    free = (inst.capacity - server_load(inst, x)).tolist()
-    tau = effective_latency(inst, x)
+    x = empty_placement(inst)
+    free = inst.capacity.tolist()
+    tau = inst.fallback
     n_idx, g_idx = ground_set(inst, weight)
-    keep = ~x[n_idx, g_idx]
-    n_idx, g_idx = n_idx[keep], g_idx[keep]
     lat = inst.latency[n_idx, g_idx]
     gains = weight[g_idx] * np.maximum(tau[g_idx] - lat, 0.0)
     size = inst.size[g_idx]
