@@ -119,8 +119,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     inst = load_instance(args.instance)
     x = load_placement(inst, args.placement, warn=lambda msg: _warn(f"{args.placement}: {msg}"))
     ev = evaluate(inst, x)
-    out = {"instance": inst.name, **ev.to_dict()}
-    _print_json(out)
+    _print_json({"instance": inst.name, **ev.to_dict()})
     return 0 if ev.feasible else 1
 
 
@@ -325,6 +324,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"moebench: error: {_one_line(message)} (see {self.prog} --help)\n")
 
 
+def _add_data_dir(p: Any, what: str = "trace data folder for model-derived families") -> None:
+    p.add_argument("--data-dir", default=None, help=f"{what} (default: $MOEBENCH_DATA, else the shipped one)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     from moebench import __version__
@@ -370,9 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="every token of the task, or a part of the instance's split (same fraction and seed); default all",
     )
     src = rp.add_mutually_exclusive_group()
-    src.add_argument(
-        "--data-dir", default=None, help="ESFT data folder (default: $MOEBENCH_DATA, else the shipped one)"
-    )
+    _add_data_dir(src, "ESFT data folder")
     src.add_argument(
         "--trace",
         default=None,
@@ -396,11 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     ig.add_argument("--param", "-p", action="append", metavar="KEY=VALUE", help="family parameter (repeatable)")
     ig.add_argument("--seed", type=int, default=0)
     ig.add_argument("--name", default=None, help="instance name (default derived from the parameters)")
-    ig.add_argument(
-        "--data-dir",
-        default=None,
-        help="trace data folder for model-derived families (default: $MOEBENCH_DATA, else the shipped one)",
-    )
+    _add_data_dir(ig)
     ig.add_argument("-o", "--output", required=True, help="output file (.json or .json.gz)")
     ig.set_defaults(func=cmd_instances_generate)
     ish = isub.add_parser("show", help="summarize an instance file")
@@ -430,11 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     ilib.add_argument(
         "--manifest", default=None, help="manifest file (default: instances/manifest.toml in the current folder)"
     )
-    ilib.add_argument(
-        "--data-dir",
-        default=None,
-        help="trace data folder for model-derived entries (default: $MOEBENCH_DATA, else the shipped one)",
-    )
+    _add_data_dir(ilib, "trace data folder for model-derived entries")
     ilib.set_defaults(func=cmd_instances_library)
 
     r = sub.add_parser("run", help="run a benchmark suite (TOML)")
@@ -450,11 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="use a folder holding another suite's results (moved to previous/) or files a run does not write",
     )
     r.add_argument("--wait", action="store_true", help="wait for another run writing --out instead of refusing")
-    r.add_argument(
-        "--data-dir",
-        default=None,
-        help="trace data folder for model-derived families (default: $MOEBENCH_DATA, else the shipped one)",
-    )
+    _add_data_dir(r)
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from types import MappingProxyType
 from typing import Any
@@ -59,6 +59,19 @@ def duplicate_names(instances: Iterable[Instance]) -> list[str]:
     for inst in instances:
         hashes.setdefault(inst.name, set()).add(inst.content_hash)
     return sorted(name for name, hs in hashes.items() if len(hs) > 1)
+
+
+#: The array fields and their dtypes, in the order the content hash reads them.
+_ARRAYS = {
+    "capacity": np.float64,
+    "n_experts": np.int64,
+    "size": np.float64,
+    "latency": np.float64,
+    "fallback": np.float64,
+    "sets": np.int64,
+    "probs": np.float64,
+    "set_offset": np.int64,
+}
 
 
 def _frozen(a: Any, dtype: Any) -> np.ndarray:
@@ -114,14 +127,9 @@ class Instance:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "capacity", _frozen(self.capacity, np.float64))
-        set_(self, "n_experts", _frozen(self.n_experts, np.int64))
-        set_(self, "size", _frozen(self.size, np.float64))
-        set_(self, "latency", _frozen(self.latency, np.float64))
-        set_(self, "fallback", _frozen(self.fallback, np.float64))
-        set_(self, "sets", _frozen(np.asarray(self.sets).reshape(-1, self.K), np.int64))
-        set_(self, "probs", _frozen(self.probs, np.float64))
-        set_(self, "set_offset", _frozen(self.set_offset, np.int64))
+        set_(self, "sets", np.asarray(self.sets).reshape(-1, self.K))
+        for name, dtype in _ARRAYS.items():
+            set_(self, name, _frozen(getattr(self, name), dtype))
         set_(self, "server_names", tuple(self.server_names))
         # meta is kept exactly as it reads back from JSON (tuples become lists, numpy scalars floats)
         set_(self, "meta", MappingProxyType(json.loads(json.dumps(jsonable(self.meta)))))
@@ -166,23 +174,7 @@ class Instance:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # mappingproxy is not picklable; rebuild from plain fields (derived caches recompute)
-        return (
-            _rebuild,
-            (
-                self.name,
-                self.K,
-                self.server_names,
-                self.capacity,
-                self.n_experts,
-                self.size,
-                self.latency,
-                self.fallback,
-                self.sets,
-                self.probs,
-                self.set_offset,
-                dict(self.meta),
-            ),
-        )
+        return (_rebuild, tuple(_plain_fields(self).values()))
 
     # ---- sizes -------------------------------------------------------------------------
     @property
@@ -291,11 +283,6 @@ class Instance:
         """Global id of local expert ``expert`` of ``layer``."""
         return int(self.expert_offset[layer] + expert)
 
-    def local_id(self, g: int) -> tuple[int, int]:
-        """(layer, expert) of global expert id ``g``."""
-        layer = int(self.layer_of[g])
-        return layer, int(g - self.expert_offset[layer])
-
     def latency_padded(self) -> np.ndarray:
         """T as a dense tensor T[n, l, e] of shape (N, L, max E_l), NaN where e >= E_l."""
         emax = int(self.n_experts.max())
@@ -313,17 +300,8 @@ class Instance:
         """SHA-256 of the numerical content (not the name or meta); stable across runs."""
         h = hashlib.sha256()
         h.update(f"K={self.K};N={self.N};L={self.L};".encode())
-        for arr in (
-            self.capacity,
-            self.n_experts,
-            self.size,
-            self.latency,
-            self.fallback,
-            self.sets,
-            self.probs,
-            self.set_offset,
-        ):
-            h.update(np.ascontiguousarray(arr).tobytes())
+        for name in _ARRAYS:
+            h.update(np.ascontiguousarray(getattr(self, name)).tobytes())
         return h.hexdigest()
 
 
@@ -331,24 +309,14 @@ def _rebuild(*args: Any) -> Instance:
     return Instance(*args)
 
 
+def _plain_fields(inst: Instance) -> dict[str, Any]:
+    """The constructor arguments of ``inst`` in field order (meta as a plain dict)."""
+    return {f.name: getattr(inst, f.name) for f in fields(Instance)} | {"meta": dict(inst.meta)}
+
+
 def replace_arrays(inst: Instance, **changes: Any) -> Instance:
     """Return a copy of ``inst`` with some fields replaced (derived caches are rebuilt)."""
-    fields = {
-        "name": inst.name,
-        "K": inst.K,
-        "server_names": inst.server_names,
-        "capacity": inst.capacity,
-        "n_experts": inst.n_experts,
-        "size": inst.size,
-        "latency": inst.latency,
-        "fallback": inst.fallback,
-        "sets": inst.sets,
-        "probs": inst.probs,
-        "set_offset": inst.set_offset,
-        "meta": dict(inst.meta),
-    }
-    fields.update(changes)
-    return Instance(**fields)
+    return Instance(**{**_plain_fields(inst), **changes})
 
 
 @dataclass

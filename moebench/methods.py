@@ -205,11 +205,6 @@ class MethodSpec:
         core = self.base + (f"[{','.join(inner)}]" if inner else "")
         return core + "".join(f"+{m}" for m in self.modifiers)
 
-    @property
-    def core_name(self) -> str:
-        """The name without modifiers."""
-        return MethodSpec(self.base, self.args, self.kwargs).full_name
-
 
 Builder = Callable[[MethodSpec], Method]
 
@@ -348,7 +343,7 @@ def modifiers() -> list[str]:
     return MODIFIERS.names()
 
 
-def method_names(examples_only: bool = True) -> list[str]:
+def method_names() -> list[str]:
     """Every example full name of every registered method."""
     return [ex for reg in registered() for ex in reg.examples]
 

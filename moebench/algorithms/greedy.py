@@ -54,7 +54,7 @@ from dataclasses import replace
 import numpy as np
 
 from moebench.errors import InputError, NotApplicableError
-from moebench.evaluate import effective_latency, empty_placement, gain, server_load
+from moebench.evaluate import effective_latency, empty_placement, gain
 from moebench.instance import Instance
 from moebench.methods import (
     Guarantee,
@@ -80,7 +80,8 @@ _FIT_RTOL = 1e-12
 ONE_MINUS_INV_E = 1.0 - 1.0 / math.e
 
 
-def _fits(size: float | np.ndarray, free: float | np.ndarray) -> bool | np.ndarray:
+def fits(size: float | np.ndarray, free: float | np.ndarray) -> bool | np.ndarray:
+    """True where ``size`` fits ``free`` MB up to float noise (shared by the algorithms)."""
     return size <= free * (1 + _FIT_RTOL) + 1e-12
 
 
@@ -89,10 +90,9 @@ def ground_set(inst: Instance, weight: np.ndarray) -> tuple[np.ndarray, np.ndarr
     ok = (
         (inst.latency < inst.fallback[None, :])
         & (weight > 0)[None, :]
-        & _fits(inst.size[None, :], inst.capacity[:, None])
+        & fits(inst.size[None, :], inst.capacity[:, None])
     )
-    n, g = np.nonzero(ok)
-    return n, g
+    return np.nonzero(ok)
 
 
 def surrogate_gain(inst: Instance, weight: np.ndarray, x: np.ndarray) -> float:
@@ -100,8 +100,8 @@ def surrogate_gain(inst: Instance, weight: np.ndarray, x: np.ndarray) -> float:
     return float(weight @ (inst.fallback - effective_latency(inst, x)))
 
 
-def lazy_ratio_greedy(inst: Instance, weight: np.ndarray, x0: np.ndarray | None = None) -> np.ndarray:
-    """Lazy ratio greedy on sum_g weight_g (T0_g - tau_g(X)), starting from ``x0``.
+def lazy_ratio_greedy(inst: Instance, weight: np.ndarray) -> np.ndarray:
+    """Lazy ratio greedy on sum_g weight_g (T0_g - tau_g(X)), starting from the empty placement.
 
     Parameters
     ----------
@@ -109,19 +109,15 @@ def lazy_ratio_greedy(inst: Instance, weight: np.ndarray, x0: np.ndarray | None 
         The instance.
     weight
         Per-expert weight (the marginals p_g).
-    x0
-        Starting placement (must be feasible), default empty.
 
     Returns
     -------
     ndarray of bool, shape (N, G)
     """
-    x = empty_placement(inst) if x0 is None else np.array(x0, dtype=bool)
-    free = (inst.capacity - server_load(inst, x)).tolist()
-    tau = effective_latency(inst, x)
+    x = empty_placement(inst)
+    free = inst.capacity.tolist()
+    tau = inst.fallback
     n_idx, g_idx = ground_set(inst, weight)
-    keep = ~x[n_idx, g_idx]
-    n_idx, g_idx = n_idx[keep], g_idx[keep]
     lat = inst.latency[n_idx, g_idx]
     gains = weight[g_idx] * np.maximum(tau[g_idx] - lat, 0.0)
     size = inst.size[g_idx]
@@ -168,7 +164,7 @@ def batch_ratio_greedy(inst: Instance, weight: np.ndarray, seeds: np.ndarray) ->
     safe = np.where(size_el > 0, size_el, 1.0)
     while len(n_el):
         gains = w_el[None, :] * np.maximum(tau[:, g_el] - lat_el[None, :], 0.0)
-        ok = (gains > 0) & _fits(size_el[None, :], free[:, n_el])
+        ok = (gains > 0) & fits(size_el[None, :], free[:, n_el])
         ratio = np.where(ok, np.where(size_el > 0, gains / safe, np.inf), -np.inf)
         j = np.argmax(ratio, axis=1)
         live = ok[rows, j]
@@ -195,7 +191,7 @@ def _feasible_combos(inst: Instance, n_el: np.ndarray, g_el: np.ndarray, q: int)
     load = np.zeros((len(combos), inst.N))
     for k in range(q):
         np.add.at(load, (np.arange(len(combos)), n_el[combos[:, k]]), inst.size[g_el[combos[:, k]]])
-    ok = np.all(_fits(load, inst.capacity[None, :]), axis=1)
+    ok = np.all(fits(load, inst.capacity[None, :]), axis=1)
     return combos[ok]
 
 
@@ -204,18 +200,6 @@ def _to_placement(inst: Instance, n_el: np.ndarray, g_el: np.ndarray, combos: np
     for k in range(combos.shape[1]):
         x[np.arange(len(combos)), n_el[combos[:, k]], g_el[combos[:, k]]] = True
     return x
-
-
-def best_single(inst: Instance, weight: np.ndarray) -> tuple[np.ndarray, float]:
-    """The best single element (n, g) as a placement, and its value."""
-    n_el, g_el = ground_set(inst, weight)
-    x = empty_placement(inst)
-    if len(n_el) == 0:
-        return x, 0.0
-    vals = weight[g_el] * (inst.fallback[g_el] - inst.latency[n_el, g_el])
-    j = int(np.argmax(vals))
-    x[n_el[j], g_el[j]] = True
-    return x, float(vals[j])
 
 
 def greedy_enum(
@@ -274,22 +258,31 @@ def greedy_enum(
     return best_x, {"seeds": len(seeds), "seeds_completed": done, "complete": done == len(seeds), "elements": len(n_el)}
 
 
-def single_add_gains(inst: Instance, tau: np.ndarray) -> np.ndarray:
-    """Exact gain of the true objective for adding each single (n, g) to the state ``tau``; shape (N, G).
+def single_add_gains(inst: Instance, tau: np.ndarray, layer: int | None = None) -> np.ndarray:
+    """Exact gain of the true objective for adding each single (n, g) to the state ``tau``.
 
-    Uses the top-two trick: lowering one member of a set changes the set's latency to
-    max(max of the other members, the member's new latency).
+    Returns shape (N, G), or (N, E_l) for the experts of ``layer`` only. Uses the top-two
+    trick: lowering one member of a set changes the set's latency to max(max of the other
+    members, the member's new latency).
     """
-    cur = tau[inst.sets]  # (M, K)
+    if layer is None:
+        s0, s1, lo, width = 0, inst.M, 0, inst.G
+    else:
+        s0, s1 = int(inst.set_offset[layer]), int(inst.set_offset[layer + 1])
+        lo, width = int(inst.expert_offset[layer]), int(inst.n_experts[layer])
+    sets = inst.sets[s0:s1]
+    probs = inst.probs[s0:s1]
+    cur = tau[sets]
     k = inst.K
     order = np.argsort(-cur, axis=1, kind="stable")
     top1 = np.take_along_axis(cur, order[:, :1], axis=1)
     top2 = np.take_along_axis(cur, order[:, 1:2], axis=1) if k > 1 else np.full_like(top1, -np.inf)
     others = np.where(np.arange(k)[None, :] == order[:, :1], top2, top1)
-    new = np.minimum(tau[None, :], inst.latency)[:, inst.sets]  # (N, M, K)
-    g = inst.probs[None, :, None] * (top1[None] - np.maximum(others[None], new))
-    idx = (np.arange(inst.N)[:, None, None] * inst.G + inst.sets[None]).ravel()
-    return np.bincount(idx, weights=g.ravel(), minlength=inst.N * inst.G).reshape(inst.N, inst.G)
+    lat = inst.latency[:, lo : lo + width]
+    new = np.minimum(tau[lo : lo + width][None, :], lat)[:, sets - lo]  # (N, M_l, K)
+    g = probs[None, :, None] * (top1[None] - np.maximum(others[None], new))
+    idx = (np.arange(inst.N)[:, None, None] * width + (sets - lo)[None]).ravel()
+    return np.bincount(idx, weights=g.ravel(), minlength=inst.N * width).reshape(inst.N, width)
 
 
 def true_gain_greedy(inst: Instance) -> np.ndarray:
@@ -303,7 +296,7 @@ def true_gain_greedy(inst: Instance) -> np.ndarray:
     safe = np.where(inst.size > 0, inst.size, 1.0)
     while True:
         gains = single_add_gains(inst, tau)
-        ok = (gains > 1e-15) & ~x & _fits(inst.size[None, :], free[:, None])
+        ok = (gains > 1e-15) & ~x & fits(inst.size[None, :], free[:, None])
         if not ok.any():
             return x
         ratio = np.where(ok, np.where(inst.size > 0, gains / safe, np.inf), -np.inf)
@@ -314,14 +307,10 @@ def true_gain_greedy(inst: Instance) -> np.ndarray:
 
 
 # ---- registration -------------------------------------------------------------------------
-def _solution(inst: Instance, x: np.ndarray, info: dict | None = None, options: dict | None = None) -> Solution:
-    return Solution(x, info=info or {}, options=options or {})
-
-
 def _solve_ratio_greedy(inst: Instance, req: SolveRequest) -> Solution:
     """Lazy ratio greedy on the marginals: the true gain at K = 1 (``greedy-ratio``), blind to
     co-activation at K >= 2 (the ``greedy-marginal`` baseline)."""
-    return _solution(inst, lazy_ratio_greedy(inst, inst.marginals))
+    return Solution(lazy_ratio_greedy(inst, inst.marginals))
 
 
 @register_method(
@@ -388,7 +377,7 @@ def best_true_single(inst: Instance) -> tuple[np.ndarray, float]:
     """The single (n, g) with the largest true gain R({(n, g)}) that fits, as a placement."""
     x = empty_placement(inst)
     gains = single_add_gains(inst, inst.fallback.copy())
-    ok = (gains > 0) & _fits(inst.size[None, :], inst.capacity[:, None])
+    ok = (gains > 0) & fits(inst.size[None, :], inst.capacity[:, None])
     if not ok.any():
         return x, 0.0
     n, g = np.unravel_index(int(np.argmax(np.where(ok, gains, -np.inf))), gains.shape)
@@ -432,7 +421,7 @@ def _greedy_enum(spec: MethodSpec) -> Method:
         remaining = req.remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
         x, info = greedy_enum(inst, inst.marginals, q, limit, work, deadline)
-        return _solution(inst, x, info, {"max_seeds": limit, "max_work": work})
+        return Solution(x, info=info, options={"max_seeds": limit, "max_work": work})
 
     info = MethodInfo(
         spec.full_name,

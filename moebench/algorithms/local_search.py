@@ -26,6 +26,8 @@ from dataclasses import replace
 
 import numpy as np
 
+from moebench.algorithms.greedy import fits
+from moebench.algorithms.greedy import single_add_gains as add_gains
 from moebench.evaluate import effective_latency, gain
 from moebench.instance import Instance
 from moebench.methods import (
@@ -42,36 +44,6 @@ from moebench.methods import (
 
 #: Default move budget (option ``max_moves``).
 MAX_MOVES = 10_000
-_FIT_RTOL = 1e-12
-
-
-def _fits(size: np.ndarray | float, free: np.ndarray | float) -> np.ndarray | bool:
-    return size <= free * (1 + _FIT_RTOL) + 1e-12
-
-
-def add_gains(inst: Instance, tau: np.ndarray, layer: int | None = None) -> np.ndarray:
-    """Gain of adding each single (n, g) to the state ``tau``.
-
-    Returns shape (N, G), or (N, E_l) for the experts of ``layer`` only.
-    """
-    if layer is None:
-        s0, s1, lo, width = 0, inst.M, 0, inst.G
-    else:
-        s0, s1 = int(inst.set_offset[layer]), int(inst.set_offset[layer + 1])
-        lo, width = int(inst.expert_offset[layer]), int(inst.n_experts[layer])
-    sets = inst.sets[s0:s1]
-    probs = inst.probs[s0:s1]
-    cur = tau[sets]
-    k = inst.K
-    order = np.argsort(-cur, axis=1, kind="stable")
-    top1 = np.take_along_axis(cur, order[:, :1], axis=1)
-    top2 = np.take_along_axis(cur, order[:, 1:2], axis=1) if k > 1 else np.full_like(top1, -np.inf)
-    others = np.where(np.arange(k)[None, :] == order[:, :1], top2, top1)
-    lat = inst.latency[:, lo : lo + width]
-    new = np.minimum(tau[lo : lo + width][None, :], lat)[:, sets - lo]  # (N, M_l, K)
-    g = probs[None, :, None] * (top1[None] - np.maximum(others[None], new))
-    idx = (np.arange(inst.N)[:, None, None] * width + (sets - lo)[None]).ravel()
-    return np.bincount(idx, weights=g.ravel(), minlength=inst.N * width).reshape(inst.N, width)
 
 
 def _layer_latency(inst: Instance, tau: np.ndarray, layer: int) -> float:
@@ -131,7 +103,7 @@ def local_search(
         base = add_gains(inst, tau)
         # pure additions first, best gain first, as long as something fits and gains
         while budget_left():
-            ok = useful & ~x & _fits(inst.size[None, :], free[:, None]) & (base > tol)
+            ok = useful & ~x & fits(inst.size[None, :], free[:, None]) & (base > tol)
             if not ok.any():
                 break
             n, g = np.unravel_index(int(np.argmax(np.where(ok, base, -np.inf))), base.shape)
@@ -161,7 +133,7 @@ def local_search(
             gains[:, lo:hi] = add_gains(inst, tau2, layer)
             free2 = free.copy()
             free2[n] += inst.size[g]
-            cand = useful & ~x & _fits(inst.size[None, :], free2[:, None])
+            cand = useful & ~x & fits(inst.size[None, :], free2[:, None])
             cand[n, g] = False
             delta = np.where(cand, gains, -np.inf) - loss
             n2, g2 = np.unravel_index(int(np.argmax(delta)), delta.shape)

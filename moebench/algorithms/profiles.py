@@ -76,15 +76,6 @@ class LayerTask:
         """Number of candidates E_c."""
         return len(self.cand)
 
-    def gain(self, chosen: np.ndarray) -> float:
-        """g_l(A) for A given as a boolean mask over the candidates."""
-        chosen = np.asarray(chosen, bool)
-        if len(self.probs) == 0:
-            return 0.0
-        promoted = (self.member >= 0) & chosen[np.maximum(self.member, 0)]
-        after = np.where(promoted, self.new, self.cur).max(axis=1)
-        return float(self.probs @ (self.cur.max(axis=1) - after))
-
 
 def make_layer_task(
     sets: np.ndarray, probs: np.ndarray, cur: np.ndarray, new: np.ndarray, cand: np.ndarray, size: np.ndarray

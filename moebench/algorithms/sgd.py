@@ -62,6 +62,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from moebench.algorithms.baselines import popularity_order
+from moebench.algorithms.greedy import fits
 from moebench.algorithms.knapsack import dp_combine, maxconv_combine
 from moebench.algorithms.profiles import EXACT_MAX, Profile, layer_profile, make_layer_task
 from moebench.errors import InputError
@@ -69,7 +71,6 @@ from moebench.evaluate import empty_placement
 from moebench.instance import Instance
 from moebench.methods import Method, MethodInfo, MethodSpec, Solution, SolveRequest, float_arg, register_method
 
-_FIT_RTOL = 1e-12
 #: Re-solves of a level whose chosen set does not pack on its servers (budget shrunk each time).
 _REPACK_TRIES = 4
 #: Default dp resolution for unequal sizes, as a fraction of the smallest expert size.
@@ -98,10 +99,6 @@ class SubSolver:
 def equal_sizes(inst: Instance) -> bool:
     """True when every expert has the same size (capacity counted in whole experts)."""
     return bool(np.all(inst.size == inst.size[0]))
-
-
-def _fits(size: float | np.ndarray, free: float | np.ndarray) -> bool | np.ndarray:
-    return size <= free * (1 + _FIT_RTOL) + 1e-12
 
 
 def server_groups(inst: Instance) -> list[np.ndarray]:
@@ -159,8 +156,7 @@ def _units(inst: Instance, servers: Sequence[int] | np.ndarray, unit: float) -> 
 
 def _budget_mb(inst: Instance, servers: np.ndarray, solver: SubSolver) -> float:
     if equal_sizes(inst) and inst.size[0] > 0:
-        s = float(inst.size[0])
-        return float(np.floor(inst.capacity[servers] / s + 1e-9).sum() * s)
+        return float(_units(inst, servers, float(inst.size[0])) * inst.size[0])
     return float(inst.capacity[servers].sum())
 
 
@@ -169,7 +165,7 @@ def _pack(inst: Instance, x: np.ndarray, free: np.ndarray, experts: np.ndarray, 
     left = []
     for g in experts:
         for n in servers:
-            if _fits(inst.size[g], free[n]):
+            if fits(inst.size[g], free[n]):
                 x[n, g] = True
                 free[n] -= inst.size[g]
                 break
@@ -183,7 +179,7 @@ def _unpacked_mb(inst: Instance, experts: np.ndarray, capacity: np.ndarray) -> f
     free = np.array(capacity, float)
     left = 0.0
     for g in experts[np.argsort(-inst.size[experts], kind="stable")]:
-        ok = np.flatnonzero(_fits(inst.size[g], free))
+        ok = np.flatnonzero(fits(inst.size[g], free))
         if len(ok):
             free[ok[0]] -= inst.size[g]
         else:
@@ -194,10 +190,9 @@ def _unpacked_mb(inst: Instance, experts: np.ndarray, capacity: np.ndarray) -> f
 def _fill_leftover(inst: Instance, x: np.ndarray, free: np.ndarray, order: np.ndarray) -> None:
     """Cache still-uncached useful experts (most active first) on the fastest server with room."""
     useful = inst.latency < inst.fallback[None, :]
-    cached = x.any(axis=0)
-    for g in np.flatnonzero(inst.active & ~cached)[np.argsort(-inst.marginals[inst.active & ~cached], kind="stable")]:
+    for g in popularity_order(inst, np.flatnonzero(~x.any(axis=0))):
         for n in order:
-            if useful[n, g] and _fits(inst.size[g], free[n]):
+            if useful[n, g] and fits(inst.size[g], free[n]):
                 x[n, g] = True
                 free[n] -= inst.size[g]
                 break
@@ -229,7 +224,7 @@ def sgd_levels(inst: Instance, solver: SubSolver) -> tuple[np.ndarray, dict]:
         mb = _budget_mb(inst, servers, solver)
         info: dict = {"returned_to_cloud": 0}
         biggest = inst.capacity[servers].max()
-        cand = ((tier == j + 1) | ((tier == -1) & ~seen)) & inst.active & (t < cur) & _fits(inst.size, biggest)
+        cand = ((tier == j + 1) | ((tier == -1) & ~seen)) & inst.active & (t < cur) & fits(inst.size, biggest)
         from_cloud = cand & (tier == -1)
         seen |= from_cloud
         # C_j must be packable on the servers of G_1..G_j, not just fit their total capacity:
@@ -253,7 +248,7 @@ def sgd_levels(inst: Instance, solver: SubSolver) -> tuple[np.ndarray, dict]:
             need_u, need_mb = units_of(spill), float(inst.size[spill].sum())
             # make room by undoing promotions straight from the cloud, least valuable first
             for g in by_value(np.flatnonzero(promoted & from_cloud))[::-1]:
-                if units >= need_u and _fits(need_mb, mb):
+                if units >= need_u and fits(need_mb, mb):
                     break
                 promoted[g] = False
                 units += units_of(np.array([g]))
@@ -261,7 +256,7 @@ def sgd_levels(inst: Instance, solver: SubSolver) -> tuple[np.ndarray, dict]:
                 info["undone_from_cloud"] = info.get("undone_from_cloud", 0) + 1
             for g in spill:
                 su = units_of(np.array([g]))
-                if t[g] < inst.fallback[g] and su <= units and _fits(inst.size[g], mb):
+                if t[g] < inst.fallback[g] and su <= units and fits(inst.size[g], mb):
                     promoted[g] = True
                     units -= su
                     mb -= float(inst.size[g])
@@ -288,7 +283,7 @@ def sgd_servers(inst: Instance, solver: SubSolver) -> tuple[np.ndarray, dict]:
     steps = []
     for n in order:
         t = inst.latency[n]
-        cand = inst.active & (t < cur) & _fits(inst.size, inst.capacity[n])
+        cand = inst.active & (t < cur) & fits(inst.size, inst.capacity[n])
         units = _units(inst, [n], unit)
         mb = _budget_mb(inst, np.array([n]), solver)
         promoted, info = solve_subproblem(inst, cur, t, cand, units, mb, solver, unit)

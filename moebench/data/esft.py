@@ -202,10 +202,6 @@ class EsftSource:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
-    def tasks(self) -> tuple[str, ...]:
-        """The four ESFT tasks."""
-        return ESFT_TASKS
-
     def load(self, task: str) -> TokenPaths:
         """Token paths of ``task`` without gate weights (cached per folder and task)."""
         return _cached_task(str(self.root), task)

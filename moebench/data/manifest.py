@@ -26,7 +26,7 @@ import gzip
 import hashlib
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 from moebench.errors import InputError
@@ -75,16 +75,8 @@ class ManifestRow:
     sha256: str
 
     def cells(self) -> list[str]:
-        """The row as table cells."""
-        return [
-            self.local_path,
-            self.source_repo,
-            self.source_commit,
-            self.source_path,
-            self.stored_as,
-            str(self.size),
-            self.sha256,
-        ]
+        """The row as table cells (in the order of :data:`COLUMNS`)."""
+        return [str(v) for v in astuple(self)]
 
 
 def manifest_bytes(rows: list[ManifestRow]) -> bytes:

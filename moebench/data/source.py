@@ -24,7 +24,7 @@ works on :class:`TokenPaths` only, never on a file format:
 
 Readers: :class:`moebench.data.esft.EsftSource` (the shipped ESFT traces) and
 :class:`moebench.data.trace_format.TraceFileSource` (``moebench-trace/1`` files). Both
-implement :class:`TraceSource`: ``tasks()`` and ``load(task) -> TokenPaths``.
+implement :class:`TraceSource`: ``load(task) -> TokenPaths``.
 """
 
 from __future__ import annotations
@@ -121,10 +121,6 @@ class TokenPaths:
 
 class TraceSource(Protocol):
     """Anything that reads the tasks of a real trace into :class:`TokenPaths`."""
-
-    def tasks(self) -> tuple[str, ...]:
-        """Task names, in the trace's order."""
-        ...
 
     def load(self, task: str) -> TokenPaths:
         """The token paths of ``task`` (raises :class:`InputError` for an unknown task)."""

@@ -330,10 +330,6 @@ class TraceFileSource:
         """The parsed file (cached)."""
         return read_trace(self.path)
 
-    def tasks(self) -> tuple[str, ...]:
-        """Task names in the order they first appear in the file."""
-        return tuple(self.file.tasks)
-
     def load(self, task: str) -> TokenPaths:
         """Token paths of ``task``."""
         tasks = self.file.tasks

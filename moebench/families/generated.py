@@ -27,7 +27,7 @@ from moebench.families.physical import (
     latencies,
     regime,
 )
-from moebench.instance import Instance, LayerSpec, build_instance
+from moebench.instance import Instance, LayerSpec, build_instance, canonical_sets
 
 #: Largest number of K-subsets ``uniform`` lists exhaustively.
 MAX_ALL_SETS = 50_000
@@ -79,10 +79,7 @@ def sample_topk(rng: np.random.Generator, weights: np.ndarray, k: int, tokens: i
 
 def to_counts(sets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Merge sampled sets into (unique sorted sets, counts), in first-occurrence order."""
-    s = np.sort(sets, axis=1)
-    uniq, first, counts = np.unique(s, axis=0, return_index=True, return_counts=True)
-    order = np.argsort(first, kind="stable")
-    return uniq[order], counts[order].astype(float)
+    return canonical_sets(sets, np.ones(len(sets)))
 
 
 def assemble(

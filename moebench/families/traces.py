@@ -166,16 +166,6 @@ def _esp_suffix(w: np.ndarray, k: int) -> np.ndarray:
     return s
 
 
-def _esp_prefix(w: np.ndarray, k: int) -> np.ndarray:
-    """P[i, j] = e_j(w_0, ..., w_{i-1}); shape (E+1, k+1)."""
-    n = len(w)
-    p = np.zeros((n + 1, k + 1))
-    p[:, 0] = 1.0
-    for i in range(n):
-        p[i + 1, 1:] = p[i, 1:] + w[i] * p[i, :-1]
-    return p
-
-
 def cps_inclusion(w: np.ndarray, k: int) -> np.ndarray:
     """Inclusion probabilities of conditional Poisson sampling of ``k`` items with weights ``w``.
 
@@ -185,7 +175,7 @@ def cps_inclusion(w: np.ndarray, k: int) -> np.ndarray:
     """
     w = np.asarray(w, float)
     suf = _esp_suffix(w, k)
-    pre = _esp_prefix(w, k)
+    pre = _esp_suffix(w[::-1], k)[::-1]  # pre[i, j] = e_j(w_0, ..., w_{i-1})
     # e_{k-1}(w without e) = sum_j pre[e, j] * suf[e+1, k-1-j]
     without = np.einsum("ej,ej->e", pre[:-1, :k], suf[1:, k - 1 :: -1])
     return w * without / suf[0, k]
@@ -316,20 +306,23 @@ INDEPENDENCE_COUNTS = (
 
 
 def surrogate_layer_sets(
-    rng: np.random.Generator, counts: np.ndarray, n_tok: int, k: int, tokens: int
-) -> tuple[list[tuple[np.ndarray, np.ndarray, bool]], float, float, list[np.ndarray]]:
+    seed: int, counts: np.ndarray, n_tok: int, k: int, tokens: int, provenance: dict[str, Any]
+) -> tuple[list[tuple[np.ndarray, np.ndarray, bool]], dict[str, Any], list[np.ndarray]]:
     """Surrogate Top-K sets of every layer of per-layer selection counts (shape (L, E)).
 
     Returns
     -------
     layer_sets : list
         Per layer ``(sets, weights, weights_are_counts)`` (:func:`cps_exact` for ``tokens=0``,
-        else ``tokens`` sampled sets).
-    fit_err, sample_err : float
-        Largest marginal error of the fit and of the sets (over all layers).
+        else ``tokens`` sampled sets, drawn from ``default_rng(seed)``).
+    meta : dict
+        ``activation_model``, ``independence_model``, the largest marginal error of the fit and
+        of the sets over all layers (``fit_max_marginal_error``, ``sample_max_marginal_error``)
+        and ``provenance``.
     weights : list of ndarray
         The fitted conditional Poisson weights of each layer.
     """
+    rng = np.random.default_rng(seed)
     layer_sets, fit_err, sample_err, weights = [], 0.0, 0.0, []
     for row in counts:
         target = row / n_tok
@@ -339,7 +332,14 @@ def surrogate_layer_sets(
         weights.append(w)
         fit_err = max(fit_err, err)
         sample_err = max(sample_err, float(np.max(np.abs(marg - target))))
-    return layer_sets, fit_err, sample_err, weights
+    meta = {
+        "activation_model": ACTIVATION_COUNTS,
+        "independence_model": INDEPENDENCE_COUNTS,
+        "fit_max_marginal_error": fit_err,
+        "sample_max_marginal_error": sample_err,
+        "provenance": provenance,
+    }
+    return layer_sets, meta, weights
 
 
 # ---- instance assembly ----------------------------------------------------------------------
@@ -413,9 +413,17 @@ def assemble_model(
     return build_instance(name, k, cap, specs, server_names=[f"edge-{i}" for i in range(len(hw.delay))], meta=meta)
 
 
-def _check_seed(seed: int) -> None:
+def check_counts(seed: int, layers: int, most: int, tokens: int, rule: str = "") -> None:
+    """The checks every model-derived family makes: seed >= 0, 1 <= layers <= most, tokens >= 0.
+
+    ``rule`` replaces the range ``[1, most]`` quoted in the message about ``layers``.
+    """
     if seed < 0:
         raise InputError("seed must be >= 0", where="seed")
+    if not 1 <= layers <= most:
+        raise InputError(f"layers must be in {rule or f'[1, {most}]'}", where="layers")
+    if tokens < 0:
+        raise InputError("tokens must be >= 0", where="tokens")
 
 
 # ---- deepseek-v2-lite-esft --------------------------------------------------------------------
@@ -437,12 +445,8 @@ ESFT_PARAMS: tuple[Param, ...] = (
 )
 def deepseek_v2_lite_esft(p: dict[str, Any], seed: int) -> Instance:
     """Real routing traces; see the module docstring."""
-    _check_seed(seed)
     nl, tokens, split = int(p["layers"]), int(p["tokens"]), float(p["split"])
-    if not 1 <= nl <= ESFT_LAYERS:
-        raise InputError(f"layers must be in [1, {ESFT_LAYERS}]", where="layers")
-    if tokens < 0:
-        raise InputError("tokens must be >= 0", where="tokens")
+    check_counts(seed, nl, ESFT_LAYERS, tokens)
     if not 0 < split <= 1:
         raise InputError("split must be in (0, 1]", where="split")
     root = resolve_data_dir(p["data_dir"])
@@ -515,35 +519,23 @@ def selection_counts(root: Path, model_key: str, domain: str) -> tuple[np.ndarra
 def _counts_family(
     family: str, model_name: str, model_key: str, domain: str, p: dict[str, Any], seed: int, extra: dict[str, Any]
 ) -> Instance:
-    _check_seed(seed)
     nl, tokens = int(p["layers"]), int(p["tokens"])
-    if not 1 <= nl <= len(RECORDED_LAYERS):
-        raise InputError(f"layers must be in [1, {len(RECORDED_LAYERS)}]", where="layers")
-    if tokens < 0:
-        raise InputError("tokens must be >= 0", where="tokens")
+    check_counts(seed, nl, len(RECORDED_LAYERS), tokens)
     root = resolve_data_dir(p["data_dir"])
     counts, n_tok, k = selection_counts(root, model_key, domain)
     model = get_model(model_name)
     if k != model.K or counts.shape[1] != model.routed_experts:
         raise InputError(f"counts have K={k}, E={counts.shape[1]}; catalog {model.name} says otherwise", where="model")
-    layer_sets, fit_err, sample_err, _ = surrogate_layer_sets(
-        np.random.default_rng(seed), counts[:nl], n_tok, k, tokens
-    )
+    provenance = {
+        **OLMOE_SOURCE,
+        "counts_model": model_key,
+        "domain": domain,
+        "recorded_layers": list(RECORDED_LAYERS[:nl]),
+        "count_tokens": n_tok,
+    }
+    layer_sets, meta, _ = surrogate_layer_sets(seed, counts[:nl], n_tok, k, tokens, provenance)
     tag = "exact" if tokens == 0 else f"T{tokens}"
     name = f"{family}-{extra.get('variant', '')}{domain}-L{nl}-{tag}-N{int(p['servers'])}-s{seed}".replace("--", "-")
-    meta = {
-        "activation_model": ACTIVATION_COUNTS,
-        "independence_model": INDEPENDENCE_COUNTS,
-        "fit_max_marginal_error": fit_err,
-        "sample_max_marginal_error": sample_err,
-        "provenance": {
-            **OLMOE_SOURCE,
-            "counts_model": model_key,
-            "domain": domain,
-            "recorded_layers": list(RECORDED_LAYERS[:nl]),
-            "count_tokens": n_tok,
-        },
-    }
     return assemble_model(family, name, p, seed, model, layer_sets, meta)
 
 
@@ -679,15 +671,11 @@ def fit_zipf_alpha(data_dir: str | os.PathLike[str] | None = None, task: str | N
 )
 def catalog_surrogate(p: dict[str, Any], seed: int) -> Instance:
     """Catalog architecture with surrogate activations; see the module docstring."""
-    _check_seed(seed)
     model = get_model(p["model"])
     nl = int(p["layers"]) or model.moe_layers
     tokens = int(p["tokens"])
     alpha = ZIPF_ALPHA_DEEPSEEK if p["alpha"] is None else float(p["alpha"])
-    if not 1 <= nl <= model.moe_layers:
-        raise InputError(f"layers must be in [0, {model.moe_layers}] for {model.name}", where="layers")
-    if tokens < 0:
-        raise InputError("tokens must be >= 0", where="tokens")
+    check_counts(seed, nl, model.moe_layers, tokens, f"[0, {model.moe_layers}] for {model.name}")
     if not np.isfinite(alpha) or alpha < 0:
         raise InputError("alpha must be >= 0", where="alpha")
     rng = np.random.default_rng(seed)

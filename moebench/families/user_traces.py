@@ -35,11 +35,10 @@ from moebench.errors import InputError
 from moebench.families import Param, register_family
 from moebench.families.catalog import ModelSpec, get_model
 from moebench.families.traces import (
-    ACTIVATION_COUNTS,
-    INDEPENDENCE_COUNTS,
     SPLIT_PARAMS,
     TRACE_PHYSICAL_PARAMS,
     assemble_model,
+    check_counts,
     cps_pair_inclusion,
     real_trace_sets,
     surrogate_layer_sets,
@@ -110,13 +109,8 @@ def _pick(name: str | None, have: list[str], what: str, file: str) -> str:
 
 
 def _common(p: dict[str, Any], seed: int, n_layers: int) -> tuple[int, int]:
-    if seed < 0:
-        raise InputError("seed must be >= 0", where="seed")
     nl, tokens = int(p["layers"]) or n_layers, int(p["tokens"])
-    if not 1 <= nl <= n_layers:
-        raise InputError(f"layers must be in [0, {n_layers}] (0 = all recorded layers)", where="layers")
-    if tokens < 0:
-        raise InputError("tokens must be >= 0", where="tokens")
+    check_counts(seed, nl, n_layers, tokens, f"[0, {n_layers}] (0 = all recorded layers)")
     return nl, tokens
 
 
@@ -184,23 +178,15 @@ def counts_surrogate(p: dict[str, Any], seed: int) -> Instance:
     wl = cf.workloads[_pick(p["workload"], list(cf.workloads), "workload", str(path))]
     h = cf.header
     nl, tokens = _common(p, seed, len(h.layers))
-    layer_sets, fit_err, sample_err, weights = surrogate_layer_sets(
-        np.random.default_rng(seed), wl.counts[:nl], wl.tokens, h.K, tokens
-    )
+    provenance = {
+        **_source_meta(h, path, cf.sha256),
+        "workload": wl.name,
+        "recorded_layers": list(h.layers[:nl]),
+        "count_tokens": wl.tokens,
+    }
+    layer_sets, meta, weights = surrogate_layer_sets(seed, wl.counts[:nl], wl.tokens, h.K, tokens, provenance)
     tag = "exact" if tokens == 0 else f"T{tokens}"
     name = f"counts-surrogate-{_slug(h)}-{cf.sha256[:8]}-{wl.name}-L{nl}-{tag}-N{int(p['servers'])}-s{seed}"
-    meta: dict[str, Any] = {
-        "activation_model": ACTIVATION_COUNTS,
-        "independence_model": INDEPENDENCE_COUNTS,
-        "fit_max_marginal_error": fit_err,
-        "sample_max_marginal_error": sample_err,
-        "provenance": {
-            **_source_meta(h, path, cf.sha256),
-            "workload": wl.name,
-            "recorded_layers": list(h.layers[:nl]),
-            "count_tokens": wl.tokens,
-        },
-    }
     if wl.pairs is not None:
         # how much real co-activation the surrogate misses: exact pair probabilities vs measured
         errs = []
