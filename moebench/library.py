@@ -80,7 +80,7 @@ def load_manifest(path: str | Path) -> list[Entry]:
         Naming the file, the entry and the reason.
     """
     p = Path(path)
-    doc, _ = load_toml(p, LibraryFile)
+    doc = load_toml(p, LibraryFile)
     entries, names = [], set()
     for i, e in enumerate(doc.instance):
         if e.name in names:

@@ -263,7 +263,7 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
         Naming the file, the key path and the reason.
     """
     p = Path(path)
-    doc, _ = config.load_toml(p, config.SuiteFile)
+    doc = config.load_toml(p, config.SuiteFile)
     head = doc.suite
     plugins = _strings(head.plugins)
     load_plugins(plugins, p)

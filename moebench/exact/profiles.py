@@ -88,7 +88,7 @@ def load_profile(name: str, backend: str | None = None, folder: Path = SOLVERS_D
                 f"unknown solver profile {name!r}; known: {', '.join(known_profiles(folder)) or '(none)'}",
                 where="profile",
             )
-    data, _ = load_toml(path, ProfileFile)
+    data = load_toml(path, ProfileFile)
     if backend is not None and data.backend != backend:
         raise InputError(f"profile {name!r} is for back end {data.backend!r}, not {backend!r}", where="profile")
     options = {k: v for k, v in msgspec.structs.asdict(data.options).items() if v is not None}

@@ -142,7 +142,7 @@ def read_options(folder: Path | None) -> ReportOptions:
     """
     if folder is None or not (folder / OPTIONS_FILE).is_file():
         return ReportOptions()
-    doc, _ = load_toml(folder / OPTIONS_FILE, ReportFile)
+    doc = load_toml(folder / OPTIONS_FILE, ReportFile)
     return options_from_table(doc.report)
 
 

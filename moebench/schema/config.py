@@ -221,9 +221,8 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise InputError(f"not valid TOML: {exc}", file=str(p)) from None
 
 
-def load_toml(path: str | Path, model: type[T]) -> tuple[T, dict[str, Any]]:
-    """Read ``path`` into ``model``; returns the model and the raw document (for loaders that
-    check more than the schema says).
+def load_toml(path: str | Path, model: type[T]) -> T:
+    """Read ``path`` into ``model``.
 
     Raises
     ------
@@ -232,7 +231,7 @@ def load_toml(path: str | Path, model: type[T]) -> tuple[T, dict[str, Any]]:
     """
     doc = read_toml(path)
     try:
-        return msgspec.convert(doc, model), doc
+        return msgspec.convert(doc, model)
     except msgspec.ValidationError as exc:
         key, reason = explain(str(exc), doc, model)
         raise InputError(reason, file=str(path), where=key.replace(".[", "[") or "(top level)") from None
