@@ -31,6 +31,7 @@ from moebench.json_io import (
     join_path,
     max_memory_bytes,
     read_json,
+    write_atomically,
 )
 
 FORMAT = "moebench-instance/1"
@@ -388,6 +389,4 @@ def save_instance(inst: Instance, path: str | os.PathLike[str]) -> None:
     p.parent.mkdir(parents=True, exist_ok=True)
     if p.name.endswith(".gz"):
         data = gzip.compress(data, compresslevel=6, mtime=0)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, p)
+    write_atomically(p, data)

@@ -16,7 +16,8 @@ Every JSON file moebench reads from a user (instances, placements) goes through
   naming the JSON path or the line.
 
 Output goes through :func:`moebench.encoding.dumps_strict` (non-finite floats as ``null``, and
-where), so that stdout is always strict JSON.
+where), so that stdout is always strict JSON; files are written whole or not at all by
+:func:`write_atomically`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import stat
 import sys
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -384,3 +386,13 @@ def fits_float(v: int) -> bool:
     except OverflowError:
         return False
     return True
+
+
+def write_atomically(path: Path, data: str | bytes) -> None:
+    """Write ``path`` whole or not at all: a temp file beside it (UTF-8 for text), fsync, rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data.encode() if isinstance(data, str) else data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -21,10 +21,10 @@ from typing import Any
 
 from moebench.bench.claims import attach_references, cited_runs, stress_records
 from moebench.bench.references import Reference
-from moebench.bench.store import write_atomically
 from moebench.errors import InputError
 from moebench.instance import Instance
 from moebench.instance_file import save_instance
+from moebench.json_io import write_atomically
 from moebench.schema.rows import conform, table_frame
 
 #: The manifest file of a results folder.

@@ -43,9 +43,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from moebench.bench.store import write_atomically
 from moebench.errors import InputError
 from moebench.instance import valid_name
+from moebench.json_io import write_atomically
 from moebench.placement import FORMAT as PLACEMENT_FORMAT
 from moebench.placement import HASH_RE, placement_hash
 from moebench.status import WITH_PLACEMENT  # statuses whose placement is an incumbent

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moebench.bench.store import ResultStore, write_atomically
+from moebench.bench.store import ResultStore
 from moebench.bench.tasks import Task
 from moebench.errors import InputError
+from moebench.json_io import write_atomically
 from moebench.status import WITH_PLACEMENT, Status
 
 #: Where damaged store lines go (beside the store).

@@ -38,12 +38,13 @@ from moebench.bench.executors import DaskExecutor, LocalExecutor, Progress
 from moebench.bench.outdir import lock_folder, prepare_folder
 from moebench.bench.references import Reference, check_names, read_references, reconcile, write_references
 from moebench.bench.resume import resume_records, set_aside_damage
-from moebench.bench.store import ResultStore, write_atomically, write_table
+from moebench.bench.store import ResultStore, write_table
 from moebench.bench.stress_tasks import stress_tasks
 from moebench.bench.suite import Suite
 from moebench.bench.tasks import Task, TaskResult, instance_columns, task_id
 from moebench.errors import InputError
 from moebench.instance_file import save_instance
+from moebench.json_io import write_atomically
 from moebench.registry import plugin_modules
 from moebench.status import FAILED
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from moebench.encoding import dumps
 from moebench.errors import InputError
+from moebench.json_io import write_atomically
 from moebench.schema.rows import CSV_DROP, conform, table_frame
 
 
@@ -100,7 +101,7 @@ class ResultStore:
 
 
 def write_table(records: list[dict[str, Any]], out_dir: str | os.PathLike[str], stem: str = "results") -> list[Path]:
-    """Write ``<stem>.parquet`` and ``<stem>.csv`` (atomically: :func:`write_atomically`).
+    """Write ``<stem>.parquet`` and ``<stem>.csv`` (atomically: :func:`moebench.json_io.write_atomically`).
 
     Returns
     -------
@@ -114,16 +115,6 @@ def write_table(records: list[dict[str, Any]], out_dir: str | os.PathLike[str], 
     write_atomically(pq, df.to_parquet(index=False))
     write_atomically(csv, df.drop(columns=[c for c in CSV_DROP if c in df.columns]).to_csv(index=False))
     return [pq, csv]
-
-
-def write_atomically(path: Path, data: str | bytes) -> None:
-    """Write ``path`` whole or not at all: a temp file beside it (UTF-8 for text), fsync, rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data.encode() if isinstance(data, str) else data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def read_table(path: str | os.PathLike[str]) -> Any:
