@@ -55,10 +55,6 @@ def _count(v: Any) -> int | None:
     return None if v is None else int(v)
 
 
-def _slug(rec: dict[str, Any]) -> str:
-    return f"{rec.get('stress_name')}-s{_count(rec.get('seed'))}"
-
-
 # ---- the sections ----------------------------------------------------------------------------
 def claims_table(
     runs: pd.DataFrame, stress: list[dict[str, Any]], files: Mapping[tuple[str, str], str] | None = None
@@ -96,7 +92,8 @@ def claims_table(
             if ratio < c.ratio - CLAIM_TOL:
                 detail = (
                     f"gain {float(rec['gain_method']):.6g} vs optimum {float(rec['gain_optimum']):.6g} "
-                    f"({rec.get('reference')}); search {_slug(rec)}, {_count(rec.get('evaluations'))} evaluations"
+                    f"({rec.get('reference')}); search {rec.get('stress_name')}-s{_count(rec.get('seed'))}, "
+                    f"{_count(rec.get('evaluations'))} evaluations"
                 )
                 path = str(rec.get("instance_file") or "")
                 viol.append(_violation(c, "stress", rec.get("instance"), ratio, detail, path))
