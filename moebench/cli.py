@@ -60,11 +60,6 @@ def _one_line(message: str) -> str:
     return message.replace("\r", "\\r").replace("\n", "\\n")
 
 
-def _check_time_limit(value: float | None, flag: str = "--time-limit") -> None:
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise InputError(f"must be a finite number of seconds > 0, got {value!r}", where=flag)
-
-
 # ---- commands -------------------------------------------------------------------------
 def _solve_options(args: argparse.Namespace, accepted: tuple[str, ...], method: str) -> dict[str, Any]:
     """The method options of ``solve``, every name checked against what ``method`` accepts."""
@@ -92,7 +87,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     # usage errors first, before the instance is read or anything is solved
     method = get_method(args.method)
     options = _solve_options(args, method.options, method.name)
-    _check_time_limit(args.time_limit)
+    if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
+        raise InputError(f"must be a finite number of seconds > 0, got {args.time_limit!r}", where="--time-limit")
     if args.seed < 0:
         raise InputError(f"must be >= 0, got {args.seed}", where="--seed")
     if args.profile is not None:
@@ -297,18 +293,6 @@ def cmd_instances_library(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from moebench.bench.cli import run_command
-
-    return run_command(args)
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from moebench.report.cli import report_command
-
-    return report_command(args)
-
-
 def cmd_references_check(args: argparse.Namespace) -> int:
     from moebench.bench.reference_check import references_command
 
@@ -446,7 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(r)
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    r.set_defaults(func=cmd_run)
+    from moebench.bench.cli import run_command
+
+    r.set_defaults(func=run_command)
 
     rep = sub.add_parser("report", help="tables, guarantee checks and plots from a results table")
     rep.add_argument("results", help="results folder or table (parquet/CSV)")
@@ -455,10 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--references", default=None, help="reference file (.solu; default: references.solu beside the results)"
     )
-    from moebench.report.cli import add_compare_parser, add_selection_arguments
+    from moebench.report.cli import add_compare_parser, add_selection_arguments, report_command
 
     add_selection_arguments(rep)
-    rep.set_defaults(func=cmd_report)
+    rep.set_defaults(func=report_command)
     add_compare_parser(sub)
 
     ref = sub.add_parser("references", help="reference files (.solu) and their evidence")
