@@ -77,12 +77,8 @@ def _type_name(v: Any) -> str:
     return type(v).__name__
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def _number(v: Any, where: str, *, positive: bool = False) -> float:
-    if not _is_number(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise InputError(f"expected a number, got {_type_name(v)}", where=where)
     if isinstance(v, int) and not fits_float(v):
         raise InputError(f"must be finite, got {_show(v)} (too large for a float)", where=where)
@@ -140,7 +136,6 @@ def _per_expert(v: Any, where: str, e: int, *, positive: bool = False) -> np.nda
 
 def _parse_sets(v: Any, where: str, k: int, e: int) -> np.ndarray:
     sets = _list(v, where, nonempty=True, what="at least one activation set")
-    arr = None
     try:
         arr = np.array(sets)
     except (ValueError, OverflowError):
@@ -149,11 +144,7 @@ def _parse_sets(v: Any, where: str, k: int, e: int) -> np.ndarray:
     fast = arr is not None and arr.dtype.kind == "i" and arr.ndim == 2 and arr.shape[1] == k
     if fast and bool not in set(map(type, chain.from_iterable(sets))):
         bad_rows = np.flatnonzero((arr < 0).any(axis=1) | (arr >= e).any(axis=1))
-        if k > 1:
-            srt = np.sort(arr, axis=1)
-            dup_rows = np.flatnonzero((np.diff(srt, axis=1) == 0).any(axis=1))
-        else:
-            dup_rows = np.array([], dtype=int)
+        dup_rows = np.flatnonzero((np.diff(np.sort(arr, axis=1), axis=1) == 0).any(axis=1))  # none when K = 1
         first = min([*bad_rows[:1], *dup_rows[:1]], default=None)
         if first is None:
             return arr.astype(np.int64)
@@ -292,8 +283,6 @@ def instance_from_dict(doc: Any, default_name: str = "instance") -> Instance:
         act = _obj(layer["activations"], f"{w}.activations", _ACT_KEYS, ("sets",), "activation sets")
         sets = _parse_sets(act["sets"], f"{w}.activations.sets", k, e)
         weights, is_counts = _parse_weights(act, f"{w}.activations", len(sets))
-        if not weights.sum() > 0:
-            raise InputError("all probabilities are zero", where=f"{w}.activations.probs")
         specs.append(LayerSpec(size, lat, fallback, sets, weights, counts=is_counts))
     _check_totals(specs, caps)
     meta = doc.get("meta", {})
