@@ -82,7 +82,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     from moebench.harness import run_method
     from moebench.instance_file import load_instance
     from moebench.methods import get_method
-    from moebench.placement import save_placement
+    from moebench.placement import from_triples, save_placement
 
     # usage errors first, before the instance is read or anything is solved
     method = get_method(args.method)
@@ -100,8 +100,6 @@ def cmd_solve(args: argparse.Namespace) -> int:
     with stdout_to_stderr():
         rec = run_method(inst, method, time_limit=args.time_limit, seed=args.seed, options=options, isolate=isolate)
     if args.output and rec.placement is not None:
-        from moebench.placement import from_triples
-
         save_placement(inst, from_triples(inst, rec.placement), args.output)
     _print_json(rec.to_dict())
     return 0
@@ -194,13 +192,11 @@ def cmd_instances_list(args: argparse.Namespace) -> int:
 
 
 def cmd_instances_generate(args: argparse.Namespace) -> int:
-    from moebench.families import generate
+    from moebench.families import generate, get_family
     from moebench.instance_file import save_instance
 
     params: dict[str, Any] = _params(args.param, "--param")
     if args.data_dir is not None:
-        from moebench.families import get_family
-
         if "data_dir" not in {p.name for p in get_family(args.family).params}:
             raise InputError(f"family {args.family!r} reads no data folder", where="--data-dir")
         params["data_dir"] = args.data_dir
