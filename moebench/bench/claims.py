@@ -47,15 +47,11 @@ def attach_references(df: pd.DataFrame, refs: dict[tuple[str, str], Reference] |
         out.loc[at, "error"] = [rec.rejected[i].row_error for i in sorted(rec.rejected)]
     refs_of = [merged.get(k) for k in keys]
     for col, field in (("ref_gain", "gain"), ("ref_latency", "latency"), ("ref_bound", "bound")):
-        out[col] = pd.Series([_value(r, field) for r in refs_of], index=out.index, dtype=float)
+        # None (no reference, or no such value) becomes NaN
+        out[col] = pd.Series([None if r is None else getattr(r, field) for r in refs_of], index=out.index, dtype=float)
     out["ref_proven"] = pd.Series([bool(r is not None and r.proven) for r in refs_of], index=out.index, dtype=bool)
     out["ref_method"] = [None if r is None else r.method for r in refs_of]
     return out
-
-
-def _value(ref: Reference | None, field: str) -> float:
-    v = None if ref is None else getattr(ref, field)
-    return math.nan if v is None else float(v)
 
 
 def guarantee_applies(df: pd.DataFrame) -> pd.Series:
