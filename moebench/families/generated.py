@@ -19,15 +19,13 @@ from moebench.errors import InputError
 from moebench.families import Param, register_family
 from moebench.families.physical import (
     PHYSICAL_PARAMS,
-    capacities,
     expert_flops,
     expert_inter,
     expert_size_mb,
     hardware,
-    latencies,
-    regime,
+    physical_instance,
 )
-from moebench.instance import Instance, LayerSpec, build_instance, canonical_sets
+from moebench.instance import Instance, canonical_sets
 
 #: Largest number of K-subsets ``uniform`` lists exhaustively.
 MAX_ALL_SETS = 50_000
@@ -105,20 +103,9 @@ def assemble(
     hw = hardware(p)
     inter = expert_inter(p, nl, n_experts, rng)
     size = expert_size_mb(hw.hidden, inter, hw.bytes_weight)
-    t, t0 = latencies(hw, expert_flops(hw.hidden, inter))  # t: (N, L, E), t0: (L, E)
-    cap = capacities(p, float(size.sum()), len(hw.delay))
-    specs = [LayerSpec(size[l], t[:, l, :], t0[l], s, w, counts=c) for l, (s, w, c) in enumerate(layer_sets)]
-    offs = np.arange(nl + 1) * n_experts
-    meta = {
-        "family": family,
-        "params": {key: (list(v) if isinstance(v, tuple) else v) for key, v in p.items()},
-        "seed": seed,
-        "hardware": hw.to_meta(),
-        "regime": regime(size.ravel(), np.full(nl, n_experts), cap, t, t0, offs),
-        **(extra_meta or {}),
-    }
     name = f"{family}-L{nl}-E{n_experts}-K{k}-N{len(hw.delay)}-s{seed}"
-    return build_instance(name, k, cap, specs, server_names=[f"edge-{i}" for i in range(len(hw.delay))], meta=meta)
+    flops = expert_flops(hw.hidden, inter)
+    return physical_instance(family, name, k, p, seed, hw, size, flops, layer_sets, {}, extra_meta or {})
 
 
 @register_family(

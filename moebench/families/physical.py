@@ -25,6 +25,7 @@ import numpy as np
 
 from moebench.errors import InputError
 from moebench.families import Param
+from moebench.instance import Instance, LayerSpec, build_instance
 from moebench.regime import capacity_tag_of, fallback_tag_of
 
 #: Parameters shared by every family that builds latencies physically.
@@ -179,14 +180,52 @@ def capacities(p: dict[str, Any], total_mb: float, n: int) -> np.ndarray:
     return frac * total_mb * w / w.sum()
 
 
-def regime(
+#: Parameters naming files on this machine: never stored in instance metadata.
+MACHINE_PARAMS = ("data_dir", "file")
+
+
+def physical_instance(
+    family: str,
+    name: str,
+    k: int,
+    p: dict[str, Any],
+    seed: int,
+    hw: Hardware,
     size: np.ndarray,
-    n_experts: np.ndarray,
-    capacity: np.ndarray,
-    t: np.ndarray,
-    t0: np.ndarray,
-    expert_offset: np.ndarray,
-) -> list[str]:
-    """Tags naming the regimes of SPEC section 6 an instance is in (:mod:`moebench.regime`), from
-    its arrays before the instance is built; ``n_experts`` is implied by ``expert_offset``."""
-    return [capacity_tag_of(size, expert_offset, capacity), fallback_tag_of(t, t0)]
+    flops: np.ndarray,
+    layer_sets: list[tuple[np.ndarray, np.ndarray, bool]],
+    model_meta: dict[str, Any],
+    extra_meta: dict[str, Any],
+) -> Instance:
+    """Build an instance from expert sizes and FLOPs and the physical parameters of ``p``.
+
+    Parameters
+    ----------
+    family, name, k
+        Family, instance name and Top-K.
+    p, seed
+        Resolved family parameters (recorded without :data:`MACHINE_PARAMS`) and seed (recorded only).
+    hw
+        The resolved physical parameters of ``p``.
+    size, flops
+        MB and FLOPs of every expert, shape (L, E).
+    layer_sets
+        Per layer ``(sets, weights, weights_are_counts)`` with local ids.
+    model_meta, extra_meta
+        Metadata stored before ``hardware`` and ``regime`` (the model) and after them.
+    """
+    nl, e = size.shape
+    t, t0 = latencies(hw, flops)  # t: (N, L, E), t0: (L, E)
+    cap = capacities(p, float(size.sum()), len(hw.delay))
+    specs = [LayerSpec(size[l], t[:, l, :], t0[l], s, w, counts=c) for l, (s, w, c) in enumerate(layer_sets)]
+    meta = {
+        "family": family,
+        "params": {key: (list(v) if isinstance(v, tuple) else v) for key, v in p.items() if key not in MACHINE_PARAMS},
+        "seed": seed,
+        **model_meta,
+        "hardware": hw.to_meta(),
+        # the capacity and fallback tags of moebench.regime, from the arrays before the instance is built
+        "regime": [capacity_tag_of(size.ravel(), np.arange(nl + 1) * e, cap), fallback_tag_of(t, t0)],
+        **extra_meta,
+    }
+    return build_instance(name, k, cap, specs, meta=meta)

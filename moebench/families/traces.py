@@ -63,8 +63,8 @@ from moebench.errors import InputError
 from moebench.families import Param, register_family
 from moebench.families.catalog import ModelSpec, catalog, get_model
 from moebench.families.generated import MAX_ALL_SETS, to_counts
-from moebench.families.physical import PHYSICAL_PARAMS, capacities, hardware, latencies, regime
-from moebench.instance import Instance, LayerSpec, build_instance
+from moebench.families.physical import PHYSICAL_PARAMS, hardware, physical_instance
+from moebench.instance import Instance
 
 OLMOE_SOURCE: dict[str, str] = {
     "repo": "https://github.com/allenai/OLMoE",
@@ -343,15 +343,6 @@ def surrogate_layer_sets(
 
 
 # ---- instance assembly ----------------------------------------------------------------------
-#: Parameters naming files on this machine: never stored in instance metadata.
-MACHINE_PARAMS = ("data_dir", "file")
-
-
-def _recorded(p: dict[str, Any]) -> dict[str, Any]:
-    """Parameters as stored in the metadata (no machine-specific data folder or file)."""
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.items() if k not in MACHINE_PARAMS}
-
-
 def assemble_model(
     family: str,
     name: str,
@@ -387,30 +378,20 @@ def assemble_model(
         if per.size != nl or not np.all(np.isfinite(per) & (per > 0)):
             raise InputError(f"needs {nl} values > 0 (one per layer)", where="layer_bytes_weight")
         size = np.array([model.expert_mb(float(b)) for b in per])[:, None] * np.ones((1, e))
-    t, t0 = latencies(hw, np.full((nl, e), model.expert_flops))
-    cap = capacities(p, float(size.sum()), len(hw.delay))
-    specs = [LayerSpec(size[l], t[:, l, :], t0[l], s, w, counts=c) for l, (s, w, c) in enumerate(layer_sets)]
-    meta = {
-        "family": family,
-        "params": _recorded(p),
-        "seed": seed,
-        "model": model.name,
-        "architecture": {
-            "hf_repo": model.hf_repo,
-            "config_url": model.config_url,
-            "hidden": model.hidden,
-            "expert_inter": model.expert_inter,
-            "mlp_matrices": model.mlp_matrices,
-            "routed_experts": e,
-            "shared_experts_on_device": model.shared_experts,
-            "K": k,
-            "expert_mb": float(size[0, 0]),
-        },
-        "hardware": hw.to_meta(),
-        "regime": regime(size.ravel(), np.full(nl, e), cap, t, t0, np.arange(nl + 1) * e),
-        **extra_meta,
+    architecture = {
+        "hf_repo": model.hf_repo,
+        "config_url": model.config_url,
+        "hidden": model.hidden,
+        "expert_inter": model.expert_inter,
+        "mlp_matrices": model.mlp_matrices,
+        "routed_experts": e,
+        "shared_experts_on_device": model.shared_experts,
+        "K": k,
+        "expert_mb": float(size[0, 0]),
     }
-    return build_instance(name, k, cap, specs, server_names=[f"edge-{i}" for i in range(len(hw.delay))], meta=meta)
+    flops = np.full((nl, e), model.expert_flops)
+    model_meta = {"model": model.name, "architecture": architecture}
+    return physical_instance(family, name, k, p, seed, hw, size, flops, layer_sets, model_meta, extra_meta)
 
 
 def check_counts(seed: int, layers: int, most: int, tokens: int, rule: str = "") -> None:
