@@ -197,22 +197,11 @@ def physical_instance(
     model_meta: dict[str, Any],
     extra_meta: dict[str, Any],
 ) -> Instance:
-    """Build an instance from expert sizes and FLOPs and the physical parameters of ``p``.
+    """Build an instance from every expert's MB and FLOPs (shape (L, E)) and the physical parameters of ``p``.
 
-    Parameters
-    ----------
-    family, name, k
-        Family, instance name and Top-K.
-    p, seed
-        Resolved family parameters (recorded without :data:`MACHINE_PARAMS`) and seed (recorded only).
-    hw
-        The resolved physical parameters of ``p``.
-    size, flops
-        MB and FLOPs of every expert, shape (L, E).
-    layer_sets
-        Per layer ``(sets, weights, weights_are_counts)`` with local ids.
-    model_meta, extra_meta
-        Metadata stored before ``hardware`` and ``regime`` (the model) and after them.
+    ``layer_sets`` holds per layer ``(sets, weights, weights_are_counts)`` with local ids. The
+    metadata records ``p`` (without :data:`MACHINE_PARAMS`) and ``seed``, then ``model_meta``,
+    the hardware and the regime tags, then ``extra_meta``.
     """
     nl, e = size.shape
     t, t0 = latencies(hw, flops)  # t: (N, L, E), t0: (L, E)
