@@ -156,13 +156,8 @@ class Instance:
         need(self.set_offset.shape == (layers + 1,), "set_offset must have L + 1 entries")
         need(self.set_offset[0] == 0 and self.set_offset[-1] == m, "set_offset must span all sets")
         need(bool(np.all(np.diff(self.set_offset) >= 1)), "every layer needs at least one set")
-        for arr, what in (
-            (self.capacity, "capacity"),
-            (self.size, "size"),
-            (self.latency, "latency"),
-            (self.fallback, "fallback"),
-            (self.probs, "probs"),
-        ):
+        for what in ("capacity", "size", "latency", "fallback", "probs"):
+            arr = getattr(self, what)
             need(bool(np.all(np.isfinite(arr))) and bool(np.all(arr >= 0)), f"{what} must be finite and >= 0")
         lo = self.expert_offset[self.set_layer][:, None]
         hi = self.expert_offset[self.set_layer + 1][:, None]
@@ -174,7 +169,7 @@ class Instance:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # mappingproxy is not picklable; rebuild from plain fields (derived caches recompute)
-        return (_rebuild, tuple(_plain_fields(self).values()))
+        return (Instance, tuple(_plain_fields(self).values()))
 
     # ---- sizes -------------------------------------------------------------------------
     @property
@@ -303,10 +298,6 @@ class Instance:
         for name in _ARRAYS:
             h.update(np.ascontiguousarray(getattr(self, name)).tobytes())
         return h.hexdigest()
-
-
-def _rebuild(*args: Any) -> Instance:
-    return Instance(*args)
 
 
 def _plain_fields(inst: Instance) -> dict[str, Any]:
