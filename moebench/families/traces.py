@@ -57,6 +57,7 @@ from moebench.data.esft import (  # noqa: F401
     ESFT_TASKS,
     EsftSource,
 )
+from moebench.data.olmoe import OLMOE_COMMIT, RECORDED_LAYERS
 from moebench.data.olmoe import OLMOE_COUNTS_JSON as COUNTS_JSON
 from moebench.data.source import TokenPaths, select_tokens
 from moebench.errors import InputError
@@ -68,7 +69,7 @@ from moebench.instance import Instance
 
 OLMOE_SOURCE: dict[str, str] = {
     "repo": "https://github.com/allenai/OLMoE",
-    "commit": "357454f4f647385839c0ff6b99a688dc7cd9c13f",
+    "commit": OLMOE_COMMIT,
     "license": "Apache-2.0",
     "source_paths": "scripts/routing_output/<model>/expert_counts/<domain>.pkl (via derived/olmoe_repo_expert_counts.json)",
 }
@@ -427,9 +428,7 @@ ESFT_PARAMS: tuple[Param, ...] = (
 def deepseek_v2_lite_esft(p: dict[str, Any], seed: int) -> Instance:
     """Real routing traces; see the module docstring."""
     nl, tokens, split = int(p["layers"]), int(p["tokens"]), float(p["split"])
-    check_counts(seed, nl, ESFT_LAYERS, tokens)
-    if not 0 < split <= 1:
-        raise InputError("split must be in (0, 1]", where="split")
+    check_counts(seed, nl, ESFT_LAYERS, tokens)  # split: checked by select_tokens
     root = resolve_data_dir(p["data_dir"])
     paths = EsftSource(root).load(p["task"])
     layer_sets, meta = real_trace_sets(paths, p, seed, nl, ESFT_SOURCE, "hf_decoder_layers")
@@ -468,7 +467,6 @@ def _load_counts_json(root: str) -> dict[str, Any]:
 OLMOE_MODELS = {"base": "olmoe-1b-7b-0924", "sft": "olmoe-1b-7b-0924-sft", "dpo": "olmoe-1b-7b-0924-instruct"}
 OLMOE_DOMAINS = ("arxiv", "book", "c4", "github", "tulu", "wikipedia")
 MIXTRAL_DOMAINS = ("arxiv", "book", "c4", "github", "wikipedia")
-RECORDED_LAYERS = (0, 7, 15)
 
 
 def selection_counts(root: Path, model_key: str, domain: str) -> tuple[np.ndarray, int, int]:
