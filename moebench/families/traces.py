@@ -38,8 +38,6 @@ from __future__ import annotations
 import json
 import os
 from functools import lru_cache
-from itertools import combinations
-from math import comb
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +61,7 @@ from moebench.data.source import TokenPaths, select_tokens
 from moebench.errors import InputError
 from moebench.families import Param, register_family
 from moebench.families.catalog import ModelSpec, catalog, get_model
-from moebench.families.generated import MAX_ALL_SETS, to_counts
+from moebench.families.generated import all_sets, to_counts, zipf_ranks
 from moebench.families.physical import PHYSICAL_PARAMS, hardware, physical_instance
 from moebench.instance import Instance
 
@@ -255,8 +253,8 @@ def cps_sample(rng: np.random.Generator, w: np.ndarray, k: int, n: int) -> np.nd
 
 
 def cps_exact(w: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every K-set with its conditional Poisson probability (only for small C(E, K))."""
-    sets = np.array(list(combinations(range(len(w)), k)), dtype=np.int64)
+    """Every K-set with its conditional Poisson probability (only for small C(E, K): :func:`all_sets`)."""
+    sets = all_sets(len(w), k)
     prob = np.prod(np.asarray(w, float)[sets], axis=1)
     keep = prob > 0
     return sets[keep], prob[keep] / prob.sum()
@@ -268,10 +266,6 @@ def _cps_layer(
     """(sets, weights, weights_are_counts, empirical marginals) of one surrogate layer."""
     e = len(w)
     if tokens == 0:
-        if comb(e, k) > MAX_ALL_SETS:
-            raise InputError(
-                f"C({e},{k}) = {comb(e, k)} sets is too many to list; give tokens=N to sample", where="tokens"
-            )
         sets, probs = cps_exact(w, k)
         marg = np.bincount(sets.ravel(), weights=np.repeat(probs, k), minlength=e)
         return sets, probs, False, marg
@@ -565,11 +559,6 @@ def mixtral_counts(p: dict[str, Any], seed: int) -> Instance:
 
 
 # ---- catalog-surrogate ---------------------------------------------------------------------
-def zipf_weights(e: int, alpha: float) -> np.ndarray:
-    """Weights rank^-alpha for ranks 1..e (rank 1 first)."""
-    return 1.0 / np.arange(1, e + 1, dtype=float) ** alpha
-
-
 def deepseek_marginal_profile(root: Path) -> np.ndarray:
     """Sorted (descending) per-layer marginals of the ESFT traces, one row per (task, layer).
 
@@ -624,7 +613,7 @@ def fit_zipf_alpha(data_dir: str | os.PathLike[str] | None = None, task: str | N
     target = prof.mean(axis=0)
 
     def model(alpha: float) -> np.ndarray:
-        return cps_inclusion(zipf_weights(ESFT_EXPERTS, alpha), ESFT_K)
+        return cps_inclusion(1.0 / np.arange(1, ESFT_EXPERTS + 1) ** alpha, ESFT_K)
 
     alpha = float(round(_golden_min(lambda a: float(np.sum((model(a) - target) ** 2)), 0.0, 4.0), 4))
     return alpha, float(np.max(np.abs(model(alpha) - target)))
@@ -659,13 +648,7 @@ def catalog_surrogate(p: dict[str, Any], seed: int) -> Instance:
         raise InputError("alpha must be >= 0", where="alpha")
     rng = np.random.default_rng(seed)
     e, k = model.routed_experts, model.K
-    base = zipf_weights(e, alpha)
-    layer_sets = []
-    for _ in range(nl):
-        w = np.empty(e)
-        w[rng.permutation(e)] = base
-        s, c, is_counts, _ = _cps_layer(rng, w, k, tokens)
-        layer_sets.append((s, c, is_counts))
+    layer_sets = [_cps_layer(rng, zipf_ranks(rng, e, alpha), k, tokens)[:3] for _ in range(nl)]
     tag = "exact" if tokens == 0 else f"T{tokens}"
     name = f"catalog-surrogate-{model.name}-L{nl}-{tag}-N{int(p['servers'])}-s{seed}"
     meta = {
