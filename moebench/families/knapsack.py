@@ -149,13 +149,6 @@ def gallo_qkp(n: int, density: int, rng: np.random.Generator) -> tuple[np.ndarra
     return P.astype(np.int64), w.astype(np.int64), cap
 
 
-def _ints(path: Path) -> list[int]:
-    try:
-        return [int(t) for t in path.read_text().split()]
-    except ValueError as exc:
-        raise InputError(f"not a list of integers: {exc}", file=str(path)) from None
-
-
 def read_knapsack(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, int]:
     """A 0/1 knapsack: a first line ``n c`` then ``p w`` per item (f1-f10, knapPI files), or a first
     line ``n``, ``p w`` per item and ``c`` last (the layout some mirrors use).
@@ -166,8 +159,12 @@ def read_knapsack(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray,
         When the numbers do not fit either layout.
     """
     p = Path(path)
-    v = _ints(p)
-    head = p.read_text().split("\n", 1)[0].split()
+    text = p.read_text()
+    try:
+        v = [int(t) for t in text.split()]
+    except ValueError as exc:
+        raise InputError(f"not a list of integers: {exc}", file=str(p)) from None
+    head = text.split("\n", 1)[0].split()
     if not v or len(v) != 2 + 2 * v[0]:
         raise InputError(f"expected 2 + 2 n numbers for n = {v[0] if v else '?'}, got {len(v)}", file=str(p))
     n = v[0]
