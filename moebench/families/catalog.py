@@ -151,8 +151,3 @@ def get_model(name: str) -> ModelSpec:
     if name not in models:
         raise InputError(f"unknown model {name!r} (catalog: {', '.join(models)})", where="model")
     return models[name]
-
-
-def catalog_table() -> list[dict[str, Any]]:
-    """All rows with derived sizes, for tables and ``--json`` output."""
-    return [m.to_row() for m in catalog().values()]
