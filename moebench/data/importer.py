@@ -80,14 +80,12 @@ def _published() -> dict[tuple[str, str], ManifestRow]:
         rows = read_manifest(shipped_data_dir())
     except InputError:
         return {}
-    out = {}
-    for r in rows:
-        out[
-            ("", r.local_path)
-            if r.local_path != "-" and r.stored_as not in (GZIP, "verbatim")
-            else (r.source_repo, r.source_path)
-        ] = r
-    return out
+    return {
+        ("", r.local_path)
+        if r.local_path != "-" and r.stored_as not in (GZIP, "verbatim")
+        else (r.source_repo, r.source_path): r
+        for r in rows
+    }
 
 
 class _Writer:

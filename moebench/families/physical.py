@@ -98,10 +98,6 @@ class Hardware:
     bytes_act: float
     bytes_weight: float
 
-    def to_meta(self) -> dict[str, Any]:
-        """Metadata stored in the instance file."""
-        return asdict(self)
-
 
 def _per_server(values: Any, n: int, name: str) -> tuple[float, ...]:
     """One value per server (a single value is repeated); value ranges are declared in PHYSICAL_PARAMS."""
@@ -212,7 +208,7 @@ def physical_instance(
         "params": {key: (list(v) if isinstance(v, tuple) else v) for key, v in p.items() if key not in MACHINE_PARAMS},
         "seed": seed,
         **model_meta,
-        "hardware": hw.to_meta(),
+        "hardware": asdict(hw),
         # the capacity and fallback tags of moebench.regime, from the arrays before the instance is built
         "regime": [capacity_tag_of(size.ravel(), np.arange(nl + 1) * e, cap), fallback_tag_of(t, t0)],
         **extra_meta,

@@ -43,11 +43,10 @@ from typing import Any
 
 import numpy as np
 
-# default_data_dir, shipped_data_dir, ESFT_DIR: re-exported for callers that import them from here
+# default_data_dir, shipped_data_dir: re-exported for callers that import them from here
 from moebench.data import ENV_VAR, default_data_dir, require_files, resolve_data_dir, shipped_data_dir  # noqa: F401
-from moebench.data.esft import (  # noqa: F401
+from moebench.data.esft import (
     ESFT_COUNTS_JSON,
-    ESFT_DIR,
     ESFT_EXPERTS,
     ESFT_K,
     ESFT_LAYERS,
