@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from moebench.data import require_files
+from moebench.data.counts_format import counts_from_paths
 from moebench.data.source import TokenPaths, check_routing
 from moebench.errors import InputError
 
@@ -217,19 +218,15 @@ def derived_counts(tasks: dict[str, TokenPaths]) -> dict[str, Any]:
     for name, p in tasks.items():
         if p.weights is None:
             raise ValueError("derived_counts needs gate weights")
-        ec, gw, pc = [], [], []
-        for layer in range(p.L):
-            ec.append(p.expert_counts(layer).tolist())
-            sums = np.bincount(p.ids[layer].ravel(), weights=p.weights[layer].ravel(), minlength=p.n_experts)
-            gw.append([round(float(v), 4) for v in sums])
-            pc.append(p.pair_counts(layer).tolist())
+        gw = [np.bincount(ids.ravel(), weights=w.ravel(), minlength=p.n_experts) for ids, w in zip(p.ids, p.weights)]
+        counts = counts_from_paths(p)
         out["tasks"][name] = {
             "num_sequences": p.n_seq,
             "num_tokens": p.T,
             "layers": list(p.layers),
-            "expert_counts": ec,
-            "gate_weight_sums": gw,
-            "pair_counts": pc,
+            "expert_counts": counts["expert_counts"],
+            "gate_weight_sums": [[round(float(v), 4) for v in sums] for sums in gw],
+            "pair_counts": counts["pair_counts"],
         }
     return out
 
