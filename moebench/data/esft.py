@@ -65,15 +65,6 @@ _COUNTS_HEADER: dict[str, str] = {
 }
 
 
-def layer_file(scores_dir: Path, task: str, layer: int) -> Path | None:
-    """``<task>/expert_weights_<layer>.txt.gz`` or ``.txt`` under ``scores_dir`` (None if neither)."""
-    base = scores_dir / task / f"expert_weights_{layer}.txt"
-    for cand in (base.with_name(base.name + ".gz"), base):
-        if cand.is_file():
-            return cand
-    return None
-
-
 def read_bytes(path: Path) -> bytes:
     """The file's bytes, decompressed when its name ends in ``.gz``.
 
@@ -150,12 +141,11 @@ def read_task(scores_dir: Path, task: str, weights: bool = False) -> tuple[Token
     """
     if task not in ESFT_TASKS:
         raise InputError(f"unknown ESFT task {task!r} (known: {', '.join(ESFT_TASKS)})", where="task")
-    files = [layer_file(scores_dir, task, layer) for layer in range(1, ESFT_LAYERS + 1)]
-    require_files(
-        scores_dir,
-        [f"{task}/expert_weights_{i + 1}.txt.gz" for i, f in enumerate(files) if f is None],
-        f"deepseek-v2-lite-esft task {task}",
-    )
+    names = [f"{task}/expert_weights_{layer}.txt" for layer in range(1, ESFT_LAYERS + 1)]
+    # each layer file gzip-compressed (a data folder) or as it is (upstream)
+    files = [next((c for c in (scores_dir / f"{n}.gz", scores_dir / n) if c.is_file()), None) for n in names]
+    missing = [f"{n}.gz" for n, f in zip(names, files) if f is None]
+    require_files(scores_dir, missing, f"deepseek-v2-lite-esft task {task}")
     digest = hashlib.sha256()
     ids, ws, raws, lengths = [], [], [], None
     for f in files:
