@@ -558,20 +558,16 @@ def mixtral_counts(p: dict[str, Any], seed: int) -> Instance:
 
 
 # ---- catalog-surrogate ---------------------------------------------------------------------
-def deepseek_marginal_profile(root: Path) -> np.ndarray:
-    """Sorted (descending) per-layer marginals of the ESFT traces, one row per (task, layer).
+def deepseek_marginal_profile(root: Path, tasks: tuple[str, ...] = ESFT_TASKS) -> np.ndarray:
+    """Sorted (descending) per-layer marginals of the ESFT traces, one row per (task, layer) of ``tasks``.
 
     Read from ``derived/deepseek-v2-lite-esft_expert_and_pair_counts.json``: expert_counts
     divided by the number of tokens; each row sums to K = 6.
     """
     require_files(root, [ESFT_COUNTS_JSON], "the Zipf fit")
-    data = json.loads((root / ESFT_COUNTS_JSON).read_text(encoding="utf-8"))
-    rows = []
-    for task in ESFT_TASKS:
-        t = data["tasks"][task]
-        counts = np.asarray(t["expert_counts"], float)
-        rows.append(-np.sort(-counts / float(t["num_tokens"]), axis=1))
-    return np.vstack(rows)
+    data = json.loads((root / ESFT_COUNTS_JSON).read_text(encoding="utf-8"))["tasks"]
+    rows = [np.asarray(data[t]["expert_counts"], float) / float(data[t]["num_tokens"]) for t in tasks]
+    return -np.sort(-np.vstack(rows), axis=1)
 
 
 def _golden_min(f: Any, lo: float, hi: float, tol: float = 1e-6) -> float:
@@ -605,11 +601,7 @@ def fit_zipf_alpha(data_dir: str | os.PathLike[str] | None = None, task: str | N
     max_error : float
         Largest absolute difference between the fitted and the measured sorted profile.
     """
-    prof = deepseek_marginal_profile(resolve_data_dir(data_dir))
-    if task is not None:
-        i = ESFT_TASKS.index(task)
-        prof = prof[i * ESFT_LAYERS : (i + 1) * ESFT_LAYERS]
-    target = prof.mean(axis=0)
+    target = deepseek_marginal_profile(resolve_data_dir(data_dir), ESFT_TASKS if task is None else (task,)).mean(axis=0)
 
     def model(alpha: float) -> np.ndarray:
         return cps_inclusion(1.0 / np.arange(1, ESFT_EXPERTS + 1) ** alpha, ESFT_K)
