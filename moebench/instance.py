@@ -156,13 +156,8 @@ class Instance:
         need(self.set_offset.shape == (layers + 1,), "set_offset must have L + 1 entries")
         need(self.set_offset[0] == 0 and self.set_offset[-1] == m, "set_offset must span all sets")
         need(bool(np.all(np.diff(self.set_offset) >= 1)), "every layer needs at least one set")
-        for arr, what in (
-            (self.capacity, "capacity"),
-            (self.size, "size"),
-            (self.latency, "latency"),
-            (self.fallback, "fallback"),
-            (self.probs, "probs"),
-        ):
+        for what in ("capacity", "size", "latency", "fallback", "probs"):
+            arr = getattr(self, what)
             need(bool(np.all(np.isfinite(arr))) and bool(np.all(arr >= 0)), f"{what} must be finite and >= 0")
         lo = self.expert_offset[self.set_layer][:, None]
         hi = self.expert_offset[self.set_layer + 1][:, None]
@@ -174,7 +169,7 @@ class Instance:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # mappingproxy is not picklable; rebuild from plain fields (derived caches recompute)
-        return (_rebuild, tuple(_plain_fields(self).values()))
+        return (Instance, tuple(_plain_fields(self).values()))
 
     # ---- sizes -------------------------------------------------------------------------
     @property
@@ -305,10 +300,6 @@ class Instance:
         return h.hexdigest()
 
 
-def _rebuild(*args: Any) -> Instance:
-    return Instance(*args)
-
-
 def _plain_fields(inst: Instance) -> dict[str, Any]:
     """The constructor arguments of ``inst`` in field order (meta as a plain dict)."""
     return {f.name: getattr(inst, f.name) for f in fields(Instance)} | {"meta": dict(inst.meta)}
@@ -395,33 +386,23 @@ def build_instance(
     capacity = np.asarray(capacity, dtype=np.float64)
     n = capacity.shape[0]
     names = tuple(server_names) if server_names is not None else tuple(f"edge-{i}" for i in range(n))
-    sizes, lats, falls, sets, probs, counts, nexp = [], [], [], [], [], [], []
-    offset = 0
-    for spec in layers:
-        e = len(spec.size)
-        s, w = canonical_sets(spec.sets, spec.weights)
-        total = w.sum()
-        if not total > 0:
-            raise InputError("a layer has no activation set with positive weight", where=name)
-        sizes.append(np.asarray(spec.size, float))
-        lats.append(np.asarray(spec.latency, float).reshape(n, e))
-        falls.append(np.asarray(spec.fallback, float))
-        sets.append(s + offset)
-        probs.append(w / total if spec.counts else w)
-        counts.append(len(w))
-        nexp.append(e)
-        offset += e
+    nexp = [len(spec.size) for spec in layers]
+    canon = [canonical_sets(spec.sets, spec.weights) for spec in layers]
+    if any(not w.sum() > 0 for _, w in canon):
+        raise InputError("a layer has no activation set with positive weight", where=name)
     return Instance(
         name=name,
         K=K,
         server_names=names,
         capacity=capacity,
         n_experts=np.array(nexp),
-        size=np.concatenate(sizes),
-        latency=np.concatenate(lats, axis=1),
-        fallback=np.concatenate(falls),
-        sets=np.concatenate(sets).reshape(-1, K),
-        probs=np.concatenate(probs),
-        set_offset=np.concatenate([[0], np.cumsum(counts)]),
+        size=np.concatenate([np.asarray(spec.size, float) for spec in layers]),
+        latency=np.concatenate(
+            [np.asarray(spec.latency, float).reshape(n, e) for spec, e in zip(layers, nexp)], axis=1
+        ),
+        fallback=np.concatenate([np.asarray(spec.fallback, float) for spec in layers]),
+        sets=np.concatenate([s + off for (s, _), off in zip(canon, np.cumsum([0, *nexp]))]).reshape(-1, K),
+        probs=np.concatenate([w / w.sum() if spec.counts else w for spec, (_, w) in zip(layers, canon)]),
+        set_offset=np.concatenate([[0], np.cumsum([len(w) for _, w in canon])]),
         meta=dict(meta or {}),
     )

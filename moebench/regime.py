@@ -14,7 +14,7 @@ K:
     ``K=1`` (submodular; the K = 1 greedy family applies), ``small-K`` for K = 2, ``large-K``
     for K ≥ 3 (co-activation of many experts: one slow expert slows the whole layer).
 
-The generators' ``meta["regime"]`` tags (:func:`moebench.families.physical.regime`) are the
+The generators' ``meta["regime"]`` tags (:func:`moebench.families.physical.physical_instance`) are the
 capacity and fallback tags of this module, computed from the arrays before the instance is
 built; this module also labels instance files without metadata and adds the K tag.
 """

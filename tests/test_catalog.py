@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from moebench.errors import InputError
-from moebench.families.catalog import _check_row, catalog, catalog_table, get_model
+from moebench.families.catalog import _check_row, catalog, get_model
 from moebench.families.physical import expert_size_mb
 from moebench.families.traces import COUNTS_JSON, ESFT_EXPERTS, ESFT_K, ESFT_LAYERS, shipped_data_dir
 
@@ -86,7 +86,7 @@ def test_routed_parameters_are_most_of_the_published_total(name: str) -> None:
 
 
 def test_table_rows_carry_derived_sizes() -> None:
-    rows = {r["name"]: r for r in catalog_table()}
+    rows = {m.name: m.to_row() for m in catalog().values()}
     assert rows["deepseek-v2-lite"]["expert_mb_bf16"] == pytest.approx(17.3015)
     assert rows["deepseek-v2-lite"]["shared_mb_bf16"] == pytest.approx(34.603)
     json.dumps(rows)  # JSON-ready

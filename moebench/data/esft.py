@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from moebench.data import require_files
+from moebench.data.counts_format import counts_from_paths
 from moebench.data.source import TokenPaths, check_routing
 from moebench.errors import InputError
 
@@ -62,15 +63,6 @@ _COUNTS_HEADER: dict[str, str] = {
         "experts, top-6)"
     ),
 }
-
-
-def layer_file(scores_dir: Path, task: str, layer: int) -> Path | None:
-    """``<task>/expert_weights_<layer>.txt.gz`` or ``.txt`` under ``scores_dir`` (None if neither)."""
-    base = scores_dir / task / f"expert_weights_{layer}.txt"
-    for cand in (base.with_name(base.name + ".gz"), base):
-        if cand.is_file():
-            return cand
-    return None
 
 
 def read_bytes(path: Path) -> bytes:
@@ -149,12 +141,11 @@ def read_task(scores_dir: Path, task: str, weights: bool = False) -> tuple[Token
     """
     if task not in ESFT_TASKS:
         raise InputError(f"unknown ESFT task {task!r} (known: {', '.join(ESFT_TASKS)})", where="task")
-    files = [layer_file(scores_dir, task, layer) for layer in range(1, ESFT_LAYERS + 1)]
-    require_files(
-        scores_dir,
-        [f"{task}/expert_weights_{i + 1}.txt.gz" for i, f in enumerate(files) if f is None],
-        f"deepseek-v2-lite-esft task {task}",
-    )
+    names = [f"{task}/expert_weights_{layer}.txt" for layer in range(1, ESFT_LAYERS + 1)]
+    # each layer file gzip-compressed (a data folder) or as it is (upstream)
+    files = [next((c for c in (scores_dir / f"{n}.gz", scores_dir / n) if c.is_file()), None) for n in names]
+    missing = [f"{n}.gz" for n, f in zip(names, files) if f is None]
+    require_files(scores_dir, missing, f"deepseek-v2-lite-esft task {task}")
     digest = hashlib.sha256()
     ids, ws, raws, lengths = [], [], [], None
     for f in files:
@@ -217,19 +208,15 @@ def derived_counts(tasks: dict[str, TokenPaths]) -> dict[str, Any]:
     for name, p in tasks.items():
         if p.weights is None:
             raise ValueError("derived_counts needs gate weights")
-        ec, gw, pc = [], [], []
-        for layer in range(p.L):
-            ec.append(p.expert_counts(layer).tolist())
-            sums = np.bincount(p.ids[layer].ravel(), weights=p.weights[layer].ravel(), minlength=p.n_experts)
-            gw.append([round(float(v), 4) for v in sums])
-            pc.append(p.pair_counts(layer).tolist())
+        gw = [np.bincount(ids.ravel(), weights=w.ravel(), minlength=p.n_experts) for ids, w in zip(p.ids, p.weights)]
+        counts = counts_from_paths(p)
         out["tasks"][name] = {
             "num_sequences": p.n_seq,
             "num_tokens": p.T,
             "layers": list(p.layers),
-            "expert_counts": ec,
-            "gate_weight_sums": gw,
-            "pair_counts": pc,
+            "expert_counts": counts["expert_counts"],
+            "gate_weight_sums": [[round(float(v), 4) for v in sums] for sums in gw],
+            "pair_counts": counts["pair_counts"],
         }
     return out
 

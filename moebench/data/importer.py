@@ -80,14 +80,12 @@ def _published() -> dict[tuple[str, str], ManifestRow]:
         rows = read_manifest(shipped_data_dir())
     except InputError:
         return {}
-    out = {}
-    for r in rows:
-        out[
-            ("", r.local_path)
-            if r.local_path != "-" and r.stored_as not in (GZIP, "verbatim")
-            else (r.source_repo, r.source_path)
-        ] = r
-    return out
+    return {
+        ("", r.local_path)
+        if r.local_path != "-" and r.stored_as not in (GZIP, "verbatim")
+        else (r.source_repo, r.source_path): r
+        for r in rows
+    }
 
 
 class _Writer:
@@ -122,6 +120,17 @@ class _Writer:
         self._compare(("", local), self.rows[-1].sha256, local)
         self._write(local, content)
 
+    def licence(self, given: Path, data: Path, repo: str, commit: str, licence: tuple[str, str]) -> None:
+        """The licence text from the clone (the given folder or an ancestor of the data), else the shipped copy."""
+        name, rel = licence
+        # in a clone the licence is at its root, in a data folder at its shipped path
+        cands = [c for folder in (given, *data.parents[:3]) for c in (folder / name, folder / rel)]
+        text = next((c.read_bytes() for c in cands if c.is_file()), None)
+        if text is None:
+            self.result.notes.append(f"{name} not found beside {given}: copied the shipped {rel}")
+            text = (shipped_data_dir() / rel).read_bytes()
+        self.original(rel, repo, commit, name, text, "verbatim")
+
     def _write(self, local: str, data: bytes) -> None:
         path = self.root / local
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -146,16 +155,6 @@ def find_expert_scores(path: Path) -> Path:
     )
 
 
-def _licence(given: Path, scores: Path, name: str, shipped_rel: str, result: ImportResult) -> bytes:
-    """The licence text from the clone (the given folder or an ancestor of the data), else the shipped copy."""
-    for folder in (given, *scores.parents[:3]):
-        for cand in (folder / name, folder / shipped_rel):  # a clone, or a data folder
-            if cand.is_file():
-                return cand.read_bytes()
-    result.notes.append(f"{name} not found beside {given}: copied the shipped {shipped_rel}")
-    return (shipped_data_dir() / shipped_rel).read_bytes()
-
-
 def _import_esft(src: Path, w: _Writer) -> None:
     scores = find_expert_scores(src)
     commit = ESFT_SOURCE["commit"]
@@ -174,8 +173,7 @@ def _import_esft(src: Path, w: _Writer) -> None:
             )
         else:
             w.result.notes.append(f"{task}/summary.json not found in {scores}: not copied (moebench does not read it)")
-    lic_name, lic_rel = ESFT_LICENSE
-    w.original(lic_rel, ESFT_REPO, commit, lic_name, _licence(src, scores, lic_name, lic_rel, w.result), "verbatim")
+    w.licence(src, scores, ESFT_REPO, commit, ESFT_LICENSE)
     sources = "results/expert_scores/<task>/expert_weights_<1..26>.txt"
     w.derived(ESFT_COUNTS_JSON, (ESFT_REPO, commit, sources), dump_json(derived_counts(tasks)))
 
@@ -195,10 +193,7 @@ def _import_olmoe(src: Path, w: _Writer) -> None:
     )
     if skipped:
         w.result.notes.append(f"not read (not a count file moebench knows): {', '.join(skipped[:5])}")
-    lic_name, lic_rel = OLMOE_LICENSE
-    w.original(
-        lic_rel, OLMOE_REPO, OLMOE_COMMIT, lic_name, _licence(src, routing, lic_name, lic_rel, w.result), "verbatim"
-    )
+    w.licence(src, routing, OLMOE_REPO, OLMOE_COMMIT, OLMOE_LICENSE)
     sources = "scripts/routing_output/{olmoe,mistral,olmoe-sft,olmoe-dpo}/expert_counts*/<domain>.pkl"
     w.derived(OLMOE_COUNTS_JSON, (OLMOE_REPO, OLMOE_COMMIT, sources), dump_json(data))
 

@@ -74,14 +74,10 @@ class ManifestRow:
     size: int
     sha256: str
 
-    def cells(self) -> list[str]:
-        """The row as table cells (in the order of :data:`COLUMNS`)."""
-        return [str(v) for v in astuple(self)]
-
 
 def manifest_bytes(rows: list[ManifestRow]) -> bytes:
     """``MANIFEST.tsv`` content: header and rows, tab-separated, one final newline."""
-    lines = ["\t".join(COLUMNS)] + ["\t".join(r.cells()) for r in rows]
+    lines = ["\t".join(COLUMNS)] + ["\t".join(str(v) for v in astuple(r)) for r in rows]
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 

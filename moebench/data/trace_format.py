@@ -237,7 +237,7 @@ def _read_trace(path: str, mtime_ns: int, size: int) -> TraceFile:
     sha = hashlib.sha256(raw).hexdigest()
     del raw
     header: ModelHeader | None = None
-    per_task: dict[str, dict[str, list[Any]]] = {}
+    per_task: dict[str, list[tuple[np.ndarray, np.ndarray | None, str]]] = {}
     for n, line in enumerate(io.StringIO(text, newline=""), start=1):  # lines as open(newline="") splits them
         if not line.strip():
             continue
@@ -250,32 +250,30 @@ def _read_trace(path: str, mtime_ns: int, size: int) -> TraceFile:
             header = ModelHeader.parse(obj, path, where, TRACE_FORMAT)
             continue
         task, ids, w, sid = _parse_sequence(obj, header, path, where)
-        t = per_task.setdefault(task, {"ids": [], "weights": [], "id": []})
-        t["ids"].append(ids)
-        t["weights"].append(w)
-        t["id"].append(sid)
+        per_task.setdefault(task, []).append((ids, w, sid))
     if header is None:
         raise InputError("empty trace file (no header line)", file=path)
     if not per_task:
         raise InputError("the trace has a header but no sequence", file=path)
     tasks, seq_ids = {}, {}
-    for task, t in per_task.items():
-        has_w = [w is not None for w in t["weights"]]
+    for task, seqs in per_task.items():
+        ids, weights, sids = zip(*seqs)
+        has_w = [w is not None for w in weights]
         if any(has_w) and not all(has_w):
             raise InputError(f"task {task!r}: give weights for every sequence or for none", file=path)
-        lens = [a.shape[1] for a in t["ids"]]
+        lens = [a.shape[1] for a in ids]
         dtype = np.int8 if header.experts <= 127 else np.int16 if header.experts <= 32767 else np.int32
         tasks[task] = TokenPaths(
             task=task,
-            ids=np.concatenate(t["ids"], axis=1).astype(dtype),
+            ids=np.concatenate(ids, axis=1).astype(dtype),
             seq=np.repeat(np.arange(len(lens)), lens),
             n_seq=len(lens),
             n_experts=header.experts,
             layers=header.layers,
             sha256=sha,
-            weights=np.concatenate(t["weights"], axis=1) if all(has_w) else None,
+            weights=np.concatenate(weights, axis=1) if all(has_w) else None,
         )
-        seq_ids[task] = t["id"]
+        seq_ids[task] = list(sids)
     return TraceFile(header, tasks, sha, seq_ids)
 
 

@@ -13,7 +13,7 @@ on the user device, so they are reported (:attr:`ModelSpec.shared_mb`) but never
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -22,27 +22,6 @@ from moebench.errors import InputError
 
 #: Bytes per weight of the two storage formats every row reports.
 BYTES_PER_WEIGHT: dict[str, float] = {"bf16": 2.0, "int4": 0.5}
-
-_REQUIRED: dict[str, type | tuple[type, ...]] = {
-    "name": str,
-    "hf_repo": str,
-    "config_url": str,
-    "config_fields": str,
-    "layers_total": int,
-    "moe_layers": int,
-    "routed_experts": int,
-    "shared_experts": int,
-    "shared_inter": int,
-    "K": int,
-    "hidden": int,
-    "expert_inter": int,
-    "mlp_matrices": int,
-    "native_format": str,
-    "native_bits": (int, float),
-    "traces": str,
-    "verified": str,
-    "notes": str,
-}
 
 
 @dataclass(frozen=True)
@@ -118,6 +97,12 @@ class ModelSpec:
         return row
 
 
+#: Every field of a row and the type it must have (``native_bits`` may be written as an integer).
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    f.name: {"str": str, "int": int, "float": (int, float)}[str(f.type)] for f in fields(ModelSpec)
+}
+
+
 def _check_row(row: dict[str, Any], i: int) -> ModelSpec:
     where = f"models.toml: model[{i}]"
     missing = [k for k in _REQUIRED if k not in row]
@@ -166,8 +151,3 @@ def get_model(name: str) -> ModelSpec:
     if name not in models:
         raise InputError(f"unknown model {name!r} (catalog: {', '.join(models)})", where="model")
     return models[name]
-
-
-def catalog_table() -> list[dict[str, Any]]:
-    """All rows with derived sizes, for tables and ``--json`` output."""
-    return [m.to_row() for m in catalog().values()]

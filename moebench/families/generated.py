@@ -10,6 +10,7 @@ and seed determine the instance bit for bit.
 
 from __future__ import annotations
 
+from itertools import combinations
 from math import comb
 from typing import Any
 
@@ -19,15 +20,13 @@ from moebench.errors import InputError
 from moebench.families import Param, register_family
 from moebench.families.physical import (
     PHYSICAL_PARAMS,
-    capacities,
     expert_flops,
     expert_inter,
     expert_size_mb,
     hardware,
-    latencies,
-    regime,
+    physical_instance,
 )
-from moebench.instance import Instance, LayerSpec, build_instance, canonical_sets
+from moebench.instance import Instance, canonical_sets
 
 #: Largest number of K-subsets ``uniform`` lists exhaustively.
 MAX_ALL_SETS = 50_000
@@ -50,9 +49,14 @@ STRUCTURE_PARAMS: tuple[Param, ...] = (
 NAMED = ("layers", "experts", "K", "servers")
 
 
-def _check_structure(p: dict[str, Any]) -> tuple[int, int, int, int]:
-    """The structure parameters (ranges are declared in STRUCTURE_PARAMS) and what they imply together."""
+def _check_structure(p: dict[str, Any], sampled: str = "") -> tuple[int, int, int, int]:
+    """The structure parameters (ranges are declared in STRUCTURE_PARAMS) and what they imply together.
+
+    ``sampled`` names a family that needs tokens >= 1.
+    """
     nl, e, k, t = int(p["layers"]), int(p["experts"]), int(p["K"]), int(p["tokens"])
+    if sampled and t < 1:
+        raise InputError(f"{sampled} needs tokens >= 1", where="tokens")
     if e < k:
         raise InputError(f"experts ({e}) must be >= K ({k})", where="experts")
     if t * e > MAX_SAMPLE_CELLS:
@@ -75,6 +79,20 @@ def sample_topk(rng: np.random.Generator, weights: np.ndarray, k: int, tokens: i
     logw = np.log(np.asarray(weights, float))
     keys = logw[None, :] + rng.gumbel(size=(tokens, len(weights)))
     return np.argpartition(-keys, k - 1, axis=1)[:, :k]
+
+
+def all_sets(e: int, k: int) -> np.ndarray:
+    """Every K-subset of ``e`` experts in lexicographic order; shape (C(e, k), k)."""
+    if comb(e, k) > MAX_ALL_SETS:
+        raise InputError(f"C({e},{k}) = {comb(e, k)} sets is too many to list; give tokens=N to sample", where="tokens")
+    return np.array(list(combinations(range(e), k)), dtype=np.int64)
+
+
+def zipf_ranks(rng: np.random.Generator, n: int, alpha: float) -> np.ndarray:
+    """Weights 1/rank^alpha of ``n`` items whose ranks are a random permutation drawn from ``rng``."""
+    w = np.empty(n)
+    w[rng.permutation(n)] = 1.0 / np.arange(1, n + 1) ** alpha
+    return w
 
 
 def to_counts(sets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -105,20 +123,9 @@ def assemble(
     hw = hardware(p)
     inter = expert_inter(p, nl, n_experts, rng)
     size = expert_size_mb(hw.hidden, inter, hw.bytes_weight)
-    t, t0 = latencies(hw, expert_flops(hw.hidden, inter))  # t: (N, L, E), t0: (L, E)
-    cap = capacities(p, float(size.sum()), len(hw.delay))
-    specs = [LayerSpec(size[l], t[:, l, :], t0[l], s, w, counts=c) for l, (s, w, c) in enumerate(layer_sets)]
-    offs = np.arange(nl + 1) * n_experts
-    meta = {
-        "family": family,
-        "params": {key: (list(v) if isinstance(v, tuple) else v) for key, v in p.items()},
-        "seed": seed,
-        "hardware": hw.to_meta(),
-        "regime": regime(size.ravel(), np.full(nl, n_experts), cap, t, t0, offs),
-        **(extra_meta or {}),
-    }
     name = f"{family}-L{nl}-E{n_experts}-K{k}-N{len(hw.delay)}-s{seed}"
-    return build_instance(name, k, cap, specs, server_names=[f"edge-{i}" for i in range(len(hw.delay))], meta=meta)
+    flops = expert_flops(hw.hidden, inter)
+    return physical_instance(family, name, k, p, seed, hw, size, flops, layer_sets, {}, extra_meta or {})
 
 
 @register_family(
@@ -131,20 +138,11 @@ def uniform(p: dict[str, Any], seed: int) -> Instance:
     """Uniform activation: no popularity, no co-activation structure."""
     nl, e, k, t = _check_structure(p)
     rng = np.random.default_rng(seed)
-    layers = []
     if t == 0:
-        n_sets = comb(e, k)
-        if n_sets > MAX_ALL_SETS:
-            raise InputError(f"C({e},{k}) = {n_sets} sets is too many to list; give tokens=N to sample", where="tokens")
-        from itertools import combinations
-
-        all_sets = np.array(list(combinations(range(e), k)), dtype=np.int64)
-        probs = np.full(len(all_sets), 1.0 / len(all_sets))
-        layers = [(all_sets, probs, False) for _ in range(nl)]
+        sets = all_sets(e, k)
+        layers = [(sets, np.full(len(sets), 1.0 / len(sets)), False) for _ in range(nl)]
     else:
-        for _ in range(nl):
-            s, c = to_counts(sample_topk(rng, np.ones(e), k, t))
-            layers.append((s, c, True))
+        layers = [(*to_counts(sample_topk(rng, np.ones(e), k, t)), True) for _ in range(nl)]
     return assemble("uniform", p, seed, e, k, layers, rng)
 
 
@@ -160,17 +158,10 @@ def uniform(p: dict[str, Any], seed: int) -> Instance:
 )
 def zipf(p: dict[str, Any], seed: int) -> Instance:
     """Zipf popularity, independent draws within a token (weak co-activation structure)."""
-    nl, e, k, t = _check_structure(p)
-    if t < 1:
-        raise InputError("zipf needs tokens >= 1", where="tokens")
+    nl, e, k, t = _check_structure(p, "zipf")
     alpha = float(p["alpha"])
     rng = np.random.default_rng(seed)
-    layers = []
-    for _ in range(nl):
-        w = np.empty(e)
-        w[rng.permutation(e)] = 1.0 / np.arange(1, e + 1) ** alpha
-        s, c = to_counts(sample_topk(rng, w, k, t))
-        layers.append((s, c, True))
+    layers = [(*to_counts(sample_topk(rng, zipf_ranks(rng, e, alpha), k, t)), True) for _ in range(nl)]
     return assemble("zipf", p, seed, e, k, layers, rng)
 
 
@@ -188,9 +179,7 @@ def zipf(p: dict[str, Any], seed: int) -> Instance:
 )
 def clustered(p: dict[str, Any], seed: int) -> Instance:
     """Clustered co-activation: the regime where per-expert popularity is misleading."""
-    nl, e, k, t = _check_structure(p)
-    if t < 1:
-        raise InputError("clustered needs tokens >= 1", where="tokens")
+    nl, e, k, t = _check_structure(p, "clustered")
     block = int(p["block"]) or k
     if block < k or block > e:
         raise InputError(f"block must be in [K, experts] = [{k}, {e}], got {block}", where="block")
@@ -202,13 +191,11 @@ def clustered(p: dict[str, Any], seed: int) -> Instance:
     for _ in range(nl):
         perm = rng.permutation(e)
         blocks = perm[: n_blocks * block].reshape(n_blocks, block)
-        bw = np.empty(n_blocks)
-        bw[rng.permutation(n_blocks)] = 1.0 / np.arange(1, n_blocks + 1) ** alpha
+        bw = zipf_ranks(rng, n_blocks, alpha)
         coherent = rng.random(t) < coherence
         which = rng.choice(n_blocks, size=t, p=bw / bw.sum())
         inside = sample_topk(rng, np.ones(block), k, t)  # positions inside the chosen block
         noise = sample_topk(rng, np.ones(e), k, t)
         sets = np.where(coherent[:, None], blocks[which[:, None], inside], noise)
-        s, c = to_counts(sets)
-        layers.append((s, c, True))
+        layers.append((*to_counts(sets), True))
     return assemble("clustered", p, seed, e, k, layers, rng, {"n_blocks": n_blocks, "block": block})

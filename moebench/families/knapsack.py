@@ -55,18 +55,8 @@ def knapsack_instance(name: str, profits: np.ndarray, weights: np.ndarray, capac
         raise InputError("profits and weights must be non-empty vectors of one length", where=name)
     if np.any(p < 0) or np.any(w <= 0):
         raise InputError("profits must be >= 0 and weights > 0", where=name)
-    n = len(p)
     pos = np.flatnonzero(p > 0)
-    layer = LayerSpec(
-        size=w,
-        latency=np.zeros((1, n)),
-        fallback=np.ones(n),
-        sets=pos[:, None],
-        weights=p[pos].astype(float),
-        counts=True,
-    )
-    meta = {"family": "knapsack", "profit_total": int(p.sum())}
-    return build_instance(name, 1, [float(capacity)], [layer], meta=meta)
+    return _one_server(name, "knapsack", capacity, w, np.ones(len(p)), pos[:, None], p[pos])
 
 
 def qkp_instance(name: str, profit: np.ndarray, weights: np.ndarray, capacity: float) -> Instance:
@@ -85,12 +75,22 @@ def qkp_instance(name: str, profit: np.ndarray, weights: np.ndarray, capacity: f
     counts = np.concatenate([pair, diag]).astype(float)
     keep = counts > 0
     size = np.append(w, float(capacity) + float(w.max()) + 1.0)  # the dummy never fits
-    fallback = np.append(np.ones(n), 0.0)
-    layer = LayerSpec(
-        size=size, latency=np.zeros((1, n + 1)), fallback=fallback, sets=sets[keep], weights=counts[keep], counts=True
-    )
-    meta = {"family": "qkp", "profit_total": int(counts.sum())}
-    return build_instance(name, 2, [float(capacity)], [layer], meta=meta)
+    return _one_server(name, "qkp", capacity, size, np.append(np.ones(n), 0.0), sets[keep], counts[keep])
+
+
+def _one_server(
+    name: str,
+    family: str,
+    capacity: float,
+    size: np.ndarray,
+    fallback: np.ndarray,
+    sets: np.ndarray,
+    profit: np.ndarray,
+) -> Instance:
+    """One layer on one server at latency 0, the sets weighted by their (positive) profits."""
+    layer = LayerSpec(size, np.zeros((1, len(size))), fallback, sets, profit.astype(float), counts=True)
+    meta = {"family": family, "profit_total": int(profit.sum())}
+    return build_instance(name, sets.shape[1], [float(capacity)], [layer], meta=meta)
 
 
 def optimal_gain(inst: Instance, optimum: float) -> float:
@@ -149,13 +149,6 @@ def gallo_qkp(n: int, density: int, rng: np.random.Generator) -> tuple[np.ndarra
     return P.astype(np.int64), w.astype(np.int64), cap
 
 
-def _ints(path: Path) -> list[int]:
-    try:
-        return [int(t) for t in path.read_text().split()]
-    except ValueError as exc:
-        raise InputError(f"not a list of integers: {exc}", file=str(path)) from None
-
-
 def read_knapsack(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, int]:
     """A 0/1 knapsack: a first line ``n c`` then ``p w`` per item (f1-f10, knapPI files), or a first
     line ``n``, ``p w`` per item and ``c`` last (the layout some mirrors use).
@@ -166,8 +159,12 @@ def read_knapsack(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray,
         When the numbers do not fit either layout.
     """
     p = Path(path)
-    v = _ints(p)
-    head = p.read_text().split("\n", 1)[0].split()
+    text = p.read_text()
+    try:
+        v = [int(t) for t in text.split()]
+    except ValueError as exc:
+        raise InputError(f"not a list of integers: {exc}", file=str(p)) from None
+    head = text.split("\n", 1)[0].split()
     if not v or len(v) != 2 + 2 * v[0]:
         raise InputError(f"expected 2 + 2 n numbers for n = {v[0] if v else '?'}, got {len(v)}", file=str(p))
     n = v[0]

@@ -25,6 +25,7 @@ import numpy as np
 
 from moebench.errors import InputError
 from moebench.families import Param
+from moebench.instance import Instance, LayerSpec, build_instance
 from moebench.regime import capacity_tag_of, fallback_tag_of
 
 #: Parameters shared by every family that builds latencies physically.
@@ -96,10 +97,6 @@ class Hardware:
     hidden: int
     bytes_act: float
     bytes_weight: float
-
-    def to_meta(self) -> dict[str, Any]:
-        """Metadata stored in the instance file."""
-        return asdict(self)
 
 
 def _per_server(values: Any, n: int, name: str) -> tuple[float, ...]:
@@ -179,14 +176,41 @@ def capacities(p: dict[str, Any], total_mb: float, n: int) -> np.ndarray:
     return frac * total_mb * w / w.sum()
 
 
-def regime(
+#: Parameters naming files on this machine: never stored in instance metadata.
+MACHINE_PARAMS = ("data_dir", "file")
+
+
+def physical_instance(
+    family: str,
+    name: str,
+    k: int,
+    p: dict[str, Any],
+    seed: int,
+    hw: Hardware,
     size: np.ndarray,
-    n_experts: np.ndarray,
-    capacity: np.ndarray,
-    t: np.ndarray,
-    t0: np.ndarray,
-    expert_offset: np.ndarray,
-) -> list[str]:
-    """Tags naming the regimes of SPEC section 6 an instance is in (:mod:`moebench.regime`), from
-    its arrays before the instance is built; ``n_experts`` is implied by ``expert_offset``."""
-    return [capacity_tag_of(size, expert_offset, capacity), fallback_tag_of(t, t0)]
+    flops: np.ndarray,
+    layer_sets: list[tuple[np.ndarray, np.ndarray, bool]],
+    model_meta: dict[str, Any],
+    extra_meta: dict[str, Any],
+) -> Instance:
+    """Build an instance from every expert's MB and FLOPs (shape (L, E)) and the physical parameters of ``p``.
+
+    ``layer_sets`` holds per layer ``(sets, weights, weights_are_counts)`` with local ids. The
+    metadata records ``p`` (without :data:`MACHINE_PARAMS`) and ``seed``, then ``model_meta``,
+    the hardware and the regime tags, then ``extra_meta``.
+    """
+    nl, e = size.shape
+    t, t0 = latencies(hw, flops)  # t: (N, L, E), t0: (L, E)
+    cap = capacities(p, float(size.sum()), len(hw.delay))
+    specs = [LayerSpec(size[l], t[:, l, :], t0[l], s, w, counts=c) for l, (s, w, c) in enumerate(layer_sets)]
+    meta = {
+        "family": family,
+        "params": {key: (list(v) if isinstance(v, tuple) else v) for key, v in p.items() if key not in MACHINE_PARAMS},
+        "seed": seed,
+        **model_meta,
+        "hardware": asdict(hw),
+        # the capacity and fallback tags of moebench.regime, from the arrays before the instance is built
+        "regime": [capacity_tag_of(size.ravel(), np.arange(nl + 1) * e, cap), fallback_tag_of(t, t0)],
+        **extra_meta,
+    }
+    return build_instance(name, k, cap, specs, meta=meta)

@@ -38,18 +38,15 @@ from __future__ import annotations
 import json
 import os
 from functools import lru_cache
-from itertools import combinations
-from math import comb
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-# default_data_dir, shipped_data_dir, ESFT_DIR: re-exported for callers that import them from here
+# default_data_dir, shipped_data_dir: re-exported for callers that import them from here
 from moebench.data import ENV_VAR, default_data_dir, require_files, resolve_data_dir, shipped_data_dir  # noqa: F401
-from moebench.data.esft import (  # noqa: F401
+from moebench.data.esft import (
     ESFT_COUNTS_JSON,
-    ESFT_DIR,
     ESFT_EXPERTS,
     ESFT_K,
     ESFT_LAYERS,
@@ -57,18 +54,19 @@ from moebench.data.esft import (  # noqa: F401
     ESFT_TASKS,
     EsftSource,
 )
+from moebench.data.olmoe import OLMOE_COMMIT, RECORDED_LAYERS
 from moebench.data.olmoe import OLMOE_COUNTS_JSON as COUNTS_JSON
 from moebench.data.source import TokenPaths, select_tokens
 from moebench.errors import InputError
 from moebench.families import Param, register_family
 from moebench.families.catalog import ModelSpec, catalog, get_model
-from moebench.families.generated import MAX_ALL_SETS, to_counts
-from moebench.families.physical import PHYSICAL_PARAMS, capacities, hardware, latencies, regime
-from moebench.instance import Instance, LayerSpec, build_instance
+from moebench.families.generated import all_sets, to_counts, zipf_ranks
+from moebench.families.physical import PHYSICAL_PARAMS, hardware, physical_instance
+from moebench.instance import Instance
 
 OLMOE_SOURCE: dict[str, str] = {
     "repo": "https://github.com/allenai/OLMoE",
-    "commit": "357454f4f647385839c0ff6b99a688dc7cd9c13f",
+    "commit": OLMOE_COMMIT,
     "license": "Apache-2.0",
     "source_paths": "scripts/routing_output/<model>/expert_counts/<domain>.pkl (via derived/olmoe_repo_expert_counts.json)",
 }
@@ -254,8 +252,8 @@ def cps_sample(rng: np.random.Generator, w: np.ndarray, k: int, n: int) -> np.nd
 
 
 def cps_exact(w: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every K-set with its conditional Poisson probability (only for small C(E, K))."""
-    sets = np.array(list(combinations(range(len(w)), k)), dtype=np.int64)
+    """Every K-set with its conditional Poisson probability (only for small C(E, K): :func:`all_sets`)."""
+    sets = all_sets(len(w), k)
     prob = np.prod(np.asarray(w, float)[sets], axis=1)
     keep = prob > 0
     return sets[keep], prob[keep] / prob.sum()
@@ -267,10 +265,6 @@ def _cps_layer(
     """(sets, weights, weights_are_counts, empirical marginals) of one surrogate layer."""
     e = len(w)
     if tokens == 0:
-        if comb(e, k) > MAX_ALL_SETS:
-            raise InputError(
-                f"C({e},{k}) = {comb(e, k)} sets is too many to list; give tokens=N to sample", where="tokens"
-            )
         sets, probs = cps_exact(w, k)
         marg = np.bincount(sets.ravel(), weights=np.repeat(probs, k), minlength=e)
         return sets, probs, False, marg
@@ -343,15 +337,6 @@ def surrogate_layer_sets(
 
 
 # ---- instance assembly ----------------------------------------------------------------------
-#: Parameters naming files on this machine: never stored in instance metadata.
-MACHINE_PARAMS = ("data_dir", "file")
-
-
-def _recorded(p: dict[str, Any]) -> dict[str, Any]:
-    """Parameters as stored in the metadata (no machine-specific data folder or file)."""
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.items() if k not in MACHINE_PARAMS}
-
-
 def assemble_model(
     family: str,
     name: str,
@@ -387,30 +372,20 @@ def assemble_model(
         if per.size != nl or not np.all(np.isfinite(per) & (per > 0)):
             raise InputError(f"needs {nl} values > 0 (one per layer)", where="layer_bytes_weight")
         size = np.array([model.expert_mb(float(b)) for b in per])[:, None] * np.ones((1, e))
-    t, t0 = latencies(hw, np.full((nl, e), model.expert_flops))
-    cap = capacities(p, float(size.sum()), len(hw.delay))
-    specs = [LayerSpec(size[l], t[:, l, :], t0[l], s, w, counts=c) for l, (s, w, c) in enumerate(layer_sets)]
-    meta = {
-        "family": family,
-        "params": _recorded(p),
-        "seed": seed,
-        "model": model.name,
-        "architecture": {
-            "hf_repo": model.hf_repo,
-            "config_url": model.config_url,
-            "hidden": model.hidden,
-            "expert_inter": model.expert_inter,
-            "mlp_matrices": model.mlp_matrices,
-            "routed_experts": e,
-            "shared_experts_on_device": model.shared_experts,
-            "K": k,
-            "expert_mb": float(size[0, 0]),
-        },
-        "hardware": hw.to_meta(),
-        "regime": regime(size.ravel(), np.full(nl, e), cap, t, t0, np.arange(nl + 1) * e),
-        **extra_meta,
+    architecture = {
+        "hf_repo": model.hf_repo,
+        "config_url": model.config_url,
+        "hidden": model.hidden,
+        "expert_inter": model.expert_inter,
+        "mlp_matrices": model.mlp_matrices,
+        "routed_experts": e,
+        "shared_experts_on_device": model.shared_experts,
+        "K": k,
+        "expert_mb": float(size[0, 0]),
     }
-    return build_instance(name, k, cap, specs, server_names=[f"edge-{i}" for i in range(len(hw.delay))], meta=meta)
+    flops = np.full((nl, e), model.expert_flops)
+    model_meta = {"model": model.name, "architecture": architecture}
+    return physical_instance(family, name, k, p, seed, hw, size, flops, layer_sets, model_meta, extra_meta)
 
 
 def check_counts(seed: int, layers: int, most: int, tokens: int, rule: str = "") -> None:
@@ -446,9 +421,7 @@ ESFT_PARAMS: tuple[Param, ...] = (
 def deepseek_v2_lite_esft(p: dict[str, Any], seed: int) -> Instance:
     """Real routing traces; see the module docstring."""
     nl, tokens, split = int(p["layers"]), int(p["tokens"]), float(p["split"])
-    check_counts(seed, nl, ESFT_LAYERS, tokens)
-    if not 0 < split <= 1:
-        raise InputError("split must be in (0, 1]", where="split")
+    check_counts(seed, nl, ESFT_LAYERS, tokens)  # split: checked by select_tokens
     root = resolve_data_dir(p["data_dir"])
     paths = EsftSource(root).load(p["task"])
     layer_sets, meta = real_trace_sets(paths, p, seed, nl, ESFT_SOURCE, "hf_decoder_layers")
@@ -487,7 +460,6 @@ def _load_counts_json(root: str) -> dict[str, Any]:
 OLMOE_MODELS = {"base": "olmoe-1b-7b-0924", "sft": "olmoe-1b-7b-0924-sft", "dpo": "olmoe-1b-7b-0924-instruct"}
 OLMOE_DOMAINS = ("arxiv", "book", "c4", "github", "tulu", "wikipedia")
 MIXTRAL_DOMAINS = ("arxiv", "book", "c4", "github", "wikipedia")
-RECORDED_LAYERS = (0, 7, 15)
 
 
 def selection_counts(root: Path, model_key: str, domain: str) -> tuple[np.ndarray, int, int]:
@@ -586,25 +558,16 @@ def mixtral_counts(p: dict[str, Any], seed: int) -> Instance:
 
 
 # ---- catalog-surrogate ---------------------------------------------------------------------
-def zipf_weights(e: int, alpha: float) -> np.ndarray:
-    """Weights rank^-alpha for ranks 1..e (rank 1 first)."""
-    return 1.0 / np.arange(1, e + 1, dtype=float) ** alpha
-
-
-def deepseek_marginal_profile(root: Path) -> np.ndarray:
-    """Sorted (descending) per-layer marginals of the ESFT traces, one row per (task, layer).
+def deepseek_marginal_profile(root: Path, tasks: tuple[str, ...] = ESFT_TASKS) -> np.ndarray:
+    """Sorted (descending) per-layer marginals of the ESFT traces, one row per (task, layer) of ``tasks``.
 
     Read from ``derived/deepseek-v2-lite-esft_expert_and_pair_counts.json``: expert_counts
     divided by the number of tokens; each row sums to K = 6.
     """
     require_files(root, [ESFT_COUNTS_JSON], "the Zipf fit")
-    data = json.loads((root / ESFT_COUNTS_JSON).read_text(encoding="utf-8"))
-    rows = []
-    for task in ESFT_TASKS:
-        t = data["tasks"][task]
-        counts = np.asarray(t["expert_counts"], float)
-        rows.append(-np.sort(-counts / float(t["num_tokens"]), axis=1))
-    return np.vstack(rows)
+    data = json.loads((root / ESFT_COUNTS_JSON).read_text(encoding="utf-8"))["tasks"]
+    rows = [np.asarray(data[t]["expert_counts"], float) / float(data[t]["num_tokens"]) for t in tasks]
+    return -np.sort(-np.vstack(rows), axis=1)
 
 
 def _golden_min(f: Any, lo: float, hi: float, tol: float = 1e-6) -> float:
@@ -638,14 +601,10 @@ def fit_zipf_alpha(data_dir: str | os.PathLike[str] | None = None, task: str | N
     max_error : float
         Largest absolute difference between the fitted and the measured sorted profile.
     """
-    prof = deepseek_marginal_profile(resolve_data_dir(data_dir))
-    if task is not None:
-        i = ESFT_TASKS.index(task)
-        prof = prof[i * ESFT_LAYERS : (i + 1) * ESFT_LAYERS]
-    target = prof.mean(axis=0)
+    target = deepseek_marginal_profile(resolve_data_dir(data_dir), ESFT_TASKS if task is None else (task,)).mean(axis=0)
 
     def model(alpha: float) -> np.ndarray:
-        return cps_inclusion(zipf_weights(ESFT_EXPERTS, alpha), ESFT_K)
+        return cps_inclusion(1.0 / np.arange(1, ESFT_EXPERTS + 1) ** alpha, ESFT_K)
 
     alpha = float(round(_golden_min(lambda a: float(np.sum((model(a) - target) ** 2)), 0.0, 4.0), 4))
     return alpha, float(np.max(np.abs(model(alpha) - target)))
@@ -680,13 +639,7 @@ def catalog_surrogate(p: dict[str, Any], seed: int) -> Instance:
         raise InputError("alpha must be >= 0", where="alpha")
     rng = np.random.default_rng(seed)
     e, k = model.routed_experts, model.K
-    base = zipf_weights(e, alpha)
-    layer_sets = []
-    for _ in range(nl):
-        w = np.empty(e)
-        w[rng.permutation(e)] = base
-        s, c, is_counts, _ = _cps_layer(rng, w, k, tokens)
-        layer_sets.append((s, c, is_counts))
+    layer_sets = [_cps_layer(rng, zipf_ranks(rng, e, alpha), k, tokens)[:3] for _ in range(nl)]
     tag = "exact" if tokens == 0 else f"T{tokens}"
     name = f"catalog-surrogate-{model.name}-L{nl}-{tag}-N{int(p['servers'])}-s{seed}"
     meta = {

@@ -189,12 +189,9 @@ def counts_surrogate(p: dict[str, Any], seed: int) -> Instance:
     name = f"counts-surrogate-{_slug(h)}-{cf.sha256[:8]}-{wl.name}-L{nl}-{tag}-N{int(p['servers'])}-s{seed}"
     if wl.pairs is not None:
         # how much real co-activation the surrogate misses: exact pair probabilities vs measured
-        errs = []
         iu = np.triu_indices(h.experts, 1)
-        for layer, w in enumerate(weights):
-            diff = cps_pair_inclusion(w, h.K)[iu] - wl.pairs[layer][iu] / wl.tokens
-            errs.append(np.abs(diff))
-        err = np.concatenate(errs)
+        diff = [cps_pair_inclusion(w, h.K)[iu] - wl.pairs[layer][iu] / wl.tokens for layer, w in enumerate(weights)]
+        err = np.abs(np.concatenate(diff))
         meta["pair_model_max_error"] = float(err.max())
         meta["pair_model_mean_abs_error"] = float(err.mean())
     params = {**p, "workload": wl.name}
