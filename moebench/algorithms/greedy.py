@@ -351,7 +351,6 @@ def _plus_single(method: Method, spec: MethodSpec) -> Method:
         return replace(sol, info={**sol.info, "picked": "method"}, solver_latency=None)
 
     base = method.info
-    name = f"{base.name}+single"
     if base.name == "greedy-ratio":
         guarantee = Guarantee(
             0.405,
@@ -362,14 +361,8 @@ def _plus_single(method: Method, spec: MethodSpec) -> Method:
         kind = "approximation"
     else:
         guarantee, kind = base.guarantee, base.kind
-    info = MethodInfo(
-        name,
-        kind,
-        f"best of {base.name} and the best single (server, expert) element",
-        assumptions=base.assumptions,
-        guarantee=guarantee,
-        deterministic=base.deterministic,
-    )
+    summary = f"best of {base.name} and the best single (server, expert) element"
+    info = replace(base, name=f"{base.name}+single", kind=kind, summary=summary, guarantee=guarantee)
     return Method(info, solve, options=method.options, check_options=method.check_options)
 
 
