@@ -254,11 +254,7 @@ def shift_sections(ctx: ReportContext) -> list[Section]:
             ("method", lambda r: r["method"]),
             ("tokens", lambda r: r["tokens"]),
             ("replayed", lambda r: f"{r['replayed']:.0f}"),
-            ("mean", lambda r: _f(r["mean"])),
-            ("p50", lambda r: _f(r["p50"])),
-            ("p95", lambda r: _f(r["p95"])),
-            ("p99", lambda r: _f(r["p99"])),
-            ("max", lambda r: _f(r["max"])),
+            *((c, lambda r, c=c: _f(r[c])) for c in ("mean", "p50", "p95", "p99", "max")),
             ("empty", lambda r: _f(r["empty_mean"])),
         ]
         title = "Tail latency per token (replayed token paths)"

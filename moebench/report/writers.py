@@ -217,8 +217,10 @@ def write_latex(
 KEYS = ("family", "method", "regime", "instance", "what")
 
 
-def section_grid(section: Section) -> latex.Grid:
-    """One extra section as a LaTeX grid (columns named Method in ``\\texttt``)."""
+def latex_section(section: Section, wide: str = "split") -> str:
+    """One extra section as booktabs table floats (text columns left, numeric right; columns
+    named Method in ``\\texttt``)."""
+    head = f"% moebench section: {tex_escape(section.title)} (needs \\usepackage{{booktabs}})\n"
     tt = frozenset(j for j, h in enumerate(section.header) if str(h).lower() == "method")
     grid = latex.Grid(
         caption=section.title,
@@ -232,13 +234,6 @@ def section_grid(section: Section) -> latex.Grid:
     while key < min(2, len(section.header) - 1) and not grid.numeric(key) and str(section.header[key]).lower() in KEYS:
         key += 1
     grid.key = max(1, key)
-    return grid
-
-
-def latex_section(section: Section, wide: str = "split") -> str:
-    """One extra section as booktabs table floats (text columns left, numeric right)."""
-    head = f"% moebench section: {tex_escape(section.title)} (needs \\usepackage{{booktabs}})\n"
-    grid = section_grid(section)
     if not section.rows:
         grid.rows = [[section.empty] + [""] * (len(section.header) - 1)]
     return head + latex.render(grid, wide)
