@@ -321,12 +321,8 @@ def _solve_ratio_greedy(inst: Instance, req: SolveRequest) -> Solution:
 def _greedy_ratio(spec: MethodSpec) -> Method:
     no_args(spec)
 
-    info = MethodInfo(
-        "greedy-ratio",
-        "heuristic",
-        "lazy ratio greedy on the facility-location gain (K = 1); no guarantee alone",
-        assumptions=("K = 1",),
-    )
+    summary = "lazy ratio greedy on the facility-location gain (K = 1); no guarantee alone"
+    info = MethodInfo("greedy-ratio", "heuristic", summary, assumptions=("K = 1",))
     return Method(info, _solve_ratio_greedy)
 
 
@@ -431,9 +427,6 @@ def _greedy_enum(spec: MethodSpec) -> Method:
 def _greedy_marginal(spec: MethodSpec) -> Method:
     no_args(spec)
 
-    info = MethodInfo(
-        "greedy-marginal",
-        "baseline",
-        "ratio greedy on sum_g p_g (T0_g - tau_g) as if K = 1; evaluated by the true objective",
-    )
+    summary = "ratio greedy on sum_g p_g (T0_g - tau_g) as if K = 1; evaluated by the true objective"
+    info = MethodInfo("greedy-marginal", "baseline", summary)
     return Method(info, _solve_ratio_greedy)
