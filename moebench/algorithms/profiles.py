@@ -154,15 +154,16 @@ def empty_profile() -> Profile:
     return Profile(np.zeros(1), np.zeros(1), "empty")
 
 
-def pareto(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+def pareto(weights: np.ndarray, values: np.ndarray, tol: float = _TOL) -> np.ndarray:
     """Indices of the breakpoints of ``max value with weight <= b``: ascending weight, strictly increasing value.
 
-    Ties in weight keep the largest value; among equal values the lightest point is kept.
+    Ties in weight keep the largest value; among equal values the lightest point is kept. A point
+    must beat every lighter one by more than ``tol`` relative (absolute below 1) to be kept.
     """
     order = np.lexsort((-values, weights))
     v = values[order]
     best_before = np.concatenate([[-np.inf], np.maximum.accumulate(v)[:-1]])
-    return order[v > best_before + _TOL * np.maximum(1.0, np.abs(v))]
+    return order[v > best_before + tol * np.maximum(1.0, np.abs(v))]
 
 
 def exact_values(task: LayerTask) -> np.ndarray:
