@@ -167,14 +167,13 @@ def time_table(runs: pd.DataFrame, family: str) -> tuple[list[str], list[list[st
     header = ["Method"] + [labels[i] for i in order]
     rows = []
     for method, g in d.groupby("method", sort=True):
-        by = g.set_index("instance")
+        by = g.drop_duplicates("instance").set_index("instance")
         cells = [str(method)]
         for inst in order:
             if inst not in by.index:
                 cells.append("–")
                 continue
             r = by.loc[inst]
-            r = r.iloc[0] if isinstance(r, pd.DataFrame) else r
             if r["status"] in SKIPPED:
                 cells.append("n/a")
                 continue
