@@ -27,11 +27,7 @@ _SIZE_PARAMS = (("param_layers", "L"), ("param_experts", "E"), ("param_tokens", 
 
 def size_label(row: pd.Series) -> str:
     """A short size label: ``L8 T200 N5 (1448 sets, 2560 vars)`` from the family parameters and counts."""
-    parts = []
-    for col, tag in _SIZE_PARAMS:
-        v = row.get(col)
-        if v is not None and not (isinstance(v, float) and math.isnan(v)):
-            parts.append(f"{tag}{int(float(v))}")
+    parts = [f"{tag}{int(float(row[col]))}" for col, tag in _SIZE_PARAMS if pd.notna(row.get(col))]
     counts = [f"{int(row['M'])} sets"] if pd.notna(row.get("M")) else []
     counts.append(f"{int(row['binaries'])} vars")
     return f"{' '.join(parts)} ({', '.join(counts)})".strip()

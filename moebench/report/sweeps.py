@@ -307,8 +307,7 @@ def sweeps_sections(ctx: ReportContext) -> list[Section]:
     or instances have holdout twins (the test-token reduction is shown nowhere else per family).
     """
     runs = ctx.runs
-    holdout = column(runs, "holdout_latency").notna().any() if not runs.empty else False
-    if not (has_baseline(runs) or holdout):
+    if not (has_baseline(runs) or column(runs, "holdout_latency").notna().any()):
         return []
     out: list[Section] = []
     t = headline_table(runs, ("family",))
