@@ -340,9 +340,7 @@ def chain_profile(task: LayerTask, max_weight: float | None = None, shortlist: i
 
 def layer_profile(task: LayerTask, max_weight: float | None = None, exact_max: int = EXACT_MAX) -> Profile:
     """Exact profile when the layer has at most ``exact_max`` candidates (and the Möbius step
-    stays under :data:`EXACT_WORK`), else the greedy chain."""
-    if task.n_cand == 0 or len(task.probs) == 0:
-        return empty_profile()
+    stays under :data:`EXACT_WORK`), else the greedy chain (both give the empty profile of an empty task)."""
     m, k = task.member.shape
     if task.n_cand <= exact_max and m * (1 << k) * k <= EXACT_WORK:
         return exact_profile(task, max_weight)
