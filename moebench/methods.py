@@ -283,14 +283,12 @@ def parse_method_name(name: str) -> MethodSpec:
     # modifiers are only the registered suffixes: "greedy-ratio+single" is a base name
     mods: list[str] = []
     core = name
-    while True:
-        for m in MODIFIERS.names():
-            if core.endswith("+" + m) and core[: -len(m) - 1] and core not in METHODS:
-                mods.insert(0, m)
-                core = core[: -len(m) - 1]
-                break
-        else:
+    while core not in METHODS:
+        mod = next((m for m in MODIFIERS.names() if core.endswith("+" + m) and core[: -len(m) - 1]), None)
+        if mod is None:
             break
+        mods.insert(0, mod)
+        core = core[: -len(mod) - 1]
     match = _NAME_RE.match(core)
     if not match:
         raise InputError(f"malformed method name {name!r} (expected base[args]+modifier)", where="method")

@@ -92,13 +92,8 @@ def _random(spec: MethodSpec) -> Method:
                 placed[g] = True
         return Solution(f.x, info={"seed": int(req.seed if fixed is None else fixed)})
 
-    name = spec.full_name
-    return Method(
-        _info(
-            name, "random (server, expert) pairs, no duplicates, until nothing fits", deterministic=fixed is not None
-        ),
-        solve,
-    )
+    summary = "random (server, expert) pairs, no duplicates, until nothing fits"
+    return Method(_info(spec.full_name, summary, deterministic=fixed is not None), solve)
 
 
 @register_method("popularity", summary="most active experts first, fastest server with room, no duplicates")
@@ -148,9 +143,8 @@ def _layer_uniform(spec: MethodSpec) -> Method:
                         break
         return Solution(f.x)
 
-    return Method(
-        _info("layer-uniform", "each server gives every layer 1/L of its space, most active experts first"), solve
-    )
+    summary = "each server gives every layer 1/L of its space, most active experts first"
+    return Method(_info("layer-uniform", summary), solve)
 
 
 def _layer_gain(inst: Instance, layer: int, tau: np.ndarray) -> float:
@@ -190,9 +184,5 @@ def _whole_layer(spec: MethodSpec) -> Method:
                 f.add_first_fit(int(g), servers)
         return Solution(f.x, info={"whole_layers": whole})
 
-    return Method(
-        _info(
-            "whole-layer", "whole layers by gain per MB (most active experts on the fastest servers), then popularity"
-        ),
-        solve,
-    )
+    summary = "whole layers by gain per MB (most active experts on the fastest servers), then popularity"
+    return Method(_info("whole-layer", summary), solve)

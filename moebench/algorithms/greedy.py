@@ -78,6 +78,8 @@ MAX_WORK = 2e9
 _SEED_CHUNK = 512
 _FIT_RTOL = 1e-12
 ONE_MINUS_INV_E = 1.0 - 1.0 / math.e
+#: Conditions of the one-knapsack guarantees of the greedy family.
+_ONE_KNAPSACK = ("K = 1", "single server")
 
 
 def fits(size: float | np.ndarray, free: float | np.ndarray) -> bool | np.ndarray:
@@ -129,7 +131,7 @@ def lazy_ratio_greedy(inst: Instance, weight: np.ndarray) -> np.ndarray:
     while heap:
         _, n, g, t = heapq.heappop(heap)
         s = s_l[g]
-        if not s <= free[n] * (1 + _FIT_RTOL) + 1e-12:
+        if not fits(s, free[n]):
             continue  # capacities only shrink: it never fits again
         now = w_l[g] * (tau_l[g] - t)
         if now <= 0:
@@ -321,12 +323,8 @@ def _solve_ratio_greedy(inst: Instance, req: SolveRequest) -> Solution:
 def _greedy_ratio(spec: MethodSpec) -> Method:
     no_args(spec)
 
-    info = MethodInfo(
-        "greedy-ratio",
-        "heuristic",
-        "lazy ratio greedy on the facility-location gain (K = 1); no guarantee alone",
-        assumptions=("K = 1",),
-    )
+    summary = "lazy ratio greedy on the facility-location gain (K = 1); no guarantee alone"
+    info = MethodInfo("greedy-ratio", "heuristic", summary, assumptions=("K = 1",))
     return Method(info, _solve_ratio_greedy)
 
 
@@ -351,25 +349,18 @@ def _plus_single(method: Method, spec: MethodSpec) -> Method:
         return replace(sol, info={**sol.info, "picked": "method"}, solver_latency=None)
 
     base = method.info
-    name = f"{base.name}+single"
     if base.name == "greedy-ratio":
         guarantee = Guarantee(
             0.405,
             "Tang, Tang, Lim, Yuan, Chen: Revisiting modified greedy for monotone submodular maximization "
             "with a knapsack constraint (SIGMETRICS 2021)",
-            ("K = 1", "single server"),
+            _ONE_KNAPSACK,
         )
         kind = "approximation"
     else:
         guarantee, kind = base.guarantee, base.kind
-    info = MethodInfo(
-        name,
-        kind,
-        f"best of {base.name} and the best single (server, expert) element",
-        assumptions=base.assumptions,
-        guarantee=guarantee,
-        deterministic=base.deterministic,
-    )
+    summary = f"best of {base.name} and the best single (server, expert) element"
+    info = replace(base, name=f"{base.name}+single", kind=kind, summary=summary, guarantee=guarantee)
     return Method(info, solve, options=method.options, check_options=method.check_options)
 
 
@@ -386,21 +377,17 @@ def best_true_single(inst: Instance) -> tuple[np.ndarray, float]:
 
 
 _ENUM_GUARANTEE = {
-    1: Guarantee(
-        0.405,
-        "contains greedy-ratio+single (Tang et al., SIGMETRICS 2021)",
-        ("K = 1", "single server"),
-    ),
+    1: Guarantee(0.405, "contains greedy-ratio+single (Tang et al., SIGMETRICS 2021)", _ONE_KNAPSACK),
     2: Guarantee(
         ONE_MINUS_INV_E,
         "Kulik, Schwartz, Shachnai: A refined analysis of submodular greedy (Oper. Res. Lett. 2021)",
-        ("K = 1", "single server"),
+        _ONE_KNAPSACK,
     ),
     3: Guarantee(
         ONE_MINUS_INV_E,
         "Sviridenko: A note on maximizing a submodular set function subject to a knapsack constraint "
         "(Oper. Res. Lett. 2004)",
-        ("K = 1", "single server"),
+        _ONE_KNAPSACK,
     ),
 }
 
@@ -438,9 +425,6 @@ def _greedy_enum(spec: MethodSpec) -> Method:
 def _greedy_marginal(spec: MethodSpec) -> Method:
     no_args(spec)
 
-    info = MethodInfo(
-        "greedy-marginal",
-        "baseline",
-        "ratio greedy on sum_g p_g (T0_g - tau_g) as if K = 1; evaluated by the true objective",
-    )
+    summary = "ratio greedy on sum_g p_g (T0_g - tau_g) as if K = 1; evaluated by the true objective"
+    info = MethodInfo("greedy-marginal", "baseline", summary)
     return Method(info, _solve_ratio_greedy)

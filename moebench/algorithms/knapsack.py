@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from moebench.algorithms.profiles import Profile
+from moebench.algorithms.profiles import Profile, pareto
 
 
 def to_units(weights: np.ndarray, unit: float) -> np.ndarray:
@@ -120,10 +120,7 @@ def _merge(a: _Node, b: _Node, budget: float, eps: float, floor: float) -> _Node
     v = (a.v[:, None] + b.v[None, :]).ravel()
     ok = np.flatnonzero(w <= budget)
     w, v = w[ok], v[ok]
-    order = np.lexsort((-v, w))
-    vs = v[order]
-    best_before = np.concatenate([[-np.inf], np.maximum.accumulate(vs)[:-1]])
-    keep = order[vs > best_before]
+    keep = pareto(w, v, tol=0.0)
     keep = keep[sparsify(w[keep], v[keep], eps, floor)]
     flat = ok[keep]
     return _Node(w[keep], v[keep], flat // len(b.w), flat % len(b.w), (a, b))

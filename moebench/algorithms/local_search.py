@@ -32,7 +32,6 @@ from moebench.evaluate import effective_latency, gain
 from moebench.instance import Instance
 from moebench.methods import (
     Method,
-    MethodInfo,
     MethodSpec,
     Solution,
     SolveRequest,
@@ -83,11 +82,15 @@ def local_search(
     moves = {"add": 0, "drop-add": 0}
     rounds = 0
 
-    def applied(x_new: np.ndarray) -> bool:
-        nonlocal current
-        g_new = gain(inst, x_new)
+    def applied(kind: str) -> bool:
+        """Whether the move just made to ``x`` gains; if so it is counted and the gains recomputed."""
+        nonlocal current, tau, base
+        g_new = gain(inst, x)
         if g_new > current + tol:
             current = g_new
+            moves[kind] += 1
+            tau = effective_latency(inst, x)
+            base = add_gains(inst, tau)
             return True
         return False
 
@@ -96,11 +99,11 @@ def local_search(
             return False
         return deadline is None or time.monotonic() <= deadline
 
+    tau = effective_latency(inst, x)
+    base = add_gains(inst, tau)
     while budget_left():
         rounds += 1
-        improved = False
-        tau = effective_latency(inst, x)
-        base = add_gains(inst, tau)
+        before = sum(moves.values())
         # pure additions first, best gain first, as long as something fits and gains
         while budget_left():
             ok = useful & ~x & fits(inst.size[None, :], free[:, None]) & (base > tol)
@@ -108,14 +111,10 @@ def local_search(
                 break
             n, g = np.unravel_index(int(np.argmax(np.where(ok, base, -np.inf))), base.shape)
             x[n, g] = True
-            if not applied(x):
+            if not applied("add"):
                 x[n, g] = False
                 break
             free[n] -= inst.size[g]
-            moves["add"] += 1
-            improved = True
-            tau = effective_latency(inst, x)
-            base = add_gains(inst, tau)
         # one sweep over the removals in (server, expert) order; after an improving move the
         # sweep continues with the next removal (first improvement)
         for n, g in zip(*np.nonzero(x)):
@@ -139,17 +138,13 @@ def local_search(
             n2, g2 = np.unravel_index(int(np.argmax(delta)), delta.shape)
             if delta[n2, g2] > tol:
                 x[n2, g2] = True
-                if applied(x):
+                if applied("drop-add"):
                     free[:] = free2
                     free[n2] -= inst.size[g2]
-                    moves["drop-add"] += 1
-                    improved = True
-                    tau = effective_latency(inst, x)
-                    base = add_gains(inst, tau)
                     continue
                 x[n2, g2] = False
             x[n, g] = True
-        if not improved:
+        if sum(moves.values()) == before:  # no move improved in this round
             break
     final = gain(inst, x)
     assert final >= start - tol, f"local search made the gain worse: {start!r} -> {final!r}"
@@ -163,14 +158,7 @@ def _plus_ls(method: Method, spec: MethodSpec) -> Method:
 
     def solve(inst: Instance, req: SolveRequest) -> Solution:
         max_moves = int(req.options.get("max_moves", MAX_MOVES))
-        sub = SolveRequest(
-            time_limit=req.time_limit,
-            seed=req.seed,
-            options={k: v for k, v in req.options.items() if k != "max_moves"},
-            on_incumbent=req.on_incumbent,
-            started=req.started,
-        )
-        sol = inner(inst, sub)
+        sol = inner(inst, replace(req, options={k: v for k, v in req.options.items() if k != "max_moves"}))
         if not Status(sol.status).has_placement:
             return sol
         remaining = req.remaining()
@@ -191,13 +179,6 @@ def _plus_ls(method: Method, spec: MethodSpec) -> Method:
         )
 
     base = method.info
-    info = MethodInfo(
-        f"{base.name}+ls",
-        base.kind,
-        f"{base.summary}; then add / drop-add local search",
-        assumptions=base.assumptions,
-        guarantee=base.guarantee,
-        deterministic=base.deterministic,
-    )
+    info = replace(base, name=f"{base.name}+ls", summary=f"{base.summary}; then add / drop-add local search")
     check = both(method.check_options, number_options(max_moves=(int, 0)))
     return Method(info, solve, options=(*method.options, "max_moves"), check_options=check)

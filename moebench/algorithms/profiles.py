@@ -154,15 +154,16 @@ def empty_profile() -> Profile:
     return Profile(np.zeros(1), np.zeros(1), "empty")
 
 
-def pareto(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+def pareto(weights: np.ndarray, values: np.ndarray, tol: float = _TOL) -> np.ndarray:
     """Indices of the breakpoints of ``max value with weight <= b``: ascending weight, strictly increasing value.
 
-    Ties in weight keep the largest value; among equal values the lightest point is kept.
+    Ties in weight keep the largest value; among equal values the lightest point is kept. A point
+    must beat every lighter one by more than ``tol`` relative (absolute below 1) to be kept.
     """
     order = np.lexsort((-values, weights))
     v = values[order]
     best_before = np.concatenate([[-np.inf], np.maximum.accumulate(v)[:-1]])
-    return order[v > best_before + _TOL * np.maximum(1.0, np.abs(v))]
+    return order[v > best_before + tol * np.maximum(1.0, np.abs(v))]
 
 
 def exact_values(task: LayerTask) -> np.ndarray:
@@ -339,9 +340,7 @@ def chain_profile(task: LayerTask, max_weight: float | None = None, shortlist: i
 
 def layer_profile(task: LayerTask, max_weight: float | None = None, exact_max: int = EXACT_MAX) -> Profile:
     """Exact profile when the layer has at most ``exact_max`` candidates (and the Möbius step
-    stays under :data:`EXACT_WORK`), else the greedy chain."""
-    if task.n_cand == 0 or len(task.probs) == 0:
-        return empty_profile()
+    stays under :data:`EXACT_WORK`), else the greedy chain (both give the empty profile of an empty task)."""
     m, k = task.member.shape
     if task.n_cand <= exact_max and m * (1 << k) * k <= EXACT_WORK:
         return exact_profile(task, max_weight)

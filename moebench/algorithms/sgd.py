@@ -62,7 +62,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from moebench.algorithms.baselines import popularity_order
+from moebench.algorithms.baselines import popularity_order, server_order
 from moebench.algorithms.greedy import fits
 from moebench.algorithms.knapsack import dp_combine, maxconv_combine
 from moebench.algorithms.profiles import EXACT_MAX, Profile, layer_profile, make_layer_task
@@ -154,7 +154,7 @@ def _units(inst: Instance, servers: Sequence[int] | np.ndarray, unit: float) -> 
     return int(np.floor(inst.capacity[np.asarray(servers, int)] / unit + 1e-9).sum())
 
 
-def _budget_mb(inst: Instance, servers: np.ndarray, solver: SubSolver) -> float:
+def _budget_mb(inst: Instance, servers: np.ndarray) -> float:
     if equal_sizes(inst) and inst.size[0] > 0:
         return float(_units(inst, servers, float(inst.size[0])) * inst.size[0])
     return float(inst.capacity[servers].sum())
@@ -221,7 +221,7 @@ def sgd_levels(inst: Instance, solver: SubSolver) -> tuple[np.ndarray, dict]:
         servers = np.concatenate(groups[: j + 1])
         t = inst.latency[groups[j][0]]
         units = _units(inst, servers, unit)
-        mb = _budget_mb(inst, servers, solver)
+        mb = _budget_mb(inst, servers)
         info: dict = {"returned_to_cloud": 0}
         biggest = inst.capacity[servers].max()
         cand = ((tier == j + 1) | ((tier == -1) & ~seen)) & inst.active & (t < cur) & fits(inst.size, biggest)
@@ -279,13 +279,13 @@ def sgd_servers(inst: Instance, solver: SubSolver) -> tuple[np.ndarray, dict]:
     unit = solver.unit(inst)
     x = empty_placement(inst)
     cur = inst.fallback.copy()
-    order = np.argsort(inst.latency.mean(axis=1), kind="stable")
+    order = server_order(inst)
     steps = []
     for n in order:
         t = inst.latency[n]
         cand = inst.active & (t < cur) & fits(inst.size, inst.capacity[n])
         units = _units(inst, [n], unit)
-        mb = _budget_mb(inst, np.array([n]), solver)
+        mb = _budget_mb(inst, np.array([n]))
         promoted, info = solve_subproblem(inst, cur, t, cand, units, mb, solver, unit)
         free = np.array([inst.capacity[n]])
         g_sorted = np.flatnonzero(promoted)

@@ -170,18 +170,14 @@ def write_report(
         prov["last_run_finished"] = str(df["finished_at"].dropna().max())
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files: list[Path] = []
-    plots: list[Path] = []
     ctx = sections.ReportContext(
         runs=runs, summary=summary, results_dir=base, out_dir=out, stress=stress, artifacts=read_artifacts(base)
     )
-    core = core_sections(runs, summary, options)
-    extra = core + sections.collect(ctx)
-    files += with_pdfs(f for sec in extra for f in sec.figures)
+    extra = core_sections(runs, summary, options) + sections.collect(ctx)
+    files = with_pdfs(f for sec in extra for f in sec.figures)
     files += writers.write_sections(out, extra, formats, options.latex_wide)
-    if "html" in formats or "md" in formats:
-        plots = all_plots(runs, out / "plots")
-        files += with_pdfs(plots)
+    plots = all_plots(runs, out / "plots") if "html" in formats or "md" in formats else []
+    files += with_pdfs(plots)
     if "csv" in formats:
         files += writers.write_csv(out, runs, summary, violations)
     if "latex" in formats:

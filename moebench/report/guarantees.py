@@ -159,12 +159,6 @@ def suite_claim_verdicts(claims: pd.DataFrame) -> list[str]:
     return out
 
 
-def failed_guaranteed_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """Runs of methods with an applicable declared guarantee that failed (no placement to check)."""
-    v = tables.guarantee_violations(runs)
-    return v[v["kind"] == "failed"].reset_index(drop=True) if not v.empty else v
-
-
 def stress_table(stress: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per stress search (unformatted)."""
     rows = [
@@ -248,7 +242,8 @@ def guarantee_report_sections(
             "(paths relative to the results folder) carrying its ratio in meta.stress."
         )
         out.append(frame_section("Stress searches", stress_table(stress), columns, "stress-searches", note=note))
-    failed = failed_guaranteed_runs(runs) if not runs.empty else pd.DataFrame()
+    # runs of methods with an applicable declared guarantee that failed (no placement to check)
+    failed = tables.guarantee_violations(runs).query("kind == 'failed'")
     vrows = [
         [
             r["what"],

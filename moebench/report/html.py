@@ -190,8 +190,7 @@ def write_html(
         keep_trailing_newline=True,
     )
     # a cell naming a figure of the page links to it
-    links = {p.name: f"#fig-{slug(p.stem, '_')}" for sec in sections for p in sec.figures}
-    links |= {p.name: f"#fig-{slug(p.stem, '_')}" for p in plots}
+    links = {p.name: f"#fig-{slug(p.stem, '_')}" for p in [*(f for sec in sections for f in sec.figures), *plots]}
     # the page's own anchors stay unique whatever a section provider calls its slug
     secs = [
         _entry(sec, f"section-{sec.slug}" if sec.slug in RESERVED_IDS else sec.slug, links, folder) for sec in sections

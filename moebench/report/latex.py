@@ -15,6 +15,7 @@ compiles every generated file and checks that no box is overfull.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Sequence
@@ -225,13 +226,9 @@ def render(grid: Grid, wide: str = "split") -> str:
             else:
                 resize = True
     chunks = [list(range(i, min(i + MAX_ROWS, len(grid.rows)))) for i in range(0, max(len(grid.rows), 1), MAX_ROWS)]
-    out = []
-    n = 0
-    for cols in parts:
-        for rows in chunks:
-            n += 1
-            out.append(_float(grid, cols, rows, para, n, resize=resize))
-    return "\n".join(out)
+    # every column part in row chunks, numbered from 1 (part 1 carries the caption and label)
+    floats = itertools.product(parts, chunks)
+    return "\n".join(_float(grid, cols, rows, para, n, resize=resize) for n, (cols, rows) in enumerate(floats, 1))
 
 
 def _total(grid: Grid) -> float:

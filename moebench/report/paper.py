@@ -26,7 +26,7 @@ from moebench.report.tables import KIND_ORDER, kind_rank
 from moebench.schema.config import ReportFile, ReportTable, load_toml
 
 #: Kinds of quantity and how each is printed.
-STYLE = {"ratio": 3, "pct": 1}
+STYLE = {"ratio": 3, "pct": 1, "ms": 2}
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,7 @@ def fmt_time(v: float) -> str:
 
 
 def fmt_value(v: Any, kind: str) -> str:
-    """One number in the style of its kind (``ratio``, ``pct``, ``time``, ``count``)."""
+    """One number in the style of its kind (``ratio``, ``pct``, ``ms``, ``time``, ``count``)."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
     if kind == "time":

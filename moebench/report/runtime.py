@@ -27,11 +27,7 @@ _SIZE_PARAMS = (("param_layers", "L"), ("param_experts", "E"), ("param_tokens", 
 
 def size_label(row: pd.Series) -> str:
     """A short size label: ``L8 T200 N5 (1448 sets, 2560 vars)`` from the family parameters and counts."""
-    parts = []
-    for col, tag in _SIZE_PARAMS:
-        v = row.get(col)
-        if v is not None and not (isinstance(v, float) and math.isnan(v)):
-            parts.append(f"{tag}{int(float(v))}")
+    parts = [f"{tag}{int(float(row[col]))}" for col, tag in _SIZE_PARAMS if pd.notna(row.get(col))]
     counts = [f"{int(row['M'])} sets"] if pd.notna(row.get("M")) else []
     counts.append(f"{int(row['binaries'])} vars")
     return f"{' '.join(parts)} ({', '.join(counts)})".strip()
@@ -167,14 +163,13 @@ def time_table(runs: pd.DataFrame, family: str) -> tuple[list[str], list[list[st
     header = ["Method"] + [labels[i] for i in order]
     rows = []
     for method, g in d.groupby("method", sort=True):
-        by = g.set_index("instance")
+        by = g.drop_duplicates("instance").set_index("instance")
         cells = [str(method)]
         for inst in order:
             if inst not in by.index:
                 cells.append("–")
                 continue
             r = by.loc[inst]
-            r = r.iloc[0] if isinstance(r, pd.DataFrame) else r
             if r["status"] in SKIPPED:
                 cells.append("n/a")
                 continue

@@ -28,9 +28,6 @@ import pandas as pd
 from moebench.report.confidence import mean_ci
 from moebench.report.tables import KIND_ORDER, kind_rank
 
-#: Method kinds in display order (legend groups, rows of the confidence-interval figure): the tables' order.
-KINDS: tuple[str, ...] = KIND_ORDER
-
 #: Colour family per kind (Okabe-Ito and Paul Tol colour-blind-safe colours, grouped by hue).
 PALETTES: Mapping[str, tuple[str, ...]] = {
     "exact": ("#0072B2", "#332288", "#56B4E9"),
@@ -102,12 +99,12 @@ def kind_style(kind: str, i: int) -> MethodStyle:
     changes with ``i`` as well, so the triple stays unique much further.
     """
     pal = PALETTES.get(kind, PALETTES["baseline"])
-    offset = KINDS.index(kind) * 3 if kind in KINDS else 0
+    offset = KIND_ORDER.index(kind) * 3 if kind in KIND_ORDER else 0
     return MethodStyle(
         color=pal[i % len(pal)],
         marker=MARKERS[(i + offset) % len(MARKERS)],
         linestyle=LINESTYLES[(i // len(pal)) % len(LINESTYLES)],
-        kind=kind if kind in KINDS else "baseline",
+        kind=kind if kind in KIND_ORDER else "baseline",
     )
 
 
@@ -127,7 +124,7 @@ def method_styles(runs: pd.DataFrame | Mapping[str, str]) -> dict[str, MethodSty
     """
     kinds = dict(runs) if isinstance(runs, Mapping) else method_kinds(runs)
     out: dict[str, MethodStyle] = {}
-    for kind in [*KINDS, *sorted(set(kinds.values()) - set(KINDS))]:
+    for kind in [*KIND_ORDER, *sorted(set(kinds.values()) - set(KIND_ORDER))]:
         for i, m in enumerate(sorted(m for m, k in kinds.items() if k == kind)):
             out[m] = kind_style(kind, i)
     return out
@@ -140,7 +137,7 @@ def method_kinds(runs: pd.DataFrame) -> dict[str, str]:
     if "method_kind" not in runs:
         return {str(m): "baseline" for m in runs["method"].unique()}
     first = runs.groupby("method", sort=True)["method_kind"].first()
-    return {str(m): (str(k) if isinstance(k, str) and k in KINDS else "baseline") for m, k in first.items()}
+    return {str(m): (str(k) if isinstance(k, str) and k in KIND_ORDER else "baseline") for m, k in first.items()}
 
 
 def ordered(methods: Iterable[str], styles: Mapping[str, MethodStyle]) -> list[str]:
@@ -173,7 +170,7 @@ def legend_outside(fig: Any, axes: Sequence[Any], styles: Mapping[str, MethodSty
         for h, label in zip(*ax.get_legend_handles_labels()):
             seen.setdefault(h.get_gid() or label, (h, label))
     handles, labels, heads = list(extra), [h.get_label() for h in extra], []
-    for kind in KINDS:
+    for kind in KIND_ORDER:
         ms = [m for m in ordered([m for m in seen if m in styles], styles) if styles[m].kind == kind]
         if not ms:
             continue

@@ -23,7 +23,6 @@ Definitions (per run with a feasible placement):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -31,8 +30,10 @@ import numpy as np
 import pandas as pd
 
 from moebench.report import style
+from moebench.report.paper import fmt_value
 from moebench.report.sections import Column, ReportContext, Section, frame_section, register_section
 from moebench.report.style import MethodStyle, fixed_parameters, method_styles
+from moebench.report.tables import reduction_pct
 from moebench.schema.rows import PARAM_PREFIX, column, param_values
 from moebench.status import WITH_PLACEMENT
 
@@ -51,16 +52,14 @@ def scored_runs(runs: pd.DataFrame) -> pd.DataFrame:
         The usable rows with the added columns (see the module docstring).
     """
     d = runs[runs["status"].isin(WITH_PLACEMENT) & column(runs, "feasible")].copy()
-    lat, empty = d["latency"], d["empty_latency"]
-    d["reduction"] = 100.0 * (empty - lat) / empty.where(empty > 0)
+    d["reduction"] = reduction_pct(d)
     proven = d["ref_proven"]
     gr, br = d["gain_ratio"], d["bound_ratio"]
     d["ref_ratio"] = np.where(proven & gr.notna(), gr, np.where(br.notna(), br, gr))
     d["ref_kind"] = np.where(
         proven & gr.notna(), "optimum", np.where(br.notna(), "bound", np.where(gr.notna(), "best known", ""))
     )
-    hl, he = column(d, "holdout_latency"), column(d, "holdout_empty_latency")
-    d["holdout_reduction"] = 100.0 * (he - hl) / he.where(he > 0)
+    d["holdout_reduction"] = reduction_pct(d, "holdout_latency", "holdout_empty_latency")
     d["regime"] = column(d, "regime").fillna("unknown").astype(str)
     return d
 
@@ -136,24 +135,17 @@ def headline_table(runs: pd.DataFrame, by: tuple[str, ...] = ("family",)) -> pd.
     return out.reset_index(drop=True)
 
 
-def _f(v: float, spec: str) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    # rounding noise such as -1e-12 would print as "-0.0"
-    return format(float(format(float(v), spec)) + 0.0, spec)
-
-
 def _columns(by: tuple[str, ...]) -> list[Column]:
     """The columns of a headline table grouped by ``by``."""
     return [
         *((b, lambda r, b=b: str(r[b])) for b in by),
         ("method", lambda r: str(r["method"])),
         ("instances", lambda r: _of(int(r["instances"]), int(r["group_instances"]))),
-        ("latency ms", lambda r: _f(r["latency"], ".2f")),
-        ("reduction %", lambda r: _f(r["reduction_pct"], ".1f")),
-        ("ref. reduction %", lambda r: _f(r["ref_reduction_pct"], ".1f")),
-        ("ratio mean", lambda r: _f(r["ratio_mean"], ".3f")),
-        ("ratio worst", lambda r: _f(r["ratio_worst"], ".3f")),
+        ("latency ms", lambda r: fmt_value(r["latency"], "ms")),
+        ("reduction %", lambda r: fmt_value(r["reduction_pct"], "pct")),
+        ("ref. reduction %", lambda r: fmt_value(r["ref_reduction_pct"], "pct")),
+        ("ratio mean", lambda r: fmt_value(r["ratio_mean"], "ratio")),
+        ("ratio worst", lambda r: fmt_value(r["ratio_worst"], "ratio")),
         ("reference", lambda r: str(r["reference"])),
         ("test reduction %", _test_reduction),
     ]
@@ -164,7 +156,7 @@ def _of(n: int, of: int) -> str:
 
 
 def _test_reduction(r: pd.Series) -> str:
-    test = _f(r["holdout_reduction_pct"], ".1f")
+    test = fmt_value(r["holdout_reduction_pct"], "pct")
     if r["holdout_runs"] and r["holdout_runs"] < r["runs"]:
         test += f" (n={int(r['holdout_runs'])})"
     return test
@@ -315,8 +307,7 @@ def sweeps_sections(ctx: ReportContext) -> list[Section]:
     or instances have holdout twins (the test-token reduction is shown nowhere else per family).
     """
     runs = ctx.runs
-    holdout = column(runs, "holdout_latency").notna().any() if not runs.empty else False
-    if not (has_baseline(runs) or holdout):
+    if not (has_baseline(runs) or column(runs, "holdout_latency").notna().any()):
         return []
     out: list[Section] = []
     t = headline_table(runs, ("family",))

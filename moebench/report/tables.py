@@ -190,16 +190,12 @@ def common_ground(summary: pd.DataFrame) -> pd.Series:
 
 def overall_rows(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary rows over every family: family ``all`` where there are several families, else all rows."""
-    if summary.empty:
-        return summary
     return summary[summary["family"] == "all"] if (summary["family"] == "all").any() else summary
 
 
 def exact_status(summary: pd.DataFrame) -> pd.DataFrame:
     """Status counts and worst gap of the exact back ends, over all families (one row each)."""
     cols = ["method", "runs", "optimal", "time_limit", "feasible", "failed", "skipped", "gap_worst"]
-    if summary.empty:
-        return pd.DataFrame(columns=cols)
     scope = overall_rows(summary)
     return scope.loc[scope["kind"] == "exact", cols].reset_index(drop=True)
 

@@ -80,7 +80,6 @@ def summary_columns(summary: pd.DataFrame) -> list[tuple[str, str, str, str]]:
 # ---- CSV ---------------------------------------------------------------------------------
 def write_csv(folder: Path, runs: pd.DataFrame, summary: pd.DataFrame, violations: pd.DataFrame) -> list[Path]:
     """``summary.csv``, ``violations.csv`` and ``ratios.csv`` (one row per run with its ratios)."""
-    out = []
     cols = [
         c
         for c in (
@@ -89,11 +88,10 @@ def write_csv(folder: Path, runs: pd.DataFrame, summary: pd.DataFrame, violation
         ).split()
         if c in runs.columns
     ]
-    for name, df in (("summary", summary), ("violations", violations), ("ratios", runs[cols])):
-        p = folder / f"{name}.csv"
-        df.to_csv(p, index=False)
-        out.append(p)
-    return out
+    frames = {"summary": summary, "violations": violations, "ratios": runs[cols]}
+    for name, df in frames.items():
+        df.to_csv(folder / f"{name}.csv", index=False)
+    return [folder / f"{name}.csv" for name in frames]
 
 
 # ---- LaTeX -------------------------------------------------------------------------------
@@ -186,39 +184,32 @@ def write_latex(
     summary: pd.DataFrame,
     violations: pd.DataFrame,
     headline: dict[str, Any],
-    paper: latex.Grid | None = None,
+    paper: latex.Grid,
     wide: str = "split",
 ) -> list[Path]:
     """``tables.tex`` (the compact paper table), ``summary.tex`` (the full summary, one table
     per family), ``violations.tex`` and ``macros.tex``."""
     extra = " and \\usepackage{graphicx}" if wide == "resize" else ""
-    texts = []
-    if paper is not None:
-        head = _PREAMBLE.format(what="paper table", name="tables.tex", extra=extra)
-        texts.append(("tables.tex", head + latex.render(paper, wide)))
-    texts += [
-        ("macros.tex", latex_macros(headline, summary)),
-        ("violations.tex", latex_violations(violations, wide)),
-        (
-            "summary.tex",
-            _PREAMBLE.format(what="summary per family", name="summary.tex", extra=extra)
-            + "\n".join(latex.render(g, wide) for g in summary_grids(summary)),
-        ),
-    ]
-    out = []
-    for name, text in texts:
-        p = folder / name
-        p.write_text(text, encoding="utf-8")
-        out.append(p)
-    return out
+    texts = {
+        "tables.tex": _PREAMBLE.format(what="paper table", name="tables.tex", extra=extra) + latex.render(paper, wide),
+        "macros.tex": latex_macros(headline, summary),
+        "violations.tex": latex_violations(violations, wide),
+        "summary.tex": _PREAMBLE.format(what="summary per family", name="summary.tex", extra=extra)
+        + "\n".join(latex.render(g, wide) for g in summary_grids(summary)),
+    }
+    for name, text in texts.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return [folder / name for name in texts]
 
 
 #: Headers of the leading columns that name a row (repeated when a table is split by columns).
 KEYS = ("family", "method", "regime", "instance", "what")
 
 
-def section_grid(section: Section) -> latex.Grid:
-    """One extra section as a LaTeX grid (columns named Method in ``\\texttt``)."""
+def latex_section(section: Section, wide: str = "split") -> str:
+    """One extra section as booktabs table floats (text columns left, numeric right; columns
+    named Method in ``\\texttt``)."""
+    head = f"% moebench section: {tex_escape(section.title)} (needs \\usepackage{{booktabs}})\n"
     tt = frozenset(j for j, h in enumerate(section.header) if str(h).lower() == "method")
     grid = latex.Grid(
         caption=section.title,
@@ -232,13 +223,6 @@ def section_grid(section: Section) -> latex.Grid:
     while key < min(2, len(section.header) - 1) and not grid.numeric(key) and str(section.header[key]).lower() in KEYS:
         key += 1
     grid.key = max(1, key)
-    return grid
-
-
-def latex_section(section: Section, wide: str = "split") -> str:
-    """One extra section as booktabs table floats (text columns left, numeric right)."""
-    head = f"% moebench section: {tex_escape(section.title)} (needs \\usepackage{{booktabs}})\n"
-    grid = section_grid(section)
     if not section.rows:
         grid.rows = [[section.empty] + [""] * (len(section.header) - 1)]
     return head + latex.render(grid, wide)
@@ -251,13 +235,11 @@ def write_sections(
     out = []
     for sec in sections:
         if "csv" in formats:
-            p = folder / f"{sec.slug}.csv"
-            sec.table().to_csv(p, index=False)
-            out.append(p)
+            out.append(folder / f"{sec.slug}.csv")
+            sec.table().to_csv(out[-1], index=False)
         if "latex" in formats and sec.latex:
-            p = folder / f"{sec.slug}.tex"
-            p.write_text(latex_section(sec, wide), encoding="utf-8")
-            out.append(p)
+            out.append(folder / f"{sec.slug}.tex")
+            out[-1].write_text(latex_section(sec, wide), encoding="utf-8")
     return out
 
 
