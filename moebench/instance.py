@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from types import MappingProxyType
@@ -47,18 +47,6 @@ def check_name(name: object, where: str = "name") -> str:
         return name  # type: ignore[return-value]
     shown = json.dumps(name)[:60] if isinstance(name, str) else type(name).__name__
     raise InputError(f"invalid instance name {shown} (allowed: {NAME_RULE})", where=where)
-
-
-def duplicate_names(instances: Iterable[Instance]) -> list[str]:
-    """Names shared by instances with different content (sorted); the same instance twice is fine.
-
-    A suite in which two different instances share a name would mix their results and
-    references (which are keyed by name), so the suite validator refuses one.
-    """
-    hashes: dict[str, set[str]] = {}
-    for inst in instances:
-        hashes.setdefault(inst.name, set()).add(inst.content_hash)
-    return sorted(name for name, hs in hashes.items() if len(hs) > 1)
 
 
 #: The array fields and their dtypes, in the order the content hash reads them.

@@ -16,7 +16,7 @@ from hostile_inputs import GOOD
 
 from moebench.cli import main
 from moebench.families import families, generate, get_family, instance_name
-from moebench.instance import NAME_PATTERN, check_name, duplicate_names, replace_arrays, valid_name
+from moebench.instance import NAME_PATTERN, check_name, valid_name
 from moebench.instance_file import load_instance, save_instance
 from moebench.placement import load_placement, placement_to_dict
 
@@ -236,13 +236,6 @@ def test_model_derived_names_conform_and_differ(family):
     assert all(valid_name(i.name) for i in (a, b, c))
     assert len({a.name, b.name, c.name}) == 3
     assert a.name == generate(family, {**small, "capacity": 0.25}).name  # the default, given explicitly
-
-
-def test_duplicate_names_lists_names_shared_by_different_instances():
-    a = generate("zipf", {"layers": 1, "experts": 4}, seed=0)
-    b = generate("zipf", {"layers": 1, "experts": 4, "capacity": 0.1}, seed=0)
-    assert duplicate_names([a, b, a]) == []
-    assert duplicate_names([a, replace_arrays(b, name=a.name)]) == [a.name]
 
 
 def test_file_name_is_checked_when_it_gives_the_name(tmp_path, capsys):
