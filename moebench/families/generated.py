@@ -88,10 +88,15 @@ def all_sets(e: int, k: int) -> np.ndarray:
     return np.array(list(combinations(range(e), k)), dtype=np.int64)
 
 
+def zipf_weights(n: int, alpha: float) -> np.ndarray:
+    """Weights 1/rank^alpha for ranks 1..n (rank 1 first)."""
+    return 1.0 / np.arange(1, n + 1) ** alpha
+
+
 def zipf_ranks(rng: np.random.Generator, n: int, alpha: float) -> np.ndarray:
-    """Weights 1/rank^alpha of ``n`` items whose ranks are a random permutation drawn from ``rng``."""
+    """:func:`zipf_weights` of ``n`` items whose ranks are a random permutation drawn from ``rng``."""
     w = np.empty(n)
-    w[rng.permutation(n)] = 1.0 / np.arange(1, n + 1) ** alpha
+    w[rng.permutation(n)] = zipf_weights(n, alpha)
     return w
 
 

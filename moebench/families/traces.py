@@ -60,7 +60,7 @@ from moebench.data.source import TokenPaths, select_tokens
 from moebench.errors import InputError
 from moebench.families import Param, register_family
 from moebench.families.catalog import ModelSpec, catalog, get_model
-from moebench.families.generated import all_sets, to_counts, zipf_ranks
+from moebench.families.generated import all_sets, to_counts, zipf_ranks, zipf_weights
 from moebench.families.physical import PHYSICAL_PARAMS, hardware, physical_instance
 from moebench.instance import Instance
 
@@ -604,7 +604,7 @@ def fit_zipf_alpha(data_dir: str | os.PathLike[str] | None = None, task: str | N
     target = deepseek_marginal_profile(resolve_data_dir(data_dir), ESFT_TASKS if task is None else (task,)).mean(axis=0)
 
     def model(alpha: float) -> np.ndarray:
-        return cps_inclusion(1.0 / np.arange(1, ESFT_EXPERTS + 1) ** alpha, ESFT_K)
+        return cps_inclusion(zipf_weights(ESFT_EXPERTS, alpha), ESFT_K)
 
     alpha = float(round(_golden_min(lambda a: float(np.sum((model(a) - target) ** 2)), 0.0, 4.0), 4))
     return alpha, float(np.max(np.abs(model(alpha) - target)))
