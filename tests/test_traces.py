@@ -266,3 +266,12 @@ def test_zipf_constant_is_the_fit_to_the_traces() -> None:
     alpha, err = fit_zipf_alpha()
     assert alpha == pytest.approx(ZIPF_ALPHA_DEEPSEEK, abs=1e-4)
     assert err < 0.05
+
+
+def test_zipf_fit_names_an_unknown_task() -> None:
+    with pytest.raises(
+        InputError, match=r"task: unknown ESFT task 'poetry' \(known: intent, law, summary, translation\)"
+    ):
+        fit_zipf_alpha(task="poetry")
+    alpha, _ = fit_zipf_alpha(task="law")  # one task alone is a valid fit
+    assert 0.0 < alpha < 4.0

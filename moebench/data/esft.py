@@ -65,6 +65,12 @@ _COUNTS_HEADER: dict[str, str] = {
 }
 
 
+def check_task(task: str) -> None:
+    """Raise :class:`InputError` (``where="task"``) unless ``task`` is one of :data:`ESFT_TASKS`."""
+    if task not in ESFT_TASKS:
+        raise InputError(f"unknown ESFT task {task!r} (known: {', '.join(ESFT_TASKS)})", where="task")
+
+
 def read_bytes(path: Path) -> bytes:
     """The file's bytes, decompressed when its name ends in ``.gz``.
 
@@ -139,8 +145,7 @@ def read_task(scores_dir: Path, task: str, weights: bool = False) -> tuple[Token
     InputError
         When a file is missing or malformed, or the sequences do not line up across layers.
     """
-    if task not in ESFT_TASKS:
-        raise InputError(f"unknown ESFT task {task!r} (known: {', '.join(ESFT_TASKS)})", where="task")
+    check_task(task)
     names = [f"{task}/expert_weights_{layer}.txt" for layer in range(1, ESFT_LAYERS + 1)]
     # each layer file gzip-compressed (a data folder) or as it is (upstream)
     files = [next((c for c in (scores_dir / f"{n}.gz", scores_dir / n) if c.is_file()), None) for n in names]

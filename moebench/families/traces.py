@@ -53,6 +53,7 @@ from moebench.data.esft import (
     ESFT_SOURCE,
     ESFT_TASKS,
     EsftSource,
+    check_task,
 )
 from moebench.data.olmoe import OLMOE_COMMIT, RECORDED_LAYERS
 from moebench.data.olmoe import OLMOE_COUNTS_JSON as COUNTS_JSON
@@ -564,6 +565,8 @@ def deepseek_marginal_profile(root: Path, tasks: tuple[str, ...] = ESFT_TASKS) -
     Read from ``derived/deepseek-v2-lite-esft_expert_and_pair_counts.json``: expert_counts
     divided by the number of tokens; each row sums to K = 6.
     """
+    for t in tasks:
+        check_task(t)
     require_files(root, [ESFT_COUNTS_JSON], "the Zipf fit")
     data = json.loads((root / ESFT_COUNTS_JSON).read_text(encoding="utf-8"))["tasks"]
     rows = [np.asarray(data[t]["expert_counts"], float) / float(data[t]["num_tokens"]) for t in tasks]
@@ -600,6 +603,11 @@ def fit_zipf_alpha(data_dir: str | os.PathLike[str] | None = None, task: str | N
         The fitted exponent, rounded to 4 decimals.
     max_error : float
         Largest absolute difference between the fitted and the measured sorted profile.
+
+    Raises
+    ------
+    InputError
+        When ``task`` is not an ESFT task or the derived counts file is missing.
     """
     target = deepseek_marginal_profile(resolve_data_dir(data_dir), ESFT_TASKS if task is None else (task,)).mean(axis=0)
 
